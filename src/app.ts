@@ -1,0 +1,239 @@
+import { randomBytes } from 'node:crypto'
+import { watch } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import pino, { type Logger } from 'pino'
+import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
+import type { Config } from './config.js'
+import { BatonError } from './errors.js'
+import { createServer } from './http/server.js'
+import type { Services } from './http/services.js'
+import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
+import { type CompiledPolicy, compilePolicy } from './policy/compile.js'
+import type { PolicyRef } from './policy/types.js'
+import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
+import type { Store } from './store/ports.js'
+import { createPostgresStore } from './store/postgres/database.js'
+import { createSqliteStore } from './store/sqlite/database.js'
+import { loadWorkspace, type Workspace } from './workspace/workspace.js'
+
+export const VERSION = '0.1.0'
+
+export interface App {
+  readonly server: FastifyInstance
+  readonly services: Services
+  readonly store: Store
+  readonly logger: Logger
+  /** The admin key generated at this start, to be printed once; undefined when one already existed or was given. */
+  readonly generatedAdminKey: string | undefined
+  close(): Promise<void>
+}
+
+const SYSTEM: Actor = { kind: 'admin', id: 'system', roles: ['admin'] }
+
+/** Opens the store the configuration names: PostgreSQL when a URL is set, else SQLite in the data directory. */
+export function openStore(config: Pick<Config, 'databaseUrl' | 'dataDir'>): Store {
+  return config.databaseUrl
+    ? createPostgresStore(config.databaseUrl)
+    : createSqliteStore(join(config.dataDir, 'baton.db'))
+}
+
+export function newId(prefix: string): string {
+  // 16 random bytes: unguessable ids, so knowing one case id tells nothing about another.
+  return `${prefix}_${randomBytes(16).toString('base64url')}`
+}
+
+export function knownNames(ws: Workspace) {
+  return { agents: ws.agents.map((a) => a.id), queues: ws.queues.map((q) => q.id), tools: ws.tools.map((t) => t.name) }
+}
+
+export function activePolicyOf(policy: CompiledPolicy): ActivePolicy {
+  return {
+    policy,
+    riskTerms: compileTerms(mergeTerms(DEFAULT_RISK_TERMS, policy.terms)),
+    topicTerms: compileTerms(policy.topics),
+  }
+}
+
+/** The composition root: configuration → store → workspace and policy → services → HTTP face. */
+export async function createApp(
+  config: Config,
+  options: { readonly logger?: Logger; readonly store?: Store } = {},
+): Promise<App> {
+  const logger =
+    options.logger ??
+    pino({
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'key', 'adminKey'], censor: '[redacted]' },
+    })
+  const store = options.store ?? openStore(config)
+  try {
+    await store.migrate()
+  } catch (e) {
+    await store.close().catch(() => undefined)
+    throw e
+  }
+  const workspace = await loadWorkspace(config.workspace)
+  const known = knownNames(workspace)
+  const now = () => new Date()
+
+  const secretHashKey = await settingBytes(store, 'secret_hash_key')
+
+  const policyFile = workspace.policyFile
+  const displayFile = relative(process.cwd(), policyFile) || policyFile
+  let active: ActivePolicy & { loadedAt: string; file: string }
+
+  async function activate(source: string, file: string, actor: Actor): Promise<PolicyRef> {
+    const compiled = compilePolicy(source, file, known)
+    const next = { ...activePolicyOf(compiled), loadedAt: now().toISOString(), file }
+    await store.savePolicyVersion(
+      {
+        hash: compiled.ref.hash,
+        name: compiled.ref.name,
+        version: compiled.ref.version,
+        owner: compiled.owner,
+        file,
+        source,
+        loadedAt: next.loadedAt,
+      },
+      {
+        type: 'policy.activated',
+        at: next.loadedAt,
+        actor: { kind: actor.kind, id: actor.id },
+        data: { ...compiled.ref, owner: compiled.owner, file },
+      },
+    )
+    // Swapped only after the version is durably recorded: every decision names a version the store holds.
+    active = next
+    logger.info({ policy: compiled.ref }, 'policy activated')
+    return compiled.ref
+  }
+
+  async function reload(actor: Actor): Promise<PolicyRef> {
+    const source = await readFile(policyFile, 'utf8')
+    return activate(source, displayFile, actor)
+  }
+
+  try {
+    await reload(SYSTEM)
+  } catch (e) {
+    await store.close().catch(() => undefined)
+    throw e
+  }
+
+  const intake: IntakeDeps = { store, policy: () => active, now, newId, secretHashKey }
+
+  const services: Services = {
+    store,
+    intake,
+    workspace,
+    policy: { current: () => active, activate, reload },
+    keys: {
+      async create(role, name, actor) {
+        const key = formatKey(role, randomBytes(32))
+        const record = { id: newId('key'), name, role, hash: hashKey(key), createdAt: now().toISOString(), revokedAt: null }
+        await store.createKey(record, {
+          type: 'key.created',
+          at: record.createdAt,
+          actor: { kind: actor.kind, id: actor.id },
+          data: { keyId: record.id, role, name },
+        })
+        return { record, key }
+      },
+      async revoke(id, actor) {
+        const at = now().toISOString()
+        return store.revokeKey(id, at, {
+          type: 'key.revoked',
+          at,
+          actor: { kind: actor.kind, id: actor.id },
+          data: { keyId: id },
+        })
+      },
+    },
+    customers: {
+      async put(id, input, actor) {
+        const record = { id, ...input, updatedAt: now().toISOString() }
+        await store.putCustomer(record, {
+          type: 'customer.updated',
+          at: record.updatedAt,
+          actor: { kind: actor.kind, id: actor.id },
+          data: { customerId: id, tier: input.tier, verified: input.verified },
+        })
+        return record
+      },
+    },
+    ready: () => store.ping(),
+  }
+
+  const generatedAdminKey = await bootstrapAdmin(services, config.adminKey)
+
+  const server = await createServer(services, { logger, bodyLimit: config.bodyLimit, version: VERSION })
+
+  let watcher: ReturnType<typeof watch> | undefined
+  if (config.watchPolicy) {
+    let timer: NodeJS.Timeout | undefined
+    watcher = watch(policyFile, () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => {
+        reload(SYSTEM).catch((e: unknown) => {
+          // The previous version stays in force; the positions tell the author where to look.
+          logger.error(
+            { code: e instanceof BatonError ? e.code : 'INTERNAL', positions: e instanceof BatonError ? e.positions : [] },
+            'policy reload refused',
+          )
+        })
+      }, 150)
+    })
+    watcher.on('error', () => undefined)
+  }
+
+  return {
+    server,
+    services,
+    store,
+    logger,
+    generatedAdminKey,
+    async close() {
+      watcher?.close()
+      await server.close()
+      await store.close()
+    },
+  }
+}
+
+async function settingBytes(store: Store, key: string): Promise<Uint8Array> {
+  const existing = await store.getSetting(key)
+  if (existing !== undefined) return Buffer.from(existing, 'base64url')
+  const fresh = randomBytes(32)
+  await store.putSetting(key, fresh.toString('base64url'))
+  // Another node may have raced us: whatever landed is the key.
+  return Buffer.from((await store.getSetting(key)) ?? fresh.toString('base64url'), 'base64url')
+}
+
+async function bootstrapAdmin(services: Services, given: string | undefined): Promise<string | undefined> {
+  const { store } = services
+  if (given !== undefined) {
+    if (!looksLikeKey(given) || !given.startsWith('bk_admin_')) {
+      throw new BatonError('VALIDATION_FAILED', 'BATON_ADMIN_KEY: expected a key of the form bk_admin_<43 base64url chars>', {
+        fields: [{ field: 'BATON_ADMIN_KEY', message: 'malformed' }],
+      })
+    }
+    if ((await store.findKeyByHash(hashKey(given))) === undefined) {
+      const at = new Date().toISOString()
+      const record = { id: newId('key'), name: 'bootstrap (BATON_ADMIN_KEY)', role: 'admin' as const, hash: hashKey(given), createdAt: at, revokedAt: null }
+      await store.createKey(record, {
+        type: 'key.created',
+        at,
+        actor: { kind: SYSTEM.kind, id: SYSTEM.id },
+        data: { keyId: record.id, role: 'admin', name: record.name },
+      })
+    }
+    return undefined
+  }
+  if ((await store.countKeys('admin')) > 0) return undefined
+  const { key } = await services.keys.create('admin', 'bootstrap (generated at first start)', SYSTEM)
+  return key
+}
+
+

@@ -1,0 +1,425 @@
+import type { AuditEntryBody } from '../audit/entry.js'
+import { BatonError } from '../errors.js'
+import type { CompiledPolicy } from '../policy/compile.js'
+import { validateCallerSignals } from '../policy/compile.js'
+import { decideRoute } from '../policy/evaluate.js'
+import type { ActorFacts, Facts, QueueFacts, RouteResult } from '../policy/types.js'
+import { analyzeMessage } from '../signals/analyze.js'
+import { findDuplicate } from '../signals/duplicates.js'
+import { keyedHash } from '../signals/secrets.js'
+import type { TermMatcher } from '../signals/terms.js'
+import { RISK_CATEGORIES, type RiskCategory, type Signals } from '../signals/types.js'
+import type { CustomerRecord, Store } from '../store/ports.js'
+import type { Handler } from './case.js'
+import type { CaseEvent, CaseRecord, DecisionRecord } from './records.js'
+
+/** The policy in force together with the term matchers compiled from it. Swapped atomically on reload. */
+export interface ActivePolicy {
+  readonly policy: CompiledPolicy
+  readonly riskTerms: TermMatcher
+  readonly topicTerms: TermMatcher
+}
+
+export interface IntakeDeps {
+  readonly store: Store
+  readonly policy: () => ActivePolicy
+  readonly now: () => Date
+  readonly newId: (prefix: string) => string
+  /** Key for the keyed hash that lets the audit log correlate a secret without holding it. */
+  readonly secretHashKey: Uint8Array
+}
+
+export interface Actor {
+  readonly kind: 'service' | 'operator' | 'admin' | 'agent' | 'delegate'
+  readonly id: string
+  readonly roles: readonly string[]
+}
+
+export interface MessageInput {
+  readonly text: string
+  readonly signals?: Readonly<Record<string, unknown>> | undefined
+  /** The handling AI agent's confidence in its last answer, when the agent reports it. */
+  readonly customer?: { readonly tier?: string | undefined; readonly verified?: boolean | undefined } | undefined
+}
+
+export interface OpenCaseInput extends MessageInput {
+  readonly customerId: string
+  readonly channel: string
+  readonly subject?: string | undefined
+}
+
+export interface DecisionView {
+  readonly id: string
+  readonly outcome: RouteResult['outcome']
+  readonly rules: RouteResult['rules']
+  readonly trigger: string
+  readonly explanation: RouteResult['explanation']
+  readonly policy: RouteResult['policy']
+}
+
+export interface IntakeResult {
+  readonly id: string
+  readonly messageId: string
+  readonly state: CaseRecord['state']
+  readonly handler: Handler
+  readonly handoff: boolean
+  readonly signals: Signals
+  readonly decision: DecisionView
+  readonly text: string
+  readonly duplicateOf: string
+}
+
+const MAX_ATTEMPTS = 8
+const DUPLICATE_CANDIDATES = 20
+
+/** Opens a case with its first message: signals → policy → decision, all written in one transaction. */
+export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseInput): Promise<IntakeResult> {
+  const active = deps.policy()
+  const caller = callerSignals(active.policy, input.signals)
+  const analysis = analyzeMessage(input.text, { terms: active.riskTerms, topics: active.topicTerms })
+  const [stored, open, queues] = await Promise.all([
+    deps.store.getCustomer(input.customerId),
+    deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
+    deps.store.queueStats(),
+  ])
+  const duplicate = findDuplicate(
+    analysis.redactedText,
+    open.map((c) => ({ caseId: c.id, text: c.firstText })),
+  )
+  const at = deps.now()
+  const iso = at.toISOString()
+  const id = deps.newId('cs')
+  const messageId = deps.newId('msg')
+  const risk = mergeRisk({}, analysis.risk)
+  const signals = buildSignals(analysis, caller, risk, duplicate?.caseId ?? '')
+  const facts: Facts = {
+    case: {
+      id,
+      channel: input.channel,
+      state: 'open',
+      handler: '',
+      handoffs: 0,
+      messages: 1,
+      age_s: 0,
+      time_in_state_s: 0,
+      risk_seen: Object.values(risk).some(Boolean),
+    },
+    signals,
+    customer: customerFacts(input.customerId, stored, input.customer),
+    actor: actorFacts(actor),
+    queue: queueFacts(active.policy, queues, at),
+    params: {},
+    tool: '',
+  }
+  const route = decideRoute(active.policy, facts)
+  const decisionId = deps.newId('dec')
+  const caseRecord: CaseRecord = {
+    id,
+    customerId: input.customerId,
+    channel: input.channel,
+    subject: input.subject ?? '',
+    state: 'open',
+    handler: route.handler,
+    handoffs: 0,
+    messages: 1,
+    risk,
+    firstText: analysis.redactedText,
+    lastEvent: 0,
+    version: 1,
+    createdAt: iso,
+    updatedAt: iso,
+    stateSince: iso,
+  }
+  const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
+    {
+      type: 'case.opened',
+      data: { customerId: input.customerId, channel: input.channel, subject: input.subject ?? '' },
+    },
+    { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },
+  ]
+  if (duplicate) events.push({ type: 'case.linked', data: { duplicateOf: duplicate.caseId, score: duplicate.score } })
+  events.push({ type: 'case.decided', data: decisionData(decisionId, messageId, route, facts, actor) })
+  const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
+  await commit(deps, caseRecord, null, 0, events, decision, actor, iso)
+  return result(caseRecord, messageId, false, signals, decisionId, route, analysis.redactedText, duplicate?.caseId ?? '')
+}
+
+/** Adds a customer message to a case and re-decides who handles it. Retries on concurrent writers. */
+export async function receiveMessage(
+  deps: IntakeDeps,
+  actor: Actor,
+  caseId: string,
+  input: MessageInput,
+): Promise<IntakeResult> {
+  const active = deps.policy()
+  const caller = callerSignals(active.policy, input.signals)
+  const analysis = analyzeMessage(input.text, { terms: active.riskTerms, topics: active.topicTerms })
+  for (let attempt = 1; ; attempt++) {
+    const current = await deps.store.getCase(caseId)
+    if (current === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
+    if (current.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${current.state}`)
+    const [stored, queues] = await Promise.all([
+      deps.store.getCustomer(current.customerId),
+      deps.store.queueStats(),
+    ])
+    const at = deps.now()
+    const iso = at.toISOString()
+    const messageId = deps.newId('msg')
+    const risk = mergeRisk(current.risk, analysis.risk)
+    const signals = buildSignals(analysis, caller, risk, '')
+    const facts: Facts = {
+      case: {
+        id: current.id,
+        channel: current.channel,
+        state: current.state,
+        handler: current.handler.kind,
+        handoffs: current.handoffs,
+        messages: current.messages + 1,
+        age_s: seconds(at, current.createdAt),
+        time_in_state_s: seconds(at, current.stateSince),
+        risk_seen: Object.values(current.risk).some(Boolean),
+      },
+      signals,
+      customer: customerFacts(current.customerId, stored, input.customer),
+      actor: actorFacts(actor),
+      queue: queueFacts(active.policy, queues, at),
+      params: {},
+      tool: '',
+    }
+    const route = decideRoute(active.policy, facts)
+    const decisionId = deps.newId('dec')
+    const changed = !sameHandler(current.handler, route.handler)
+    const crossesAiHuman = changed && (current.handler.kind === 'agent') !== (route.handler.kind === 'agent')
+    const next: CaseRecord = {
+      ...current,
+      handler: changed ? route.handler : current.handler,
+      handoffs: current.handoffs + (crossesAiHuman ? 1 : 0),
+      messages: current.messages + 1,
+      risk,
+      version: current.version + 1,
+      updatedAt: iso,
+      stateSince: changed ? iso : current.stateSince,
+    }
+    const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
+      { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },
+      { type: 'case.decided', data: decisionData(decisionId, messageId, route, facts, actor) },
+    ]
+    if (changed) {
+      events.push({
+        type: 'case.handed_off',
+        data: {
+          from: current.handler,
+          to: route.handler,
+          cause: { decisionId, rules: route.rules, trigger: route.trigger },
+          countsAsHandoff: crossesAiHuman,
+        },
+      })
+    }
+    const decision = decisionRecord(decisionId, caseId, iso, route, facts, actor, messageId)
+    try {
+      await commit(deps, next, current.version, current.lastEvent, events, decision, actor, iso)
+      return result(next, messageId, changed, signals, decisionId, route, analysis.redactedText, '')
+    } catch (e) {
+      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
+      throw e
+    }
+  }
+}
+
+async function commit(
+  deps: IntakeDeps,
+  record: CaseRecord,
+  expectedVersion: number | null,
+  firstSeq: number,
+  events: readonly Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[],
+  decision: DecisionRecord,
+  actor: Actor,
+  at: string,
+): Promise<void> {
+  const full: CaseEvent[] = events.map((e, i) => ({ ...e, caseId: record.id, seq: firstSeq + i + 1, at }))
+  const withLast: CaseRecord = { ...record, lastEvent: firstSeq + full.length }
+  const audit: AuditEntryBody[] = full.map((e) => ({
+    type: e.type,
+    at,
+    caseId: record.id,
+    actor: { kind: actor.kind, id: actor.id },
+    data: { caseSeq: e.seq, ...e.data },
+  }))
+  await deps.store.commitCase({ case: withLast, expectedVersion, events: full, decisions: [decision], audit })
+}
+
+function callerSignals(policy: CompiledPolicy, input: Readonly<Record<string, unknown>> | undefined) {
+  const r = validateCallerSignals(policy, input ?? {})
+  if (!r.ok) {
+    throw new BatonError('VALIDATION_FAILED', r.fields.map((f) => `${f.field}: ${f.message}`).join('; '), {
+      fields: r.fields,
+    })
+  }
+  return r.value
+}
+
+function buildSignals(
+  analysis: ReturnType<typeof analyzeMessage>,
+  caller: Readonly<Record<string, string | number | boolean>>,
+  risk: Readonly<Partial<Record<RiskCategory, boolean>>>,
+  duplicateOf: string,
+): Signals {
+  const { intent, intent_confidence, agent_confidence, ...custom } = caller
+  const fullRisk = Object.fromEntries(RISK_CATEGORIES.map((c) => [c, risk[c] === true])) as Record<RiskCategory, boolean>
+  return {
+    intent: typeof intent === 'string' ? intent : '',
+    intent_confidence: typeof intent_confidence === 'number' ? intent_confidence : 0,
+    agent_confidence: typeof agent_confidence === 'number' ? agent_confidence : -1,
+    language: analysis.language,
+    secrets: analysis.secrets.length,
+    secret_kinds: analysis.secretKinds,
+    pii: analysis.piiKinds,
+    sensitivity: analysis.sensitivity,
+    risk: fullRisk,
+    topics: analysis.topics,
+    duplicate_of: duplicateOf,
+    custom,
+  }
+}
+
+function mergeRisk(
+  prior: Readonly<Partial<Record<RiskCategory, boolean>>>,
+  now: Readonly<Record<RiskCategory, boolean>>,
+): Partial<Record<RiskCategory, boolean>> {
+  const out: Partial<Record<RiskCategory, boolean>> = {}
+  for (const c of RISK_CATEGORIES) if (prior[c] === true || now[c] === true) out[c] = true
+  return out
+}
+
+function messageData(
+  deps: IntakeDeps,
+  messageId: string,
+  clear: string,
+  analysis: ReturnType<typeof analyzeMessage>,
+  signals: Signals,
+): Record<string, unknown> {
+  return {
+    messageId,
+    author: 'customer',
+    // Only the redacted text is stored; a secret is kept as its kind and a keyed hash (invariant 7).
+    text: analysis.redactedText,
+    secrets: analysis.secrets.map((s) => ({ kind: s.kind, hash: keyedHash(deps.secretHashKey, clear.slice(s.start, s.end)) })),
+    pii: analysis.pii.map((p) => ({ kind: p.kind })),
+    signals,
+  }
+}
+
+function decisionData(
+  decisionId: string,
+  messageId: string,
+  route: RouteResult,
+  facts: Facts,
+  actor: Actor,
+): Record<string, unknown> {
+  return {
+    decisionId,
+    messageId,
+    kind: 'route',
+    outcome: route.outcome,
+    handler: route.handler,
+    rules: route.rules,
+    trigger: route.trigger,
+    explanation: route.explanation,
+    policy: route.policy,
+    actor: { kind: actor.kind, id: actor.id },
+    facts,
+  }
+}
+
+function decisionRecord(
+  id: string,
+  caseId: string,
+  at: string,
+  route: RouteResult,
+  facts: Facts,
+  actor: Actor,
+  messageId: string,
+): DecisionRecord {
+  return {
+    id,
+    caseId,
+    kind: 'route',
+    outcome: route.outcome,
+    at,
+    data: decisionData(id, messageId, route, facts, actor),
+  }
+}
+
+function result(
+  c: CaseRecord,
+  messageId: string,
+  handoff: boolean,
+  signals: Signals,
+  decisionId: string,
+  route: RouteResult,
+  text: string,
+  duplicateOf: string,
+): IntakeResult {
+  return {
+    id: c.id,
+    messageId,
+    state: c.state,
+    handler: c.handler,
+    handoff,
+    signals,
+    text,
+    duplicateOf,
+    decision: {
+      id: decisionId,
+      outcome: route.outcome,
+      rules: route.rules,
+      trigger: route.trigger,
+      explanation: route.explanation,
+      policy: route.policy,
+    },
+  }
+}
+
+export function sameHandler(a: Handler, b: Handler): boolean {
+  if (a.kind !== b.kind) return false
+  if (a.kind === 'agent' && b.kind === 'agent') return a.agentId === b.agentId
+  if (a.kind === 'operator' && b.kind === 'operator') return a.queue === b.queue
+  if (a.kind === 'hybrid' && b.kind === 'hybrid') return a.queue === b.queue && a.agentId === b.agentId
+  return false
+}
+
+function customerFacts(
+  id: string,
+  stored: CustomerRecord | undefined,
+  given: MessageInput['customer'],
+): Facts['customer'] {
+  return {
+    id,
+    tier: given?.tier ?? stored?.tier ?? '',
+    verified: given?.verified ?? stored?.verified ?? false,
+  }
+}
+
+function actorFacts(actor: Actor): ActorFacts {
+  return { kind: actor.kind, id: actor.id, roles: actor.roles }
+}
+
+function queueFacts(
+  policy: CompiledPolicy,
+  stats: Record<string, { depth: number; oldestSince: string | null }>,
+  at: Date,
+): Record<string, QueueFacts> {
+  const out: Record<string, QueueFacts> = {}
+  for (const q of policy.queues) {
+    const s = stats[q]
+    out[q] = {
+      depth: s?.depth ?? 0,
+      oldest_wait_s: s?.oldestSince ? seconds(at, s.oldestSince) : 0,
+    }
+  }
+  return out
+}
+
+function seconds(at: Date, since: string): number {
+  return Math.max(0, Math.floor((at.getTime() - Date.parse(since)) / 1000))
+}

@@ -1,0 +1,56 @@
+import type { RiskCategory } from '../signals/types.js'
+import type { CaseState, Handler } from './case.js'
+
+/** The current snapshot of a case; every change to it is also an appended `CaseEvent`. */
+export interface CaseRecord {
+  readonly id: string
+  readonly customerId: string
+  readonly channel: string
+  readonly subject: string
+  readonly state: CaseState
+  readonly handler: Handler
+  /** AI↔human handler changes so far (a change of queue between humans is not counted). */
+  readonly handoffs: number
+  /** Customer messages so far. */
+  readonly messages: number
+  /** Risk indicators raised by any message so far (sticky for the life of the case). */
+  readonly risk: Readonly<Partial<Record<RiskCategory, boolean>>>
+  /** Redacted text of the first message, for duplicate detection. */
+  readonly firstText: string
+  /** Sequence number of the case's last event. */
+  readonly lastEvent: number
+  /** Incremented on every commit; used for optimistic concurrency. */
+  readonly version: number
+  readonly createdAt: string
+  readonly updatedAt: string
+  /** When the case entered its current handler. */
+  readonly stateSince: string
+}
+
+export interface CaseEvent {
+  readonly caseId: string
+  /** 1-based position in the case's history. */
+  readonly seq: number
+  readonly type: CaseEventType
+  readonly data: Readonly<Record<string, unknown>>
+  readonly at: string
+}
+
+export const CASE_EVENT_TYPES = [
+  'case.opened',
+  'message.received',
+  'case.decided',
+  'case.handed_off',
+  'case.linked',
+] as const
+export type CaseEventType = (typeof CASE_EVENT_TYPES)[number]
+
+/** A stored decision: the policy's output plus everything needed to replay it (invariant 2). */
+export interface DecisionRecord {
+  readonly id: string
+  readonly caseId: string
+  readonly kind: 'route' | 'action' | 'override'
+  readonly outcome: string
+  readonly at: string
+  readonly data: Readonly<Record<string, unknown>>
+}

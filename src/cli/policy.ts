@@ -1,0 +1,67 @@
+import { readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Command } from 'commander'
+import { knownNames } from '../app.js'
+import { BatonError } from '../errors.js'
+import { checkPolicy } from '../policy/check.js'
+import { loadPolicyFile } from '../policy/load.js'
+import { runPolicyTests } from '../policy/policy-test.js'
+import { loadWorkspace } from '../workspace/workspace.js'
+
+/** The workspace beside the policy file, when there is one, names the agents, queues and tools a policy may use. */
+async function knownFor(file: string) {
+  try {
+    return knownNames(await loadWorkspace(dirname(file)))
+  } catch {
+    return undefined
+  }
+}
+
+export function registerPolicyCommands(program: Command): void {
+  const policy = program.command('policy').description('Check and test policy files')
+  policy
+    .command('check')
+    .argument('<file>', 'policy YAML file')
+    .option('--json', 'print diagnostics as JSON lines')
+    .description('Schema and CEL type errors with file:line:col, unknown variables, unreachable rules; exit 1 on error')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const source = await readFile(file, 'utf8').catch((e: Error) => {
+        process.stderr.write(`baton: ${file}: ${e.message}\n`)
+        process.exit(2)
+      })
+      const known = (await knownFor(file)) ?? { agents: [], queues: [], tools: [] }
+      const r = checkPolicy(source, file, known, { checkReferences: (await knownFor(file)) !== undefined })
+      for (const d of [...r.errors.map((e) => ({ ...e, severity: 'error' })), ...r.warnings.map((w) => ({ ...w, severity: 'warning' }))]) {
+        process.stdout.write(
+          o.json
+            ? `${JSON.stringify(d)}\n`
+            : `${d.file}:${d.line}:${d.column}: ${d.severity}: ${d.message}${d.hint ? ` (${d.hint})` : ''}\n`,
+        )
+      }
+      if (!o.json) process.stdout.write(`${r.errors.length} error(s), ${r.warnings.length} warning(s)\n`)
+      process.exitCode = r.errors.length > 0 ? 1 : 0
+    })
+  policy
+    .command('test')
+    .argument('<file>', 'policy YAML file (tests in its `tests:` or in <name>.test.yaml beside it)')
+    .description('Run the test cases a policy carries: given facts → expected outcome and rule')
+    .action(async (file: string) => {
+      try {
+        const known = (await knownFor(file)) ?? { agents: [], queues: [], tools: [] }
+        const { compiled, tests } = await loadPolicyFile(file, known)
+        const r = runPolicyTests(compiled, tests)
+        for (const f of r.failed) process.stdout.write(`FAIL ${file}:${f.line} ${f.name}: ${f.message}\n`)
+        process.stdout.write(`${r.passed} passed, ${r.failed.length} failed\n`)
+        process.exitCode = r.failed.length > 0 ? 1 : 0
+      } catch (e) {
+        if (e instanceof BatonError) {
+          process.stderr.write(`${e.message}\n`)
+          process.exitCode = 1
+          return
+        }
+        throw e
+      }
+    })
+}
+
+

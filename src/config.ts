@@ -1,0 +1,58 @@
+import { resolve } from 'node:path'
+import { BatonError } from './errors.js'
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly dataDir: string
+  /** PostgreSQL instead of the embedded store when set. */
+  readonly databaseUrl: string | undefined
+  readonly workspace: string
+  /** Bootstrap admin key for automation; otherwise one is generated on first start and printed once. */
+  readonly adminKey: string | undefined
+  readonly logLevel: string
+  /** Maximum request body, bytes. */
+  readonly bodyLimit: number
+  readonly watchPolicy: boolean
+}
+
+export const DEFAULTS = {
+  port: 8080,
+  host: '127.0.0.1',
+  dataDir: './data',
+  workspace: 'examples/shop',
+  logLevel: 'info',
+  bodyLimit: 64 * 1024,
+} as const
+
+/** Builds the configuration from flags (which win) and the environment. */
+export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}): Config {
+  const port = flags.port ?? intFrom(env.BATON_PORT, 'BATON_PORT') ?? DEFAULTS.port
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new BatonError('VALIDATION_FAILED', `BATON_PORT: expected 0..65535, found ${port}`, {
+      fields: [{ field: 'BATON_PORT', message: 'must be a port number' }],
+    })
+  }
+  return {
+    port,
+    host: flags.host ?? env.BATON_HOST ?? DEFAULTS.host,
+    dataDir: resolve(flags.dataDir ?? env.BATON_DATA_DIR ?? DEFAULTS.dataDir),
+    databaseUrl: flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined),
+    workspace: resolve(flags.workspace ?? env.BATON_WORKSPACE ?? DEFAULTS.workspace),
+    adminKey: flags.adminKey ?? (env.BATON_ADMIN_KEY || undefined),
+    logLevel: flags.logLevel ?? env.BATON_LOG_LEVEL ?? DEFAULTS.logLevel,
+    bodyLimit: flags.bodyLimit ?? intFrom(env.BATON_BODY_LIMIT, 'BATON_BODY_LIMIT') ?? DEFAULTS.bodyLimit,
+    watchPolicy: flags.watchPolicy ?? env.BATON_WATCH_POLICY !== '0',
+  }
+}
+
+function intFrom(v: string | undefined, name: string): number | undefined {
+  if (v === undefined || v === '') return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n)) {
+    throw new BatonError('VALIDATION_FAILED', `${name}: expected an integer, found '${v}'`, {
+      fields: [{ field: name, message: 'must be an integer' }],
+    })
+  }
+  return n
+}

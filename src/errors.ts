@@ -1,0 +1,66 @@
+/**
+ * The one error type Baton throws for expected failures, with a closed list of stable codes.
+ * Faces map each code to their own vocabulary (HTTP status, CLI exit code); messages say what was
+ * expected and what was found. `TypeError` is kept for programmer misuse.
+ */
+export const ERROR_CODES = [
+  'VALIDATION_FAILED',
+  'BODY_TOO_LARGE',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CASE_NOT_FOUND',
+  'CASE_CLOSED',
+  'CUSTOMER_NOT_FOUND',
+  'KEY_NOT_FOUND',
+  'CONFLICT',
+  'POLICY_INVALID',
+  'POLICY_NOT_FOUND',
+  'WORKSPACE_INVALID',
+  'SIGNAL_INVALID',
+  'STORE_UNAVAILABLE',
+  'AUDIT_ENTRY_NOT_FOUND',
+  'AUDIT_INVALID',
+  'INTERNAL',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+/** A problem with one input field, named by its JSON pointer-ish path (`message.text`, `signals.intent`). */
+export interface FieldProblem {
+  readonly field: string
+  readonly message: string
+}
+
+/** A position in a source file (1-based line and column). */
+export interface SourcePosition {
+  readonly file: string
+  readonly line: number
+  readonly column: number
+}
+
+export class BatonError extends Error {
+  readonly code: ErrorCode
+  readonly fields: readonly FieldProblem[]
+  readonly positions: readonly (SourcePosition & { readonly message: string })[]
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: {
+      cause?: unknown
+      fields?: readonly FieldProblem[]
+      positions?: readonly (SourcePosition & { readonly message: string })[]
+    } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'BatonError'
+    this.code = code
+    this.fields = options.fields ?? []
+    this.positions = options.positions ?? []
+  }
+}
+
+export function isBatonError(e: unknown, code?: ErrorCode): e is BatonError {
+  return e instanceof BatonError && (code === undefined || e.code === code)
+}

@@ -1,0 +1,336 @@
+import type { FastifyInstance } from 'fastify'
+import { openCase, receiveMessage } from '../cases/intake.js'
+import { BatonError } from '../errors.js'
+import type { Role } from '../store/ports.js'
+import {
+  customerBody,
+  errorResponses,
+  idParam,
+  intakeResult,
+  keyBody,
+  messageBody,
+  openCaseBody,
+  problem,
+} from './schemas.js'
+import type { Services } from './services.js'
+
+const ALL: readonly Role[] = ['admin', 'service', 'operator']
+const WRITERS: readonly Role[] = ['admin', 'service']
+const ADMIN: readonly Role[] = ['admin']
+
+type OpenCaseBody = {
+  customer: string | { id: string; tier?: string; verified?: boolean }
+  channel: string
+  subject?: string
+  message: { text: string }
+  signals?: Record<string, unknown>
+}
+
+export function registerRoutes(app: FastifyInstance, s: Services): void {
+  app.get(
+    '/healthz',
+    { schema: { tags: ['operations'], summary: 'Liveness', security: [] } },
+    async () => ({ status: 'ok' }),
+  )
+  app.get(
+    '/readyz',
+    { schema: { tags: ['operations'], summary: 'Readiness: the store answers and a policy is active', security: [] } },
+    async (_req, reply) => {
+      const ok = await s.ready()
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable' })
+    },
+  )
+
+  app.post(
+    '/v1/cases',
+    {
+      config: { roles: WRITERS },
+      schema: {
+        tags: ['cases'],
+        summary: 'Open a case with its first customer message; Baton decides who handles it',
+        body: openCaseBody,
+        response: { 201: intakeResult, ...errorResponses, 422: problem },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as OpenCaseBody
+      const customer = typeof b.customer === 'string' ? { id: b.customer } : b.customer
+      const r = await openCase(s.intake, req.actor, {
+        customerId: customer.id,
+        channel: b.channel,
+        subject: b.subject,
+        text: b.message.text,
+        signals: b.signals,
+        customer: { tier: customer.tier, verified: customer.verified },
+      })
+      return reply.code(201).header('location', `/v1/cases/${r.id}`).send(r)
+    },
+  )
+
+  app.post(
+    '/v1/cases/:id/messages',
+    {
+      config: { roles: WRITERS },
+      schema: {
+        tags: ['cases'],
+        summary: 'Add a customer message to a case; routing is decided again',
+        params: idParam,
+        body: messageBody,
+        response: { 200: intakeResult, ...errorResponses, 404: problem, 409: problem },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const b = req.body as {
+        message: { text: string }
+        signals?: Record<string, unknown>
+        customer?: { tier?: string; verified?: boolean }
+      }
+      return receiveMessage(s.intake, req.actor, id, { text: b.message.text, signals: b.signals, customer: b.customer })
+    },
+  )
+
+  app.get(
+    '/v1/cases/:id',
+    {
+      config: { roles: ALL },
+      schema: {
+        tags: ['cases'],
+        summary: 'A case: its messages (redacted), handler history with reasons, and every decision',
+        params: idParam,
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const c = await s.store.getCase(id)
+      if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${id}'`)
+      const [events, decisions] = await Promise.all([s.store.listCaseEvents(id), s.store.listDecisions(id)])
+      const messages = events
+        .filter((e) => e.type === 'message.received')
+        .map((e) => ({
+          id: e.data.messageId,
+          at: e.at,
+          author: e.data.author,
+          text: e.data.text,
+          secrets: (e.data.secrets as { kind: string }[]).map((x) => x.kind),
+          pii: (e.data.pii as { kind: string }[]).map((x) => x.kind),
+        }))
+      const handlers = events
+        .filter((e) => e.type === 'case.decided' || e.type === 'case.handed_off')
+        .reduce<{ at: string; handler: unknown; decisionId: string; rules: unknown; trigger: unknown }[]>((acc, e) => {
+          if (e.type === 'case.decided' && acc.length === 0) {
+            acc.push({
+              at: e.at,
+              handler: e.data.handler,
+              decisionId: e.data.decisionId as string,
+              rules: e.data.rules,
+              trigger: e.data.trigger,
+            })
+          } else if (e.type === 'case.handed_off') {
+            const cause = e.data.cause as { decisionId: string; rules: unknown; trigger: unknown }
+            acc.push({ at: e.at, handler: e.data.to, decisionId: cause.decisionId, rules: cause.rules, trigger: cause.trigger })
+          }
+          return acc
+        }, [])
+      return {
+        id: c.id,
+        customerId: c.customerId,
+        channel: c.channel,
+        subject: c.subject,
+        state: c.state,
+        handler: c.handler,
+        handoffs: c.handoffs,
+        createdAt: c.createdAt,
+        updatedAt: c.updatedAt,
+        messages,
+        handlers,
+        decisions: decisions.map((d) => {
+          const { facts, ...rest } = d.data
+          return { ...rest, at: d.at, facts }
+        }),
+        events: events.map((e) => ({ seq: e.seq, type: e.type, at: e.at })),
+      }
+    },
+  )
+
+  app.get(
+    '/v1/cases',
+    {
+      config: { roles: ALL },
+      schema: {
+        tags: ['cases'],
+        summary: 'List cases, by id, with filters',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: ['open', 'closed'] },
+            queue: { type: 'string', maxLength: 64 },
+            handler: { type: 'string', enum: ['agent', 'operator', 'hybrid'] },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            after: { type: 'string', maxLength: 128 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { state?: string; queue?: string; handler?: string; limit: number; after?: string }
+      const cases = await s.store.listCases({
+        limit: q.limit,
+        ...(q.state === undefined ? {} : { state: q.state }),
+        ...(q.queue === undefined ? {} : { queue: q.queue }),
+        ...(q.handler === undefined ? {} : { handlerKind: q.handler }),
+        ...(q.after === undefined ? {} : { after: q.after }),
+      })
+      const items = cases.map((c) => ({
+        id: c.id,
+        customerId: c.customerId,
+        channel: c.channel,
+        subject: c.subject,
+        state: c.state,
+        handler: c.handler,
+        handoffs: c.handoffs,
+        updatedAt: c.updatedAt,
+      }))
+      return { items, next: items.length === q.limit ? items.at(-1)?.id : null }
+    },
+  )
+
+  app.get(
+    '/v1/decisions/:id',
+    {
+      config: { roles: ALL },
+      schema: {
+        tags: ['cases'],
+        summary: 'One decision with its explanation and the facts it read (for replay)',
+        params: idParam,
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const d = await s.store.getDecision(id)
+      if (d === undefined) throw new BatonError('NOT_FOUND', `no decision with id '${id}'`)
+      return { id: d.id, caseId: d.caseId, kind: d.kind, outcome: d.outcome, at: d.at, ...d.data }
+    },
+  )
+
+  app.put(
+    '/v1/customers/:id',
+    {
+      config: { roles: WRITERS },
+      schema: { tags: ['customers'], summary: 'Create or replace a customer record', params: idParam, body: customerBody },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const b = req.body as { tier: string; verified?: boolean; attributes?: Record<string, unknown> }
+      return s.customers.put(
+        id,
+        { tier: b.tier, verified: b.verified ?? false, attributes: b.attributes ?? {} },
+        req.actor,
+      )
+    },
+  )
+  app.get(
+    '/v1/customers/:id',
+    { config: { roles: ALL }, schema: { tags: ['customers'], summary: 'A customer record', params: idParam } },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const c = await s.store.getCustomer(id)
+      if (c === undefined) throw new BatonError('CUSTOMER_NOT_FOUND', `no customer with id '${id}'`)
+      return c
+    },
+  )
+
+  app.post(
+    '/v1/keys',
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['access'],
+        summary: 'Create an API key for a role; the key is shown once',
+        body: keyBody,
+        response: {
+          201: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              key: { type: 'string' },
+              role: { type: 'string' },
+              name: { type: 'string' },
+              createdAt: { type: 'string' },
+            },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as { role: Role; name: string }
+      const { record, key } = await s.keys.create(b.role, b.name, req.actor)
+      return reply
+        .code(201)
+        .send({ id: record.id, key, role: record.role, name: record.name, createdAt: record.createdAt })
+    },
+  )
+  app.get(
+    '/v1/keys',
+    { config: { roles: ADMIN }, schema: { tags: ['access'], summary: 'List API keys (never their values)' } },
+    async () => {
+      const keys = await s.store.listKeys()
+      return { items: keys.map(({ hash: _hash, ...k }) => k) }
+    },
+  )
+  app.delete(
+    '/v1/keys/:id',
+    { config: { roles: ADMIN }, schema: { tags: ['access'], summary: 'Revoke an API key', params: idParam } },
+    async (req, reply) => {
+      const { id } = req.params as { id: string }
+      if (!(await s.keys.revoke(id, req.actor))) throw new BatonError('KEY_NOT_FOUND', `no active key '${id}'`)
+      return reply.code(204).send()
+    },
+  )
+
+  app.get(
+    '/v1/policy',
+    { config: { roles: ALL }, schema: { tags: ['policy'], summary: 'The policy in force: name, version, hash, owner' } },
+    async () => {
+      const p = s.policy.current()
+      return { ...p.policy.ref, owner: p.policy.owner, file: p.file, loadedAt: p.loadedAt }
+    },
+  )
+  app.get(
+    '/v1/policy/versions',
+    { config: { roles: ADMIN }, schema: { tags: ['policy'], summary: 'Every policy version ever activated' } },
+    async () => {
+      const versions = await s.store.listPolicyVersions()
+      return { items: versions.map(({ source: _source, ...v }) => v) }
+    },
+  )
+  app.get(
+    '/v1/policy/source',
+    { config: { roles: ADMIN }, schema: { tags: ['policy'], summary: 'The YAML source of the policy in force' } },
+    async (req, reply) => {
+      const hash = s.policy.current().policy.ref.hash
+      const v = (await s.store.listPolicyVersions()).find((p) => p.hash === hash)
+      req.log.debug({ hash }, 'policy source read')
+      return reply.type('application/yaml').send(v?.source ?? '')
+    },
+  )
+  app.put(
+    '/v1/policy',
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['policy'],
+        summary: 'Activate new policy text (YAML). Refused with positions if it does not compile',
+        body: { type: 'string', minLength: 1 },
+      },
+    },
+    async (req) => s.policy.activate(req.body as string, 'policy.yaml (PUT /v1/policy)', req.actor),
+  )
+  app.post(
+    '/v1/policy/reload',
+    { config: { roles: ADMIN }, schema: { tags: ['policy'], summary: 'Re-read the workspace policy file' } },
+    async (req) => s.policy.reload(req.actor),
+  )
+}

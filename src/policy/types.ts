@@ -1,0 +1,92 @@
+import type { Handler } from '../cases/case.js'
+import type { Signals } from '../signals/types.js'
+
+/** Facts about the case the policy may read under `case`. Times are seconds. */
+export interface CaseFacts {
+  readonly id: string
+  readonly channel: string
+  readonly state: string
+  /** Kind of the current handler before this decision: 'agent' | 'operator' | 'hybrid' | '' for a new case. */
+  readonly handler: string
+  /** Number of handler changes between AI and human so far. */
+  readonly handoffs: number
+  /** Number of customer messages so far, this one included. */
+  readonly messages: number
+  readonly age_s: number
+  readonly time_in_state_s: number
+  /** True if any earlier message of the case raised a risk indicator. */
+  readonly risk_seen: boolean
+}
+
+export interface CustomerFacts {
+  readonly id: string
+  /** e.g. 'free' | 'standard' | 'premium' | 'enterprise'; '' when unknown. */
+  readonly tier: string
+  readonly verified: boolean
+}
+
+export interface ActorFacts {
+  /** 'service' | 'operator' | 'agent' | 'delegate' | 'customer' | 'admin' */
+  readonly kind: string
+  readonly id: string
+  readonly roles: readonly string[]
+}
+
+export interface QueueFacts {
+  readonly depth: number
+  readonly oldest_wait_s: number
+}
+
+/** Everything one evaluation reads. A decision is a pure function of (policy, facts). */
+export interface Facts {
+  readonly case: CaseFacts
+  readonly signals: Signals
+  readonly customer: CustomerFacts
+  readonly actor: ActorFacts
+  /** Per declared queue. */
+  readonly queue: Readonly<Record<string, QueueFacts>>
+  /** Tool parameters, for tool rules; {} for routing. */
+  readonly params: Readonly<Record<string, unknown>>
+  /** Tool name, for tool rules; '' for routing. */
+  readonly tool: string
+}
+
+/** One rule that decided (or an override that forced) the outcome, with the values its condition read. */
+export interface RuleMatch {
+  readonly id: string
+  readonly reason: string
+  /** Dotted variable path → value read by the rule's condition, e.g. {"signals.secrets": 1}. */
+  readonly reads: Readonly<Record<string, unknown>>
+}
+
+export interface PolicyRef {
+  readonly name: string
+  readonly version: number
+  /** sha256 hex of the policy source bytes. */
+  readonly hash: string
+}
+
+export interface RouteResult {
+  readonly kind: 'route'
+  readonly outcome: Handler['kind']
+  readonly handler: Handler
+  /** Ids of the rules that decided, in evaluation order; ['default'] when none matched. */
+  readonly rules: readonly string[]
+  readonly explanation: readonly RuleMatch[]
+  /** The escalation trigger when this route hands the case to a human, e.g. 'secret', 'risk', 'low_confidence'. */
+  readonly trigger: string
+  readonly policy: PolicyRef
+}
+
+export type ActionOutcome = 'allow' | 'approve' | 'deny' | 'escalate'
+
+export interface ActionResult {
+  readonly kind: 'action'
+  readonly outcome: ActionOutcome
+  readonly rules: readonly string[]
+  readonly explanation: readonly RuleMatch[]
+  /** Role an approver must hold when outcome is 'approve'. */
+  readonly approverRole: string
+  readonly queue: string
+  readonly policy: PolicyRef
+}

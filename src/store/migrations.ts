@@ -1,0 +1,154 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely'
+import type { Engine } from './ports.js'
+
+/**
+ * Migrations for both engines. The column types differ only where the engines do (blob vs bytea, bigint); the
+ * append-only guarantees are enforced by each engine's own triggers so that not even Baton's own code can rewrite
+ * history.
+ */
+function migrations(engine: Engine): Record<string, Migration> {
+  const bytes = engine === 'postgres' ? 'bytea' : 'blob'
+  const bigint = engine === 'postgres' ? 'bigint' : 'integer'
+  return {
+    '0001_core': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .execute()
+        await db.schema
+          .createTable('customers')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tier', 'text', (c) => c.notNull())
+          .addColumn('verified', 'integer', (c) => c.notNull())
+          .addColumn('attributes', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute()
+        await db.schema
+          .createTable('cases')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('customer_id', 'text', (c) => c.notNull())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('handler', 'text', (c) => c.notNull())
+          .addColumn('handler_kind', 'text', (c) => c.notNull())
+          .addColumn('queue', 'text')
+          .addColumn('handoffs', 'integer', (c) => c.notNull())
+          .addColumn('messages', 'integer', (c) => c.notNull())
+          .addColumn('risk', 'text', (c) => c.notNull())
+          .addColumn('first_text', 'text', (c) => c.notNull())
+          .addColumn('last_event', 'integer', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('state_since', 'text', (c) => c.notNull())
+          .execute()
+        await db.schema.createIndex('cases_customer_state').on('cases').columns(['customer_id', 'state']).execute()
+        await db.schema.createIndex('cases_queue_state').on('cases').columns(['queue', 'state']).execute()
+        await db.schema
+          .createTable('case_events')
+          .addColumn('case_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('case_events_pk', ['case_id', 'seq'])
+          .execute()
+        await db.schema
+          .createTable('decisions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('case_id', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .execute()
+        await db.schema.createIndex('decisions_case').on('decisions').columns(['case_id', 'at']).execute()
+        await db.schema
+          .createTable('policies')
+          .addColumn('hash', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('file', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('loaded_at', 'text', (c) => c.notNull())
+          .execute()
+        await db.schema
+          .createTable('audit_entries')
+          .addColumn('seq', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('entry', 'text', (c) => c.notNull())
+          .addColumn('leaf_hash', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute()
+        await db.schema
+          .createTable('audit_state')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('next_seq', sql.raw(bigint), (c) => c.notNull())
+          .execute()
+        await sql`insert into audit_state (id, next_seq) values (1, 0)`.execute(db)
+        await db.schema
+          .createTable('kv')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute()
+        // History is append-only: the engine itself refuses to rewrite it.
+        for (const table of ['audit_entries', 'case_events', 'decisions']) {
+          if (engine === 'sqlite') {
+            await sql
+              .raw(
+                `create trigger ${table}_no_update before update on ${table} begin select raise(abort, '${table} is append-only'); end`,
+              )
+              .execute(db)
+            await sql
+              .raw(
+                `create trigger ${table}_no_delete before delete on ${table} begin select raise(abort, '${table} is append-only'); end`,
+              )
+              .execute(db)
+          } else {
+            await sql
+              .raw(
+                `create or replace function baton_append_only() returns trigger language plpgsql as $$ begin raise exception '% is append-only', TG_TABLE_NAME using errcode = 'insufficient_privilege'; end $$`,
+              )
+              .execute(db)
+            await sql
+              .raw(
+                `create trigger ${table}_append_only before update or delete on ${table} for each row execute function baton_append_only()`,
+              )
+              .execute(db)
+            await sql
+              .raw(
+                `create trigger ${table}_no_truncate before truncate on ${table} for each statement execute function baton_append_only()`,
+              )
+              .execute(db)
+          }
+        }
+      },
+    },
+  }
+}
+
+class StaticProvider implements MigrationProvider {
+  readonly #engine: Engine
+  constructor(engine: Engine) {
+    this.#engine = engine
+  }
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.#engine)
+  }
+}
+
+export async function migrateToLatest(db: Kysely<unknown>, engine: Engine): Promise<void> {
+  const migrator = new Migrator({ db, provider: new StaticProvider(engine), migrationTableName: 'baton_migrations' })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')
+    throw new Error(`migration ${failed?.migrationName ?? '?'} failed`, { cause: error })
+  }
+}

@@ -1,0 +1,283 @@
+import { readFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { BatonError } from '../errors.js'
+import { compileSchema, parseYaml, validateYaml } from './yaml-source.js'
+
+export const AGENT_STATES = ['provisioned', 'active', 'suspended', 'retired'] as const
+export type AgentState = (typeof AGENT_STATES)[number]
+
+/** An AI agent: a workload identity with a named human owner. */
+export interface AgentSpec {
+  readonly id: string
+  readonly owner: string
+  readonly purpose: string
+  readonly model: string
+  /** Every tool this agent may ever use; policy decides each call within this set. */
+  readonly tools: readonly string[]
+  /** Outcomes the agent may close a case with (e.g. `resolved`, `duplicate`). */
+  readonly closure: readonly string[]
+  readonly state: AgentState
+}
+
+export interface OperatorSpec {
+  readonly id: string
+  readonly name: string
+  readonly roles: readonly string[]
+  readonly skills: readonly string[]
+  readonly languages: readonly string[]
+  /** Concurrent cases this operator may hold. */
+  readonly capacity: number
+}
+
+export interface QueueSpec {
+  readonly id: string
+  readonly description: string
+  readonly skills: readonly string[]
+  /** Seconds to first human response. */
+  readonly slaSeconds: number
+}
+
+export const RISK_CLASSES = ['read', 'low', 'medium', 'high', 'critical'] as const
+
+export interface ToolSpec {
+  readonly name: string
+  readonly description: string
+  readonly risk: (typeof RISK_CLASSES)[number]
+  /** JSON Schema of the parameters. */
+  readonly params: Readonly<Record<string, unknown>>
+  readonly connector?: { readonly url: string; readonly method: 'POST' | 'PUT' } | undefined
+}
+
+export interface Workspace {
+  readonly dir: string
+  readonly policyFile: string
+  readonly agents: readonly AgentSpec[]
+  readonly operators: readonly OperatorSpec[]
+  readonly queues: readonly QueueSpec[]
+  readonly tools: readonly ToolSpec[]
+}
+
+const id = { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,62}$' }
+const strings = { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true }
+
+const agentsSchema = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['agents'],
+  properties: {
+    agents: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'owner', 'purpose', 'tools'],
+        properties: {
+          id,
+          owner: { type: 'string', minLength: 3 },
+          purpose: { type: 'string', minLength: 1 },
+          model: { type: 'string' },
+          tools: strings,
+          closure: strings,
+          state: { enum: [...AGENT_STATES] },
+        },
+      },
+    },
+  },
+})
+
+const operatorsSchema = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['operators'],
+  properties: {
+    operators: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'name', 'roles'],
+        properties: {
+          id,
+          name: { type: 'string', minLength: 1 },
+          roles: strings,
+          skills: strings,
+          languages: strings,
+          capacity: { type: 'integer', minimum: 1, maximum: 1000 },
+        },
+      },
+    },
+  },
+})
+
+const queuesSchema = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['queues'],
+  properties: {
+    queues: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id'],
+        properties: {
+          id,
+          description: { type: 'string' },
+          skills: strings,
+          sla: { type: 'string', pattern: '^[0-9]+(s|m|h)$' },
+        },
+      },
+    },
+  },
+})
+
+const toolsSchema = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['tools'],
+  properties: {
+    tools: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'risk', 'params'],
+        properties: {
+          name: id,
+          description: { type: 'string' },
+          risk: { enum: [...RISK_CLASSES] },
+          params: { type: 'object' },
+          connector: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url'],
+            properties: { url: { type: 'string' }, method: { enum: ['POST', 'PUT'] } },
+          },
+        },
+      },
+    },
+  },
+})
+
+function seconds(s: string | undefined): number {
+  if (s === undefined) return 3600
+  const n = Number(s.slice(0, -1))
+  return s.endsWith('h') ? n * 3600 : s.endsWith('m') ? n * 60 : n
+}
+
+function duplicates(
+  file: string,
+  items: readonly { id: string }[],
+  where: (i: number) => { line: number; column: number },
+): void {
+  const seen = new Set<string>()
+  const positions = []
+  for (const [i, item] of items.entries()) {
+    if (seen.has(item.id)) positions.push({ file, ...where(i), message: `duplicate id '${item.id}'` })
+    seen.add(item.id)
+  }
+  if (positions.length > 0) {
+    throw new BatonError(
+      'WORKSPACE_INVALID',
+      positions.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'),
+      { positions },
+    )
+  }
+}
+
+/** Parses the four workspace documents. Pure over their texts; `loadWorkspace` reads them from a folder. */
+export function parseWorkspace(
+  dir: string,
+  texts: { agents: string; operators: string; queues: string; tools: string },
+  names = { agents: 'agents.yaml', operators: 'operators.yaml', queues: 'queues.yaml', tools: 'tools.yaml' },
+): Omit<Workspace, 'policyFile'> {
+  const a = parseYaml(texts.agents, names.agents)
+  validateYaml(a, agentsSchema)
+  const o = parseYaml(texts.operators, names.operators)
+  validateYaml(o, operatorsSchema)
+  const q = parseYaml(texts.queues, names.queues)
+  validateYaml(q, queuesSchema)
+  const t = parseYaml(texts.tools, names.tools)
+  validateYaml(t, toolsSchema)
+
+  type Raw = Record<string, unknown>
+  const rawAgents = (a.value as { agents: Raw[] }).agents
+  const agents: AgentSpec[] = rawAgents.map((r) => ({
+    id: r.id as string,
+    owner: r.owner as string,
+    purpose: r.purpose as string,
+    model: (r.model as string | undefined) ?? '',
+    tools: r.tools as string[],
+    closure: (r.closure as string[] | undefined) ?? ['resolved'],
+    state: (r.state as AgentState | undefined) ?? 'active',
+  }))
+  duplicates(a.file, agents, (i) => a.positionOf(['agents', i, 'id']))
+  const operators: OperatorSpec[] = (o.value as { operators: Raw[] }).operators.map((r) => ({
+    id: r.id as string,
+    name: r.name as string,
+    roles: r.roles as string[],
+    skills: (r.skills as string[] | undefined) ?? [],
+    languages: (r.languages as string[] | undefined) ?? ['en'],
+    capacity: (r.capacity as number | undefined) ?? 5,
+  }))
+  duplicates(o.file, operators, (i) => o.positionOf(['operators', i, 'id']))
+  const queues: QueueSpec[] = (q.value as { queues: Raw[] }).queues.map((r) => ({
+    id: r.id as string,
+    description: (r.description as string | undefined) ?? '',
+    skills: (r.skills as string[] | undefined) ?? [],
+    slaSeconds: seconds(r.sla as string | undefined),
+  }))
+  duplicates(q.file, queues, (i) => q.positionOf(['queues', i, 'id']))
+  const tools: ToolSpec[] = (t.value as { tools: Raw[] }).tools.map((r) => ({
+    name: r.name as string,
+    description: (r.description as string | undefined) ?? '',
+    risk: r.risk as ToolSpec['risk'],
+    params: r.params as Record<string, unknown>,
+    connector: r.connector as ToolSpec['connector'],
+  }))
+  duplicates(
+    t.file,
+    tools.map((x) => ({ id: x.name })),
+    (i) => t.positionOf(['tools', i, 'name']),
+  )
+  // Agents may only be granted tools the catalog declares.
+  const toolNames = new Set(tools.map((x) => x.name))
+  const positions = []
+  for (const [i, agent] of agents.entries()) {
+    for (const [j, tool] of agent.tools.entries()) {
+      if (!toolNames.has(tool)) {
+        positions.push({ ...a.positionOf(['agents', i, 'tools', j]), message: `unknown tool '${tool}'` })
+      }
+    }
+  }
+  if (positions.length > 0) {
+    throw new BatonError(
+      'WORKSPACE_INVALID',
+      positions.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'),
+      { positions },
+    )
+  }
+  return { dir, agents, operators, queues, tools }
+}
+
+export async function loadWorkspace(dir: string): Promise<Workspace> {
+  const read = (name: string) =>
+    readFile(join(dir, name), 'utf8').catch((e: unknown) => {
+      throw new BatonError('WORKSPACE_INVALID', `${join(dir, name)}: cannot read (${(e as Error).message})`, {
+        cause: e,
+      })
+    })
+  const [agents, operators, queues, tools] = await Promise.all([
+    read('agents.yaml'),
+    read('operators.yaml'),
+    read('queues.yaml'),
+    read('tools.yaml'),
+  ])
+  const rel = (n: string) => relative(process.cwd(), join(dir, n)) || n
+  const ws = parseWorkspace(
+    dir,
+    { agents, operators, queues, tools },
+    { agents: rel('agents.yaml'), operators: rel('operators.yaml'), queues: rel('queues.yaml'), tools: rel('tools.yaml') },
+  )
+  return { ...ws, policyFile: join(dir, 'policy.yaml') }
+}
