@@ -64,12 +64,15 @@ function toSeq(seq: bigint | number): bigint {
 }
 
 // crypto.hash (one-shot, Node ≥ 20.12) is about twice as fast as createHash().update().digest() for 33–65 bytes.
-const sha256: (data: Uint8Array) => Uint8Array =
-  typeof crypto.hash === 'function'
-    ? (data) => crypto.hash('sha256', data, 'buffer')
-    : (data) => crypto.createHash('sha256').update(data).digest()
+const oneShot = typeof crypto.hash === 'function'
+const sha256: (data: Uint8Array) => Uint8Array = oneShot
+  ? (data) => crypto.hash('sha256', data, 'buffer')
+  : (data) => crypto.createHash('sha256').update(data).digest()
+const sha256String: (data: string) => Uint8Array = oneShot
+  ? (data) => crypto.hash('sha256', data, 'buffer')
+  : (data) => crypto.createHash('sha256').update(data, 'utf8').digest()
 
-/** SHA-256 of `data`, as used for the empty tree. */
+/** Plain SHA-256 of `data` (no RFC 6962 domain prefix), e.g. for digests of stored payloads. */
 export function sha256Bytes(data: Uint8Array): Uint8Array {
   return sha256(data)
 }
@@ -85,18 +88,8 @@ const LEAF_SCRATCH = Buffer.alloc(1 + LEAF_SCRATCH_SIZE)
 
 /** RFC 6962 leaf hash: SHA-256(0x00 || entry). A string is hashed as its UTF-8 bytes. */
 export function leafHash(entry: Uint8Array | string): Uint8Array {
-  if (typeof entry === 'string') {
-    const len = Buffer.byteLength(entry, 'utf8')
-    if (len <= LEAF_SCRATCH_SIZE) {
-      LEAF_SCRATCH[0] = 0x00
-      LEAF_SCRATCH.write(entry, 1, 'utf8')
-      return sha256(LEAF_SCRATCH.subarray(0, 1 + len))
-    }
-    const buf = Buffer.allocUnsafe(1 + len)
-    buf[0] = 0x00
-    buf.write(entry, 1, 'utf8')
-    return sha256(buf)
-  }
+  // Hashing the string '\0' + entry lets crypto.hash do the UTF-8 encoding in one pass (fastest measured path).
+  if (typeof entry === 'string') return sha256String(`\u0000${entry}`)
   if (!(entry instanceof Uint8Array)) throw new TypeError('leafHash expects a Uint8Array or a string')
   const buf =
     entry.length <= LEAF_SCRATCH_SIZE

@@ -335,7 +335,7 @@ export function verifyInclusion(
  *
  * All hashes must be 32 bytes, always (a Baton root is a SHA-256; vectors that compare non-hash roots are refused).
  * - size1 > size2: fails.
- * - size1 = size2: valid iff the proof is empty and root1 = root2.
+ * - size1 = size2: valid iff the proof is empty and root1 = root2 (= the empty-tree root when both are 0).
  * - size1 = 0 (Baton's rule; RFC 9162 defines proofs only for 0 < size1): valid iff the proof is empty and root1 is
  *   the empty-tree root SHA-256(""). The empty tree is a prefix of every tree, so there is nothing to prove; but the
  *   old head must really be the empty tree's. This is C2SP CCTV's reading; transparency-dev refuses every size1 = 0.
@@ -355,14 +355,15 @@ export function checkConsistency(
   if (size1 > size2) return { ok: false, reason: `size1 ${size1} is larger than size2 ${size2}` }
   const bad = badHash('root1', root1) ?? badHash('root2', root2) ?? badProof(proof)
   if (bad) return { ok: false, reason: bad }
+  if (size1 === 0n) {
+    if (proof.length !== 0) return { ok: false, reason: 'a proof from the empty tree must be empty' }
+    if (!bytesEqual(root1, EMPTY_ROOT)) return { ok: false, reason: 'root1 is not the empty-tree root' }
+  }
   if (size1 === size2) {
     if (proof.length !== 0) return { ok: false, reason: 'equal sizes need an empty proof' }
     return bytesEqual(root1, root2) ? { ok: true } : { ok: false, reason: 'equal sizes but different roots' }
   }
-  if (size1 === 0n) {
-    if (proof.length !== 0) return { ok: false, reason: 'a proof from the empty tree must be empty' }
-    return bytesEqual(root1, EMPTY_ROOT) ? { ok: true } : { ok: false, reason: 'root1 is not the empty-tree root' }
-  }
+  if (size1 === 0n) return { ok: true }
   if (proof.length === 0) return { ok: false, reason: 'empty proof' }
 
   // RFC 9162 §2.1.4.2

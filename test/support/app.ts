@@ -1,0 +1,52 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import pino from 'pino'
+import { type App, createApp } from '../../src/app.js'
+import { configFrom } from '../../src/config.js'
+import { freshDatabase } from './pg.js'
+
+export const SHOP = resolve(import.meta.dirname, '../../examples/shop')
+
+export interface TestApp {
+  readonly app: App
+  readonly keys: { readonly admin: string; readonly service: string; readonly operator: string }
+  readonly dataDir: string
+  close(): Promise<void>
+}
+
+/** A real Baton (real store, real policy, real HTTP stack) in this process, with a key for each role. */
+export async function startTestApp(
+  options: { engine?: 'sqlite' | 'postgres'; workspace?: string; watchPolicy?: boolean } = {},
+): Promise<TestApp> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'baton-test-'))
+  const pgdb = options.engine === 'postgres' ? await freshDatabase() : undefined
+  const config = configFrom(
+    {},
+    {
+      dataDir,
+      workspace: options.workspace ?? SHOP,
+      databaseUrl: pgdb?.url,
+      watchPolicy: options.watchPolicy ?? false,
+      logLevel: 'silent',
+    },
+  )
+  const app = await createApp(config, { logger: pino({ level: 'silent' }) })
+  const admin = app.generatedAdminKey
+  if (admin === undefined) throw new Error('expected a generated admin key on a fresh store')
+  const mk = async (role: 'service' | 'operator') =>
+    (await app.services.keys.create(role, `test ${role}`, { kind: 'admin', id: 'test', roles: ['admin'] })).key
+  const keys = { admin, service: await mk('service'), operator: await mk('operator') }
+  return {
+    app,
+    keys,
+    dataDir,
+    async close() {
+      await app.close()
+      await pgdb?.drop()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
