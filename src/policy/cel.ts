@@ -1,13 +1,9 @@
 import { type ASTNode, Environment, type ParseResult } from '@marcbachmann/cel-js'
-import {
-  isMapShape,
-  isObjectShape,
-  type ObjectShape,
-  ROOT_VARIABLES,
-  type RootVariable,
-  type Shape,
-} from './facts-shape.js'
+import { isMapShape, isObjectShape, type ObjectShape, ROOT_VARIABLES, type Shape } from './facts-shape.js'
+import { compileFast, UNSURE } from './fast.js'
 import { didYouMean } from './suggest.js'
+
+const ROOT_SET: ReadonlySet<string> = new Set(ROOT_VARIABLES)
 
 /**
  * Two environments over the same variables. `check` types every variable by the facts shape, so that unknown
@@ -26,8 +22,14 @@ export type CelProgram = (facts: object) => unknown
 
 export interface CompiledCel {
   readonly program: CelProgram
+  /** The cel-js evaluation alone, which `program` must always agree with. */
+  readonly reference: CelProgram
+  /** Whether `program` has a fast path (see fast.ts). */
+  readonly fast: boolean
   /** Dotted paths of the facts the condition reads, in order of first appearance. */
   readonly reads: readonly string[]
+  /** The same paths as lists of names (a queue name may contain a dot). */
+  readonly readSegments: readonly (readonly string[])[]
   /** Set when the condition reads no variable: its value, or the error evaluating it. */
   readonly constant: { readonly value: unknown } | { readonly error: string } | null
 }
@@ -50,6 +52,10 @@ export function createCelEnvironments(shape: ObjectShape): CelEnvironments {
     run.registerVariable(name, 'dyn')
   }
   for (const env of [check, run]) registerMixedNumbers(env)
+  // at run time (dyn) membership already compares numbers by value; the checker needs to be told
+  check.registerOperator('double in list<int>', (a: number, list: readonly bigint[]) =>
+    list.some((x) => Number(x) === a),
+  )
   return { check, run, shape }
 }
 
@@ -108,7 +114,7 @@ export function compileCel(envs: CelEnvironments, text: string): CompiledCel | C
   if (!result.valid) {
     const refined = findUnknownPath(typed.ast, envs.shape)
     if (refined !== null) return refined
-    return { index: errorIndex(result.error), message: `CEL type error: ${errorSummary(result.error)}` }
+    return { index: errorIndex(result.error), message: typeErrorMessage(errorSummary(result.error)) }
   }
   if (result.type !== 'bool' && result.type !== 'dyn') {
     return { index: firstNonBlank(text), message: `expected a condition of type bool, found type ${result.type}` }
@@ -118,8 +124,21 @@ export function compileCel(envs: CelEnvironments, text: string): CompiledCel | C
   if (!runCheck.valid) {
     return { index: errorIndex(runCheck.error), message: `CEL type error: ${errorSummary(runCheck.error)}` }
   }
-  const reads = collectReads(typed.ast)
-  const program = runnable as CelProgram
+  const readSegments = collectReads(typed.ast)
+  const reads = readSegments.map((p) => p.join('.'))
+  const reference = runnable as CelProgram
+  const fast = compileFast(typed.ast, ROOT_SET)
+  const program: CelProgram =
+    fast === null
+      ? reference
+      : (facts) => {
+          try {
+            return fast(facts)
+          } catch (e) {
+            if (e === UNSURE) return reference(facts)
+            throw e
+          }
+        }
   let constant: CompiledCel['constant'] = null
   if (reads.length === 0) {
     try {
@@ -128,16 +147,24 @@ export function compileCel(envs: CelEnvironments, text: string): CompiledCel | C
       constant = { error: errorSummary(e) }
     }
   }
-  return { program, reads, constant }
+  return { program, reference, fast: fast !== null, reads, readSegments, constant }
 }
 
 export function isCelProblem(x: CompiledCel | CelProblem): x is CelProblem {
   return 'message' in x
 }
 
+function typeErrorMessage(summary: string): string {
+  const m = /^no such overload: (\S+) (\S+) (\S+)$/.exec(summary)
+  if (m !== null) {
+    return `CEL type error: '${m[2]}' is not defined for ${m[1]} and ${m[3]}; expected operands of matching types`
+  }
+  return `CEL type error: ${summary}`
+}
+
 function firstNonBlank(text: string): number {
   const i = text.search(/\S/)
-  return i < 0 ? 0 : i
+  return Math.max(i, 0)
 }
 
 function errorIndex(e: unknown): number {
@@ -228,15 +255,20 @@ function visit(node: ASTNode, f: (n: ASTNode) => boolean): void {
 }
 
 /** The fact paths an expression reads, e.g. `signals.intent`, `params.amount`, `queue.billing.depth`. */
-export function collectReads(ast: ASTNode): string[] {
+export function collectReads(ast: ASTNode): string[][] {
   const bound = boundNames(ast)
-  const out: string[] = []
+  const out: string[][] = []
+  const seen = new Set<string>()
   visit(ast, (n) => {
     const c = chainOf(n)
     if (c === null) return true
     if (bound.has(c.root) || !(ROOT_VARIABLES as readonly string[]).includes(c.root)) return c.segments.length > 0
-    const path = [c.root, ...c.segments.map((s) => s.name)].join('.')
-    if (!out.includes(path)) out.push(path)
+    const path = [c.root, ...c.segments.map((s) => s.name)]
+    const key = JSON.stringify(path)
+    if (!seen.has(key)) {
+      seen.add(key)
+      out.push(path)
+    }
     return false
   })
   return out
@@ -307,5 +339,3 @@ function shapeName(s: Shape): string {
       return 'a value'
   }
 }
-
-export type { RootVariable }

@@ -1,4 +1,13 @@
-import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Document as YamlDocument } from 'yaml'
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  type Document as YamlDocument,
+} from 'yaml'
 import type { Handler, HandlerKind } from '../cases/case.js'
 import { BatonError } from '../errors.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
@@ -195,6 +204,7 @@ export function parsePolicyTests(source: string, file: string, doc: PolicyDocume
     queues: null,
   })
   const tests = readTests(r, list, 'tests', shape, doc === null)
+  r.errors.sort((a, b) => a.line - b.line || a.column - b.column)
   if (r.errors.length > 0) throw policyInvalid(r.errors)
   return tests
 }
@@ -223,13 +233,24 @@ export function conditionPosition(c: Condition, index: number): Located {
   return { line: c.charLines[i] ?? c.line, column: c.charColumns[i] ?? c.column }
 }
 
-/** Parse without throwing: the document (null when too broken to build) and every error found. */
-export function readPolicy(source: string, file: string): { doc: PolicyDocument | null; errors: Diagnostic[] } {
+/** What `readPolicy` found, even in a broken document. */
+export interface PolicyReading {
+  /** null when too broken to build. */
+  readonly doc: PolicyDocument | null
+  readonly errors: Diagnostic[]
+  /** Every condition read, including those of rules dropped for other errors, so that they are checked too. */
+  readonly conditions: readonly { readonly condition: Condition; readonly kind: 'routing' | 'tool' }[]
+  readonly topics: readonly Topic[]
+  readonly signals: readonly CallerSignal[]
+}
+
+/** Parse without throwing: the document and every error found. */
+export function readPolicy(source: string, file: string): PolicyReading {
   const r = new Reader(source, file)
   const root = r.parse()
-  if (root === undefined) return { doc: null, errors: r.errors }
-  const doc = readDocument(r, root)
-  return { doc, errors: r.errors }
+  const doc = root === undefined ? null : readDocument(r, root)
+  r.errors.sort((a, b) => a.line - b.line || a.column - b.column)
+  return { doc, errors: r.errors, conditions: r.conditions, topics: r.topics, signals: r.signals }
 }
 
 // ---- reading YAML nodes with positions ----
@@ -244,6 +265,9 @@ interface Entry {
 class Reader {
   readonly errors: Diagnostic[] = []
   readonly references: Reference[] = []
+  readonly conditions: { condition: Condition; kind: 'routing' | 'tool' }[] = []
+  topics: readonly Topic[] = []
+  signals: readonly CallerSignal[] = []
   readonly lines = new LineCounter()
   #doc: YamlDocument.Parsed | null = null
 
@@ -284,7 +308,9 @@ class Reader {
   at(offset: number, message: string, hint?: string): void {
     const [line, column] = this.pos(offset)
     this.errors.push(
-      hint === undefined ? { file: this.file, line, column, message } : { file: this.file, line, column, message, hint },
+      hint === undefined
+        ? { file: this.file, line, column, message }
+        : { file: this.file, line, column, message, hint },
     )
   }
 
@@ -441,7 +467,7 @@ class Reader {
   condition(e: Entry | undefined): Condition | null {
     if (e === undefined) return null
     const n = e.value
-    if (!isScalar(n) || (typeof n.value !== 'string' && typeof n.value !== 'boolean') || n.range === undefined) {
+    if (!isScalar(n) || (typeof n.value !== 'string' && typeof n.value !== 'boolean') || !n.range) {
       this.at(
         this.offsetOf(n, e.keyOffset),
         `${label(e.path)}expected a CEL expression (a string), found ${describe(n)}`,
@@ -463,13 +489,15 @@ class Reader {
       charColumns.push(c)
     }
     const first = text.search(/\S/)
-    return {
+    const condition: Condition = {
       text,
       line: charLines[first] ?? 1,
       column: charColumns[first] ?? 1,
       charLines,
       charColumns,
     }
+    this.conditions.push({ condition, kind: e.path.startsWith('tools') ? 'tool' : 'routing' })
+    return condition
   }
 }
 
@@ -545,6 +573,8 @@ function readDocument(r: Reader, root: Node | null): PolicyDocument | null {
   const signals = readCallerSignals(r, top.get('signals'))
   const terms = readTerms(r, top.get('terms'))
   const topics = readTopics(r, top.get('topics'))
+  r.signals = signals
+  r.topics = topics
   const ids = new Map<string, number>()
   const routing = readRouting(r, top.get('routing'), ids)
   const tools = readTools(r, top.get('tools'), ids)
@@ -612,14 +642,16 @@ function readCallerSignals(r: Reader, e: Entry | undefined): CallerSignal[] {
         for (const it of r.items(en.value, en.path, en.keyOffset)) {
           const v = isScalar(it.node) ? it.node.value : undefined
           const ok = type === 'string' ? typeof v === 'string' : typeof v === 'number'
-          if (!ok) r.at(it.offset, `${label(it.path)}expected ${type === 'string' ? 'a string' : 'a number'}, found ${describe(it.node)}`)
+          if (!ok)
+            r.at(
+              it.offset,
+              `${label(it.path)}expected ${type === 'string' ? 'a string' : 'a number'}, found ${describe(it.node)}`,
+            )
           else enumValues.push(v as string | number)
         }
       }
     }
-    let def: string | number | boolean = type === 'string' ? (enumValues?.[0] ?? '') : type === 'boolean' ? false : 0
-    if (type !== 'string' && enumValues !== null && enumValues.length > 0) def = enumValues[0]!
-    else if (type !== 'string' && type !== 'boolean' && minimum !== null && minimum > 0) def = minimum
+    let def = implicitDefault(type, enumValues, minimum, maximum)
     const d = m.get('default')
     if (d !== undefined) {
       const v = isScalar(d.value) ? d.value.value : undefined
@@ -642,6 +674,22 @@ function readCallerSignals(r: Reader, e: Entry | undefined): CallerSignal[] {
     })
   }
   return out
+}
+
+/** The value of an undeclared default: the first enum value, else '' / false / the number in range nearest 0. */
+function implicitDefault(
+  type: CallerSignalType,
+  enumValues: readonly (string | number)[] | null,
+  minimum: number | null,
+  maximum: number | null,
+): string | number | boolean {
+  if (enumValues !== null && enumValues.length > 0) return enumValues[0]!
+  if (type === 'string') return ''
+  if (type === 'boolean') return false
+  let v = 0
+  if (minimum !== null && v < minimum) v = type === 'integer' ? Math.ceil(minimum) : minimum
+  if (maximum !== null && v > maximum) v = type === 'integer' ? Math.floor(maximum) : maximum
+  return v
 }
 
 /** Built-in signals a caller may set; every other caller signal must be declared under `signals:`. */
@@ -761,7 +809,10 @@ function readHandler(r: Reader, m: Map<string, Entry>, path: string, at: number)
   if (needAgent && agentE === undefined) r.at(at, `${label(path)}missing required key 'agent' for handler ${kind}`)
   if (needQueue && queueE === undefined) r.at(at, `${label(path)}missing required key 'queue' for handler ${kind}`)
   if (!needAgent && agentE !== undefined) {
-    r.at(agentE.keyOffset, `${label(path)}expected no 'agent' for handler ${kind} (use handler: hybrid for an operator with an AI drafting)`)
+    r.at(
+      agentE.keyOffset,
+      `${label(path)}expected no 'agent' for handler ${kind} (use handler: hybrid for an operator with an AI drafting)`,
+    )
   }
   if (!needQueue && queueE !== undefined) {
     r.at(queueE.keyOffset, `${label(path)}expected no 'queue' for handler ${kind} (an agent holds the case itself)`)
@@ -794,7 +845,12 @@ function readRouting(r: Reader, e: Entry | undefined, ids: Map<string, number>):
   let def: RoutingRule | null = null
   const d = m.get('default')
   if (d !== undefined) {
-    const dm = r.fields(d.value, d.path, { handler: true, agent: false, queue: false, trigger: false, reason: false }, d.keyOffset)
+    const dm = r.fields(
+      d.value,
+      d.path,
+      { handler: true, agent: false, queue: false, trigger: false, reason: false },
+      d.keyOffset,
+    )
     if (dm !== null) {
       const at = r.offsetOf(d.value, d.keyOffset)
       const handler = readHandler(r, dm, d.path, at)
@@ -829,7 +885,12 @@ function readRoutingRules(r: Reader, e: Entry | undefined, ids: Map<string, numb
   if (e === undefined) return []
   const out: RoutingRule[] = []
   for (const it of r.items(e.value, e.path, e.keyOffset)) {
-    const m = r.fields(it.node, it.path, { id: true, when: false, route: true, trigger: false, reason: false }, it.offset)
+    const m = r.fields(
+      it.node,
+      it.path,
+      { id: true, when: false, route: true, trigger: false, reason: false },
+      it.offset,
+    )
     if (m === null) continue
     const id = readRuleId(r, m.get('id'), ids)
     const when = r.condition(m.get('when'))
@@ -928,7 +989,13 @@ function readToolNames(r: Reader, e: Entry | undefined): string[] | undefined {
 
 const EXPECT_KEYS = ['handler', 'queue', 'agent', 'outcome', 'rule', 'approver_role', 'trigger'] as const
 
-function readTests(r: Reader, node: Node | null, path: string, shape: ObjectShape, looseNames: boolean): PolicyTestCase[] {
+function readTests(
+  r: Reader,
+  node: Node | null,
+  path: string,
+  shape: ObjectShape,
+  looseNames: boolean,
+): PolicyTestCase[] {
   const out: PolicyTestCase[] = []
   const names = new Map<string, number>()
   for (const it of r.items(node, path, 0)) {
@@ -958,7 +1025,8 @@ function readTests(r: Reader, node: Node | null, path: string, shape: ObjectShap
       for (const k of EXPECT_KEYS) spec[k] = false
       const em = r.fields(expE.value, expE.path, spec, expE.keyOffset)
       if (em !== null) {
-        if (em.size === 0) r.at(r.offsetOf(expE.value, expE.keyOffset), `${label(expE.path)}expected at least one expectation`)
+        if (em.size === 0)
+          r.at(r.offsetOf(expE.value, expE.keyOffset), `${label(expE.path)}expected at least one expectation`)
         const x: Record<string, string> = {}
         for (const [k, v] of em) {
           const oneOf =
@@ -975,11 +1043,16 @@ function readTests(r: Reader, node: Node | null, path: string, shape: ObjectShap
         if (kind === 'action') {
           for (const k of ['handler', 'agent', 'trigger'] as const) {
             const v = em.get(k)
-            if (v !== undefined) r.at(v.keyOffset, `${label(v.path)}expected no '${k}' in a tool test (given.tool is set)`)
+            if (v !== undefined)
+              r.at(v.keyOffset, `${label(v.path)}expected no '${k}' in a tool test (given.tool is set)`)
           }
         } else {
           const v = em.get('approver_role')
-          if (v !== undefined) r.at(v.keyOffset, `${label(v.path)}expected no 'approver_role' in a routing test (set given.tool for a tool test)`)
+          if (v !== undefined)
+            r.at(
+              v.keyOffset,
+              `${label(v.path)}expected no 'approver_role' in a routing test (set given.tool for a tool test)`,
+            )
         }
         expect = x as TestExpectation
       }
@@ -1014,7 +1087,10 @@ function checkGiven(r: Reader, node: Node, path: string, shape: Shape, looseName
         break
     }
     if (!ok) {
-      r.at(offset, `${label(path)}expected ${shape === 'list<string>' ? 'a list of strings' : `a ${shape}`}, found ${describe(node)}`)
+      r.at(
+        offset,
+        `${label(path)}expected ${shape === 'list<string>' ? 'a list of strings' : `a ${shape}`}, found ${describe(node)}`,
+      )
     }
     return ok
   }

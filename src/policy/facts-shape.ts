@@ -94,22 +94,3 @@ export function isObjectShape(s: Shape): s is ObjectShape {
 export function isMapShape(s: Shape): s is MapShape {
   return typeof s === 'object' && 'values' in s
 }
-
-/** The shape's name in messages: `a string`, `a number`, `an object with fields …`. */
-export function describeShape(s: Shape): string {
-  if (typeof s === 'string') {
-    switch (s) {
-      case 'string':
-        return 'a string'
-      case 'number':
-        return 'a number'
-      case 'boolean':
-        return 'a boolean'
-      case 'list<string>':
-        return 'a list of strings'
-      case 'dyn':
-        return 'any value'
-    }
-  }
-  return isObjectShape(s) ? 'a mapping' : 'a mapping'
-}

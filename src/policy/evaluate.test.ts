@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { RISK_CATEGORIES } from '../signals/types.js'
+import { compilePolicy } from './compile.js'
+import { completeFacts, decideAction, decideRoute } from './evaluate.js'
+import { mergeFacts, neutralFacts } from './policy-test.js'
+import type { Facts } from './types.js'
+
+const SHOP_KNOWN = {
+  agents: ['shop-assistant'],
+  queues: ['general', 'billing', 'accounts', 'security', 'trust-safety', 'legal'],
+  tools: ['reply', 'order_status', 'refund', 'reset_password', 'change_email', 'disclose_order', 'close_case'],
+}
+const shop = compilePolicy(
+  readFileSync(new URL('../../examples/shop/policy.yaml', import.meta.url), 'utf8'),
+  'examples/shop/policy.yaml',
+  SHOP_KNOWN,
+)
+const given = (partial: Record<string, unknown>): Facts => mergeFacts(neutralFacts(shop), partial)
+
+const known = { agents: ['bot'], queues: ['general', 'security', 'billing'], tools: ['reply', 'refund', 'lookup'] }
+const small = compilePolicy(
+  `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: small, version: 1 }
+routing:
+  default: { handler: operator, queue: general, reason: fallback }
+  max_handoffs: 2
+  overrides:
+    - id: secret
+      when: signals.secrets > 0
+      route: { handler: operator, queue: security }
+      trigger: secret
+      reason: secret
+  rules:
+    - id: faq
+      when: signals.intent == 'faq'
+      route: { handler: agent, agent: bot }
+      reason: faq
+tools:
+  overrides:
+    - id: big-currency-check
+      tool: refund
+      when: params.currency != 'EUR'
+      outcome: escalate
+      queue: billing
+      reason: Only EUR refunds are automated
+  rules:
+    - id: small-refund
+      tool: refund
+      when: params.amount <= 50
+      outcome: allow
+      reason: small
+    - id: reply
+      tool: reply
+      outcome: allow
+      reason: reply
+`,
+  'small.yaml',
+  known,
+)
+const smallFacts = (partial: Record<string, unknown>): Facts => mergeFacts(neutralFacts(small), partial)
+
+describe('decideRoute', () => {
+  it('given an override and a rule that both match, when deciding, then the override wins', () => {
+    const r = decideRoute(small, smallFacts({ signals: { secrets: 2, intent: 'faq' } }))
+    expect(r).toMatchObject({
+      kind: 'route',
+      outcome: 'operator',
+      handler: { kind: 'operator', queue: 'security' },
+      rules: ['secret'],
+      trigger: 'secret',
+      policy: small.ref,
+    })
+    expect(r.explanation).toEqual([{ id: 'secret', reason: 'secret', reads: { 'signals.secrets': 2 } }])
+  })
+
+  it('given nothing matches, when deciding, then the default route decides with rule id default', () => {
+    const r = decideRoute(small, smallFacts({}))
+    expect(r).toMatchObject({ outcome: 'operator', rules: ['default'], trigger: '' })
+    expect(r.explanation).toEqual([{ id: 'default', reason: 'fallback', reads: {} }])
+  })
+
+  it('given a human holds the case and it reached max_handoffs, when a rule gives it to the agent, then a human keeps it', () => {
+    const r = decideRoute(small, smallFacts({ case: { handler: 'hybrid', handoffs: 2 }, signals: { intent: 'faq' } }))
+    expect(r.handler).toEqual({ kind: 'operator', queue: 'general' })
+    expect(r.rules).toEqual(['faq', 'max-handoffs'])
+    expect(r.trigger).toBe('max_handoffs')
+    expect(r.explanation[1]!.reads).toEqual({ 'case.handoffs': 2, 'case.handler': 'hybrid' })
+  })
+
+  it('given the agent holds the case at the cap, when a rule gives it to the agent, then the agent keeps it', () => {
+    const r = decideRoute(small, smallFacts({ case: { handler: 'agent', handoffs: 5 }, signals: { intent: 'faq' } }))
+    expect(r.handler).toEqual({ kind: 'agent', agentId: 'bot' })
+  })
+
+  it('given facts without topics or custom signals, when deciding, then they read as false and defaults', () => {
+    const f = given({ signals: { topics: { order_status: true } } })
+    const bare = { ...f, signals: { ...f.signals, topics: { order_status: true }, custom: {} } }
+    expect(completeFacts(shop, f)).toBe(f)
+    expect(decideRoute(shop, bare).rules).toEqual(['order-status'])
+  })
+
+  it.each([
+    ['an order-status topic', { signals: { topics: { order_status: true } } }, 'agent', 'order-status', ''],
+    [
+      'an account change',
+      { signals: { topics: { account_change: true } } },
+      'hybrid',
+      'account-change',
+      'account_change',
+    ],
+    ['a secret', { signals: { secrets: 1 } }, 'operator', 'secret-in-message', 'secret'],
+    ['no signals at all', {}, 'operator', 'unclear-intent', 'unclear_intent'],
+  ])('given %s, when the shop policy decides, then the handler is %s by %s', (_, partial, kind, rule, trigger) => {
+    const r = decideRoute(shop, given(partial))
+    expect(r.handler.kind).toBe(kind)
+    expect(r.rules[0]).toBe(rule)
+    expect(r.trigger).toBe(trigger)
+  })
+
+  it('is deterministic, and a replay from the JSON of the facts gives the same decision (invariant 2)', () => {
+    fc.assert(
+      fc.property(arbitraryFacts(), (facts) => {
+        const a = decideRoute(shop, facts)
+        const b = decideRoute(shop, facts)
+        const replay = decideRoute(shop, JSON.parse(JSON.stringify(facts)) as Facts)
+        expect(b).toEqual(a)
+        expect(replay).toEqual(a)
+        const action = decideAction(shop, {
+          ...facts,
+          tool: 'refund',
+          params: { amount: facts.signals.intent_confidence * 2000 },
+        })
+        expect(
+          decideAction(
+            shop,
+            JSON.parse(
+              JSON.stringify({ ...facts, tool: 'refund', params: { amount: facts.signals.intent_confidence * 2000 } }),
+            ) as Facts,
+          ),
+        ).toEqual(action)
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
+describe('decideAction', () => {
+  it('given a tool no rule names, when deciding, then it is denied by the default', () => {
+    const r = decideAction(small, smallFacts({ tool: 'lookup' }))
+    expect(r).toMatchObject({ kind: 'action', outcome: 'deny', rules: ['default'], approverRole: '', queue: '' })
+    expect(r.explanation[0]!.reads).toEqual({ tool: 'lookup' })
+  })
+
+  it('given a runtime error in a tool override, when deciding, then the override matches (fail closed)', () => {
+    const r = decideAction(small, smallFacts({ tool: 'refund', params: { amount: 10 } }))
+    expect(r).toMatchObject({ outcome: 'escalate', rules: ['big-currency-check'], queue: 'billing' })
+    expect(r.explanation[0]!.reason).toContain('failing closed')
+    expect(r.explanation[0]!.reads).toEqual({ 'params.currency': null })
+  })
+
+  it('given a runtime error in an allow rule, when deciding, then it does not match and the tool is denied', () => {
+    const r = decideAction(small, smallFacts({ tool: 'refund', params: { currency: 'EUR' } }))
+    expect(r).toMatchObject({ outcome: 'deny', rules: ['default'] })
+  })
+
+  it('given a small EUR refund, when deciding, then the allow rule decides and reads the parameters', () => {
+    const r = decideAction(small, smallFacts({ tool: 'refund', params: { currency: 'EUR', amount: 20 } }))
+    expect(r).toMatchObject({ outcome: 'allow', rules: ['small-refund'] })
+    expect(r.explanation[0]!.reads).toEqual({ 'params.amount': 20 })
+  })
+
+  it('given a params value of the wrong type, when deciding, then nothing is allowed', () => {
+    const r = decideAction(small, smallFacts({ tool: 'refund', params: { currency: 'EUR', amount: '20' } }))
+    expect(r.outcome).toBe('deny')
+  })
+
+  it('given the shop policy, when refunds of various sizes are asked, then allow, approve and escalate apply', () => {
+    const refund = (amount: unknown) => decideAction(shop, given({ tool: 'refund', params: { amount } }))
+    expect(refund(50)).toMatchObject({ outcome: 'allow' })
+    expect(refund(50.01)).toMatchObject({ outcome: 'approve', approverRole: 'billing', queue: 'billing' })
+    expect(refund(1001)).toMatchObject({ outcome: 'escalate', queue: 'billing' })
+    expect(refund('lots')).toMatchObject({ outcome: 'escalate', rules: ['large-refund'] })
+  })
+})
+
+function arbitraryFacts(): fc.Arbitrary<Facts> {
+  const bool = fc.boolean()
+  const confidence = fc.oneof(fc.constant(0), fc.constant(-1), fc.double({ min: 0, max: 1, noNaN: true }))
+  const record = (names: readonly string[]) =>
+    fc.tuple(...names.map(() => bool)).map((vs) => Object.fromEntries(names.map((n, i) => [n, vs[i]])))
+  return fc
+    .record({
+      intent: fc.constantFrom('', 'order_status', 'track_order', 'refund', 'get_refund', 'faq'),
+      intent_confidence: confidence,
+      agent_confidence: confidence,
+      secrets: fc.nat(3),
+      pii: fc.subarray(['card', 'email', 'phone']),
+      sensitivity: fc.subarray(['payment', 'pii', 'secret']),
+      risk: record(RISK_CATEGORIES),
+      topics: record(Object.keys(shop.topics)),
+      order_value: fc.nat(5000),
+      tier: fc.constantFrom('', 'standard', 'enterprise'),
+      verified: bool,
+      handler: fc.constantFrom('', 'agent', 'operator', 'hybrid'),
+      handoffs: fc.nat(6),
+    })
+    .map((x) =>
+      given({
+        case: { handler: x.handler, handoffs: x.handoffs },
+        customer: { tier: x.tier, verified: x.verified },
+        signals: {
+          intent: x.intent,
+          intent_confidence: x.intent_confidence,
+          agent_confidence: x.agent_confidence,
+          secrets: x.secrets,
+          pii: x.pii,
+          sensitivity: x.sensitivity,
+          risk: x.risk,
+          topics: x.topics,
+          custom: { order_value: x.order_value },
+        },
+      }),
+    )
+}

@@ -1,0 +1,200 @@
+import type { Handler } from '../cases/case.js'
+import { RISK_CATEGORIES } from '../signals/types.js'
+import { errorSummary } from './cel.js'
+import type { CompiledCondition, CompiledPolicy, CompiledRoutingRule, CompiledToolRule } from './compile.js'
+import type { ActionResult, Facts, RouteResult, RuleMatch } from './types.js'
+
+/**
+ * Decide who handles a case. Overrides first, then rules, in order; the first match wins; no match gives the
+ * routing default. Then the ping-pong cap: once `case.handoffs >= max_handoffs`, a case a human holds is not given
+ * back to an AI agent; it goes to the fallback queue instead (rule `max-handoffs`).
+ *
+ * A condition that fails to evaluate (a missing parameter, a wrong type at run time) does not match, except in an
+ * override that hands the case to a human, which then matches: it fails closed.
+ * Pure: the same policy and facts always give the same result.
+ */
+export function decideRoute(policy: CompiledPolicy, given: Facts): RouteResult {
+  const facts = completeFacts(policy, given)
+  const { routing } = policy
+  let chosen: CompiledRoutingRule = routing.default
+  let failure: string | null = null
+  for (const rule of routing.sequence) {
+    const m = matches(rule.condition, rule.failClosed, facts)
+    if (m === false) continue
+    chosen = rule
+    if (m !== true) failure = m
+    break
+  }
+  const match = ruleMatch(chosen.id, chosen.reason, chosen.condition, failure, facts)
+  const c = facts.case
+  if (
+    chosen.handler.kind === 'agent' &&
+    c.handoffs >= routing.maxHandoffs &&
+    (c.handler === 'operator' || c.handler === 'hybrid')
+  ) {
+    const handler: Handler = { kind: 'operator', queue: routing.fallbackQueue }
+    return {
+      kind: 'route',
+      outcome: 'operator',
+      handler,
+      rules: [chosen.id, 'max-handoffs'],
+      explanation: [
+        match,
+        {
+          id: 'max-handoffs',
+          reason: `The case has changed hands ${c.handoffs} times (cap ${routing.maxHandoffs}); it stays with a human rather than going back to an AI agent`,
+          reads: { 'case.handoffs': c.handoffs, 'case.handler': c.handler },
+        },
+      ],
+      trigger: 'max_handoffs',
+      policy: policy.ref,
+    }
+  }
+  return {
+    kind: 'route',
+    outcome: chosen.handler.kind,
+    handler: chosen.handler,
+    rules: [chosen.id],
+    explanation: [match],
+    trigger: chosen.trigger,
+    policy: policy.ref,
+  }
+}
+
+/**
+ * Decide whether an AI agent (or another actor) may call `facts.tool` with `facts.params`. Overrides first, then
+ * rules for that tool (or `*`), in order; the first match wins; no match denies.
+ *
+ * A condition that fails to evaluate does not match an allow or approve rule, and matches an override or a
+ * deny/escalate rule: it fails closed and never silently allows.
+ */
+export function decideAction(policy: CompiledPolicy, given: Facts): ActionResult {
+  const facts = completeFacts(policy, given)
+  const rules = policy.tools.byTool.get(facts.tool) ?? policy.tools.anyTool
+  let chosen: CompiledToolRule | null = null
+  let failure: string | null = null
+  for (const rule of rules) {
+    const m = matches(rule.condition, rule.failClosed, facts)
+    if (m === false) continue
+    chosen = rule
+    if (m !== true) failure = m
+    break
+  }
+  if (chosen === null) {
+    return {
+      kind: 'action',
+      outcome: 'deny',
+      rules: ['default'],
+      explanation: [
+        {
+          id: 'default',
+          reason: `No tool rule matched '${facts.tool}'; a tool without a matching rule is denied`,
+          reads: { tool: facts.tool },
+        },
+      ],
+      approverRole: '',
+      queue: '',
+      policy: policy.ref,
+    }
+  }
+  return {
+    kind: 'action',
+    outcome: chosen.outcome,
+    rules: [chosen.id],
+    explanation: [ruleMatch(chosen.id, chosen.reason, chosen.condition, failure, facts)],
+    approverRole: chosen.approverRole,
+    queue: chosen.queue,
+    policy: policy.ref,
+  }
+}
+
+interface Completion {
+  readonly topics: readonly string[]
+  readonly custom: readonly (readonly [string, string | number | boolean])[]
+}
+
+const completions = new WeakMap<CompiledPolicy, Completion>()
+
+/**
+ * The facts with every risk category, declared topic and declared caller signal present: absent ones read as
+ * false, false and the signal's default. Returns `facts` itself when nothing is missing (the usual case).
+ */
+export function completeFacts(policy: CompiledPolicy, facts: Facts): Facts {
+  let c = completions.get(policy)
+  if (c === undefined) {
+    c = {
+      topics: Object.keys(policy.topics),
+      custom: policy.callerSignals.map((s) => [s.name, s.default] as const),
+    }
+    completions.set(policy, c)
+  }
+  const s = facts.signals as Partial<Facts['signals']> | undefined
+  if (s === undefined || s === null || typeof s !== 'object') return facts
+  const risk = fill(s.risk, RISK_NAMES, false)
+  const topics = fill(s.topics, c.topics, false)
+  let custom = s.custom
+  for (const [name, value] of c.custom) {
+    if (custom === undefined || custom === null || custom[name] === undefined) custom = { ...custom, [name]: value }
+  }
+  if (risk === s.risk && topics === s.topics && custom === s.custom) return facts
+  return {
+    ...facts,
+    signals: { ...(s as Facts['signals']), risk: risk as Facts['signals']['risk'], topics, custom: custom ?? {} },
+  }
+}
+
+const RISK_NAMES: readonly string[] = RISK_CATEGORIES
+
+function fill<T>(
+  o: Readonly<Record<string, T>> | undefined,
+  names: readonly string[],
+  value: T,
+): Readonly<Record<string, T>> {
+  let out = o
+  for (const n of names) {
+    if (out === undefined || out === null || out[n] === undefined) out = { ...out, [n]: value }
+  }
+  return out ?? {}
+}
+
+/** true, false, or (when failing closed) the evaluation error that made it match. */
+function matches(c: CompiledCondition | null, failClosed: boolean, facts: Facts): boolean | string {
+  if (c === null) return true
+  let v: unknown
+  try {
+    v = c.program(facts)
+  } catch (e) {
+    return failClosed ? errorSummary(e) : false
+  }
+  if (v === true) return true
+  if (v === false) return false
+  return failClosed ? `expected a bool, found ${typeof v}` : false
+}
+
+function ruleMatch(
+  id: string,
+  reason: string,
+  c: CompiledCondition | null,
+  failure: string | null,
+  facts: Facts,
+): RuleMatch {
+  const reads: Record<string, unknown> = {}
+  if (c !== null) for (let i = 0; i < c.reads.length; i++) reads[c.reads[i]!] = readPath(facts, c.readSegments[i]!)
+  return {
+    id,
+    reason:
+      failure === null
+        ? reason || (id === 'default' ? 'No rule matched' : '')
+        : `${reason} (condition failed to evaluate: ${failure}; failing closed)`,
+    reads,
+  }
+}
+
+function readPath(facts: Facts, path: readonly string[]): unknown {
+  let v: unknown = facts
+  for (const k of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, k)) return null
+    v = (v as Record<string, unknown>)[k]
+  }
+  return typeof v === 'bigint' ? Number(v) : v === undefined ? null : v
+}
