@@ -33,7 +33,8 @@ export function shannonEntropy(s: string): number {
 const FILLER = /x{4,}|X{4,}|\*{3,}|#{3,}|\.{3}|•{2,}|_{4,}|0{8,}/
 // Template syntax: ${VAR}, {{var}}, $(cmd), <your-key>, %(name)s, [PASSWORD]
 const TEMPLATE = /\$\{|\{\{|\$\(|<[^>]*>?|%\(|\[[A-Za-z_ ]+\]|^\$[A-Za-z_]|^[{[]/
-const PLACEHOLDER_WORDS = /passw(?:or)?d|your[_-]?|placeholder|change[_-]?me|replace|insert|dummy|redacted|_here\b|here$/i
+const PLACEHOLDER_WORDS =
+  /passw(?:or)?d|your[_-]?|placeholder|example|change[_-]?me|replace|insert|dummy|redacted|_here\b|here$/i
 const PLACEHOLDER_VALUES = new Set([
   'pass',
   'passwd',
@@ -115,17 +116,20 @@ function connectionKind(scheme: string): string {
 }
 
 // Identifier names that mark the value as a credential when they end the name (`db_password`, `apiKey`, `SLACK_TOKEN`).
-const STRONG_KEYWORD = String.raw`passw(?:or)?d|pwd|pass|passphrase|secret|secrets|token|tokens|api[_.-]?key|apikey|access[_.-]?key|auth[_.-]?key|private[_.-]?key|secret[_.-]?key|credentials?|creds|auth`
-const WEAK_KEYWORD = String.raw`key|login`
+const STRONG_KEYWORD = `passw(?:or)?d|pwd|pass|passphrase|secret|secrets|token|tokens|api[_.-]?key|apikey|access[_.-]?key|auth[_.-]?key|private[_.-]?key|secret[_.-]?key|credentials?|creds|auth`
+const WEAK_KEYWORD = `key|login`
 const ASSIGNMENT = re(
-  String.raw`(?<![A-Za-z0-9_])(["']?)([A-Za-z][A-Za-z0-9_.-]{0,60}?(?:(${STRONG_KEYWORD})|(${WEAK_KEYWORD})))(?:_?(?:value|str|string|b64|base64|prod|production|live|test|dev|staging|\d))?\1\s{0,3}(?:=|:=|::=|:::=|\?=|:|=>|->|,)\s{0,5}([\x60'"]?)(?:[A-Za-z]+\()?([^\s'"\x60,;)(}\]]{4,300})`,
+  String.raw`(?<![A-Za-z0-9_])(["']?)((?:[A-Za-z][A-Za-z0-9_.-]{0,60}?)?(?:(${STRONG_KEYWORD})|(${WEAK_KEYWORD})))(?:_?(?:value|str|string|b64|base64|prod|production|live|test|dev|staging|\d))?\1\s{0,3}(?:=|:=|::=|:::=|\?=|:|=>|->|,)\s{0,5}([\x60'"]?)(?:[A-Za-z]+\()?([^\s'"\x60,;)(}\]]{4,300})`,
   'i',
 )
-const NON_SECRET_NAME = /(?:^|[_.-])(?:id|ids|name|names|type|types|file|path|url|uri|length|size|count|field|header|prefix|format|policy|expir\w*)$|[a-z](?:Id|ID|Name|Type|File|Path|Url|URL)$|public|pub[_.-]?key|csrf|xsrf|nonce|cache|keyboard|monkey|turkey|hockey/i
+const NON_SECRET_NAME =
+  /(?:^|[_.-])(?:id|ids|name|names|type|types|file|path|url|uri|length|size|count|field|header|prefix|format|policy|expir\w*)$|[a-z](?:Id|ID|Name|Type|File|Path|Url|URL)$|public|pub[_.-]?key|csrf|xsrf|nonce|cache/i
 
 function acceptAssignment(value: string, m: RegExpExecArray): boolean {
   const name = m[2] ?? ''
   if (NON_SECRET_NAME.test(name)) return false
+  // short keywords count only as a word of their own: db_pass, apiKey, API_KEY, but not bypass, oauth, monkey
+  if (/[a-z](?:pass|auth|key|login)$/.test(name)) return false
   if (isPlaceholder(value) || value.startsWith('-----')) return false
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^[./~]/.test(value)) return false // URLs (credentials: own rule), paths
   if (/^[^@\s]+@[^@\s]+\.[a-z]{2,}$/i.test(value)) return false // e-mail address as a login
@@ -135,10 +139,13 @@ function acceptAssignment(value: string, m: RegExpExecArray): boolean {
   if (/^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/.test(value)) return false // CONSTANT_NAMES
   if (/^[a-z][a-z0-9]{0,11}(?:-[a-z0-9]{1,11})+$/.test(value) && !/^[0-9a-f-]+$/.test(value)) return false // kebab-words
   if (/^[A-Za-z][\w-]*\.[a-z]{2,4}$/.test(value)) return false // file.ext, host.tld
+  if (/^[a-z][\w-]*(?:\.[\w-]+)+$/.test(value) && !/\d.*\d.*\d/.test(value)) return false // dotted.names
+  if (/[^=]=[^=]/.test(value)) return false // a nested option (id=name), not a value
   if (/^[a-z]+(?:[A-Z][a-z]+)+\d*$/.test(value) || /^[A-Z][a-z]+(?:[A-Z][a-z]+)+$/.test(value)) return false // camelCase
   const password = /pass|pwd/i.test(m[3] ?? '')
   if (password) return value.length >= 6 && plausiblePassword(value) && charClasses(value) >= 2
   const weak = m[4] !== undefined
+  if (weak && name.length === (m[4] ?? '').length) return false // a bare `key=` / `login:` says too little
   const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)
   if (uuid) return true
   if (weak) return value.length >= 16 && shannonEntropy(value) >= 3.5 && charClasses(value) >= 2
@@ -166,7 +173,7 @@ const RULES: readonly Rule[] = [
   // cloud
   {
     kind: 'aws-access-key-id',
-    re: re(String.raw`${B}((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})${E}`),
+    re: re(`${B}((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})${E}`),
     accept: (s) => !s.endsWith('EXAMPLE') && minEntropy(3)(s),
   },
   {
@@ -178,7 +185,7 @@ const RULES: readonly Rule[] = [
     group: 1,
     accept: (s) => !/EXAMPLEKEY$/.test(s) && minEntropy(4)(s),
   },
-  { kind: 'aws-bedrock-api-key', re: re(String.raw`${B}ABSK[A-Za-z0-9+/]{109,269}={0,2}`), accept: minEntropy(4) },
+  { kind: 'aws-bedrock-api-key', re: re(`${B}ABSK[A-Za-z0-9+/]{109,269}={0,2}`), accept: minEntropy(4) },
   { kind: 'gcp-api-key', re: re(String.raw`${B}AIza[\w-]{35}(?![\w-])`), accept: notFiller },
   {
     kind: 'azure-storage-connection-string',
@@ -188,13 +195,13 @@ const RULES: readonly Rule[] = [
   },
   {
     kind: 'azure-shared-access-key',
-    re: re(String.raw`(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{40,86}={0,2})`, 'i'),
+    re: re(`(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{40,86}={0,2})`, 'i'),
     group: 1,
     accept: minEntropy(4),
   },
   {
     kind: 'azure-sas-token',
-    re: re(String.raw`[?&](?:[a-z]{2,4}=[^&\s]+&)*?sig=([A-Za-z0-9%+/]{40,}(?:%3D|=){0,2})`, 'i'),
+    re: re(`[?&]sig=([A-Za-z0-9%+/]{40,}(?:%3D|=){0,2})`, 'i'),
     group: 1,
   },
   {
@@ -203,21 +210,25 @@ const RULES: readonly Rule[] = [
     group: 1,
     accept: (s) => minEntropy(3)(s) && (s.match(/~/g) ?? []).length <= 4,
   },
-  { kind: 'alibaba-access-key-id', re: re(String.raw`${B}LTAI[A-Za-z0-9]{20}${E}`), accept: minEntropy(3) },
-  { kind: 'digitalocean-token', re: re(String.raw`${B}do[opr]_v1_[a-f0-9]{64}${E}`), accept: notFiller },
-  { kind: 'heroku-api-key', re: re(String.raw`${B}HRKU-AA[0-9A-Za-z_-]{58}${E}`), accept: notFiller },
+  { kind: 'alibaba-access-key-id', re: re(`${B}LTAI[A-Za-z0-9]{20}${E}`), accept: minEntropy(3) },
+  { kind: 'digitalocean-token', re: re(`${B}do[opr]_v1_[a-f0-9]{64}${E}`), accept: notFiller },
+  { kind: 'heroku-api-key', re: re(`${B}HRKU-AA[0-9A-Za-z_-]{58}${E}`), accept: notFiller },
   {
     kind: 'cloudflare-api-token',
-    re: re(String.raw`(?<![A-Za-z])cf(?:at|ut|k)_[A-Za-z0-9]{48}(?![A-Za-z0-9])`),
+    re: re(`(?<![A-Za-z])cf(?:at|ut|k)_[A-Za-z0-9]{48}(?![A-Za-z0-9])`),
     accept: notFiller,
   },
   {
     kind: 'cloudflare-origin-ca-key',
     re: re(String.raw`${B}v1\.0-[a-f0-9]{24}-[a-f0-9]{146}${E}`),
   },
-  { kind: 'flyio-token', re: re(String.raw`${B}(?:fo1_[\w-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3})`), accept: notFiller },
-  { kind: 'vercel-token', re: re(String.raw`(?<![A-Za-z])vc[piark]_[A-Za-z0-9]{24,}${E}`), accept: notFiller },
-  { kind: 'tailscale-key', re: re(String.raw`(?<![A-Za-z])tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,}${E}`) },
+  {
+    kind: 'flyio-token',
+    re: re(String.raw`${B}(?:fo1_[\w-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3})`),
+    accept: notFiller,
+  },
+  { kind: 'vercel-token', re: re(`(?<![A-Za-z])vc[piark]_[A-Za-z0-9]{24,}${E}`), accept: notFiller },
+  { kind: 'tailscale-key', re: re(`(?<![A-Za-z])tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,}${E}`) },
 
   // source control and package registries
   {
@@ -232,7 +243,7 @@ const RULES: readonly Rule[] = [
     ),
     accept: notFiller,
   },
-  { kind: 'npm-token', re: re(String.raw`${B}npm_[A-Za-z0-9]{36}${E}`), accept: notFiller },
+  { kind: 'npm-token', re: re(`${B}npm_[A-Za-z0-9]{36}${E}`), accept: notFiller },
   { kind: 'pypi-token', re: re(String.raw`${B}pypi-AgEIcHlwaS5vcmc[\w-]{50,}`), accept: notFiller },
   { kind: 'docker-token', re: re(String.raw`${B}dckr_(?:pat|oat)_[\w-]{27,}`), accept: notFiller },
   { kind: 'databricks-token', re: re(String.raw`(?<![A-Za-z0-9])dapi[a-fA-F0-9]{32}(?:-\d)?(?![A-Za-z0-9])`) },
@@ -243,26 +254,33 @@ const RULES: readonly Rule[] = [
     accept: (s) => /[a-z]/.test(s.slice(2)) && /[A-Z]/.test(s) && /\d/.test(s) && minEntropy(3.5)(s),
   },
   { kind: 'terraform-token', re: re(String.raw`${B}[a-zA-Z0-9]{14}\.atlasv1\.[\w=-]{60,70}${E}`) },
-  { kind: 'grafana-token', re: re(String.raw`${B}(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})`) },
-  { kind: 'sentry-token', re: re(String.raw`${B}(?:sntrys_eyJ[A-Za-z0-9+/=_-]{50,}|sntryu_[a-f0-9]{64})`) },
+  {
+    kind: 'grafana-token',
+    re: re(`${B}(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})`),
+  },
+  { kind: 'sentry-token', re: re(`${B}(?:sntrys_eyJ[A-Za-z0-9+/=_-]{50,}|sntryu_[a-f0-9]{64})`) },
   {
     kind: 'sourcegraph-token',
-    re: re(String.raw`${B}sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}${E}`),
+    re: re(`${B}sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}${E}`),
     accept: notFiller,
   },
-  { kind: 'linear-api-key', re: re(String.raw`${B}lin_api_[A-Za-z0-9]{40,}${E}`) },
+  { kind: 'linear-api-key', re: re(`${B}lin_api_[A-Za-z0-9]{40,}${E}`) },
   { kind: 'notion-token', re: re(String.raw`(?<![A-Za-z0-9])ntn_\d{11}[A-Za-z0-9]{35}(?![A-Za-z0-9])`) },
   { kind: 'figma-token', re: re(String.raw`${B}fig[dou]_[\w-]{40,}`), accept: notFiller },
-  { kind: 'atlassian-api-token', re: re(String.raw`${B}ATATT3[A-Za-z0-9_=-]{150,}`) },
-  { kind: 'shopify-token', re: re(String.raw`${B}shp(?:at|ca|pa|ss)_[A-Za-z0-9]{32,}${E}`), accept: notFiller },
+  { kind: 'atlassian-api-token', re: re(`${B}ATATT3[A-Za-z0-9_=-]{150,}`) },
+  { kind: 'shopify-token', re: re(`${B}shp(?:at|ca|pa|ss)_[A-Za-z0-9]{32,}${E}`), accept: notFiller },
   { kind: 'openshift-token', re: re(String.raw`sha256~[\w-]{43}(?![\w-])`), accept: minEntropy(3.5) },
-  { kind: '1password-token', re: re(String.raw`${B}ops_eyJ[A-Za-z0-9+/=_-]{250,}`), accept: notFiller },
+  { kind: '1password-token', re: re(`${B}ops_eyJ[A-Za-z0-9+/=_-]{250,}`), accept: notFiller },
   {
     kind: '1password-secret-key',
-    re: re(String.raw`${B}A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}${E}`),
+    re: re(`${B}A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}${E}`),
     accept: notFiller,
   },
-  { kind: 'sidekiq-secret', re: re(String.raw`BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM['"]?\s*[:=]\s*['"]?([a-f0-9]{8}:[a-f0-9]{8})`, 'i'), group: 1 },
+  {
+    kind: 'sidekiq-secret',
+    re: re(String.raw`BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM['"]?\s*[:=]\s*['"]?([a-f0-9]{8}:[a-f0-9]{8})`, 'i'),
+    group: 1,
+  },
 
   // messaging, payments, e-mail
   {
@@ -270,25 +288,33 @@ const RULES: readonly Rule[] = [
     re: re(
       String.raw`(?<![A-Za-z0-9-])(?:xox[abposr]-\d+(?:-[0-9A-Za-z#*]+)+|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+|xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9]{40,})`,
     ),
-    accept: (s) => s.length >= 24 && (/^xox[abposr]-/.test(s) ? /\d{6}/.test(s) : true) && !isFiller(s) && !/[#*]/.test(s),
+    accept: (s) =>
+      s.length >= 24 && (/^xox[abposr]-/.test(s) ? /\d{6}/.test(s) : true) && !isFiller(s) && !/[#*]/.test(s),
   },
   {
     kind: 'slack-webhook-url',
     re: re(String.raw`https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}`),
     accept: (s) => !isFiller(s.replace(/^https?:\/\/hooks\.slack\.com\//, '')),
   },
-  { kind: 'discord-webhook-url', re: re(String.raw`https://(?:\w+\.)?discord(?:app)?\.com/api/webhooks/\d+/[\w-]{60,}`) },
+  {
+    kind: 'discord-webhook-url',
+    re: re(String.raw`https://(?:\w+\.)?discord(?:app)?\.com/api/webhooks/\d+/[\w-]{60,}`),
+  },
   { kind: 'telegram-bot-token', re: re(String.raw`${B}\d{8,10}:AA[\w-]{33}${E}`) },
   {
     kind: 'stripe-secret-key',
-    re: re(String.raw`(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{24,247}${E}`),
+    re: re(`(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{24,247}${E}`),
     accept: (s) => !FILLER.test(s),
   },
-  { kind: 'square-token', re: re(String.raw`${B}(?:sq0atp-[\w-]{22}|sq0csp-[\w-]{43}|EAAA[\w-]{60})${E}`), accept: notFiller },
+  {
+    kind: 'square-token',
+    re: re(String.raw`${B}(?:sq0atp-[\w-]{22}|sq0csp-[\w-]{43}|EAAA[\w-]{60})${E}`),
+    accept: notFiller,
+  },
   { kind: 'paypal-braintree-token', re: re(String.raw`access_token\$production\$[a-z0-9]{16}\$[a-f0-9]{32}`) },
   { kind: 'sendgrid-api-key', re: re(String.raw`(?<![A-Za-z0-9])SG\.[\w-]{22}\.[\w-]{43}(?![A-Za-z0-9])`) },
-  { kind: 'mailgun-api-key', re: re(String.raw`${B}key-[a-f0-9]{32}${E}`), accept: minEntropy(3) },
-  { kind: 'twilio-api-key', re: re(String.raw`${B}SK[0-9a-fA-F]{32}${E}`), accept: minEntropy(3) },
+  { kind: 'mailgun-api-key', re: re(`${B}key-[a-f0-9]{32}${E}`), accept: minEntropy(3) },
+  { kind: 'twilio-api-key', re: re(`${B}SK[0-9a-fA-F]{32}${E}`), accept: minEntropy(3) },
   {
     kind: 'facebook-access-token',
     re: re(String.raw`(?:${B}\d{15,16}(?:\||%7C)[\w-]{27,40}${E}|${B}EAA[MC][A-Za-z0-9]{100,})`),
@@ -304,13 +330,17 @@ const RULES: readonly Rule[] = [
       String.raw`(?<![A-Za-z0-9])sk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{16,}T3BlbkFJ[A-Za-z0-9_-]{16,}(?![\w-])`,
     ),
   },
-  { kind: 'huggingface-token', re: re(String.raw`(?<![A-Za-z0-9])(?:hf_|api_org_)[A-Za-z]{34}(?![A-Za-z0-9])`), accept: notFiller },
-  { kind: 'groq-api-key', re: re(String.raw`(?<![A-Za-z0-9])gsk_[A-Za-z0-9]{52}(?![A-Za-z0-9_-])`), accept: notFiller },
-  { kind: 'perplexity-api-key', re: re(String.raw`${B}pplx-[A-Za-z0-9]{48}${E}`), accept: notFiller },
-  { kind: 'xai-api-key', re: re(String.raw`${B}xai-[A-Za-z0-9]{80}${E}`), accept: notFiller },
-  { kind: 'clickhouse-api-key', re: re(String.raw`(?<![A-Za-z0-9])4b1d[A-Za-z0-9]{38}(?![A-Za-z0-9])`) },
-  { kind: 'intra42-client-secret', re: re(String.raw`${B}s-s4t2(?:ud|af)-[a-f0-9]{64}${E}`) },
-  { kind: 'maxmind-license-key', re: re(String.raw`${B}[A-Za-z0-9]{6}_[A-Za-z0-9]{29}_mmk${E}`) },
+  {
+    kind: 'huggingface-token',
+    re: re(`(?<![A-Za-z0-9])(?:hf_|api_org_)[A-Za-z]{34}(?![A-Za-z0-9])`),
+    accept: notFiller,
+  },
+  { kind: 'groq-api-key', re: re(`(?<![A-Za-z0-9])gsk_[A-Za-z0-9]{52}(?![A-Za-z0-9_-])`), accept: notFiller },
+  { kind: 'perplexity-api-key', re: re(`${B}pplx-[A-Za-z0-9]{48}${E}`), accept: notFiller },
+  { kind: 'xai-api-key', re: re(`${B}xai-[A-Za-z0-9]{80}${E}`), accept: notFiller },
+  { kind: 'clickhouse-api-key', re: re(`(?<![A-Za-z0-9])4b1d[A-Za-z0-9]{38}(?![A-Za-z0-9])`) },
+  { kind: 'intra42-client-secret', re: re(`${B}s-s4t2(?:ud|af)-[a-f0-9]{64}${E}`) },
+  { kind: 'maxmind-license-key', re: re(`${B}[A-Za-z0-9]{6}_[A-Za-z0-9]{29}_mmk${E}`) },
   { kind: 'scalingo-token', re: re(String.raw`${B}tk-us-[\w-]{48}${E}`) },
 
   // generic shapes
@@ -339,13 +369,19 @@ const RULES: readonly Rule[] = [
   },
   {
     kind: 'password',
-    re: re(String.raw`\b(?:password|passcode|passwort|mot de passe|contraseña)\s+(?:is|was|ist|est|es|:)\s*[:=]?\s*['"]?(\S{6,64}?)['"]?(?=[\s,;]|[.!?](?:\s|$)|$)`, 'i'),
+    re: re(
+      String.raw`\b(?:password|passcode|passwort|mot de passe|contraseña)\s+(?:is|was|ist|est|es|:)\s*[:=]?\s*['"]?(\S{6,64}?)['"]?(?=[\s,;]|[.!?](?:\s|$)|$)`,
+      'i',
+    ),
     group: 1,
-    accept: (s) => plausiblePassword(s) && charClasses(s) >= 2 && !/^(?:not|being|wrong|incorrect|correct|right|too|now|still|the|my|a|an)$/i.test(s),
+    accept: (s) =>
+      plausiblePassword(s) &&
+      charClasses(s) >= 2 &&
+      !/^(?:not|being|wrong|incorrect|correct|right|too|now|still|the|my|a|an)$/i.test(s),
   },
   {
     kind: 'pin',
-    re: re(String.raw`\bpin(?:\s*(?:code|number))?\s+(?:is|was|:)\s*[:=]?\s*(\d{4,8})\b`, 'i'),
+    re: re(String.raw`\bpin(?:\s*(?:code|number))?(?:\s+(?:is|was)\s*[:=]?|\s*[:=])\s*(\d{4,8})\b`, 'i'),
     group: 1,
   },
   { kind: 'generic-secret', re: ASSIGNMENT, group: 6, accept: acceptAssignment },
@@ -374,7 +410,8 @@ function urlFindings(text: string, out: SecretFinding[]): void {
     const scheme = m[1] ?? ''
     const user = m[2] ?? ''
     const pass = m[3] ?? ''
-    if (isPlaceholder(user) && user !== '' && !PLACEHOLDER_VALUES.has(user.toLowerCase())) continue
+    // a templated or filler user name (${USER}, YOUR_USERNAME) marks a documentation example
+    if (user !== '' && isPlaceholder(user) && !PLACEHOLDER_VALUES.has(user.toLowerCase())) continue
     if (!plausiblePassword(pass, user)) continue
     out.push({ start: m.index, end: m.index + m[0].length, kind: connectionKind(scheme) })
   }
