@@ -267,14 +267,14 @@ export function runConformance(vectorsJsonText: string): ConformanceReport {
   if (leafHashes !== undefined) {
     if (!Array.isArray(leafHashes)) failures.push({ name: 'leaf_hashes', reason: 'expected an array' })
     else
-      leafHashes.forEach((want, i) =>
+      for (const [i, want] of leafHashes.entries()) {
         check(`leaf_hashes[${i}]`, () => {
           const leaf = leaves[i]
           if (leaf === undefined) return `no leaf ${i} in leaves`
           const got = leafHash(leaf)
           return bytesEqual(got, hexField(want, 'leaf_hash')) ? undefined : `computed ${toHex(got)}`
-        }),
-      )
+        })
+      }
   }
 
   // roots: MTH of the leaves, the incremental builder's root, and the root resumed from the stored frontier
@@ -311,13 +311,13 @@ export function runConformance(vectorsJsonText: string): ConformanceReport {
           continue
         }
         const level = Number(m[1])
-        list.forEach((want, i) =>
+        for (const [i, want] of list.entries()) {
           check(`node_hashes.${levelName}[${i}]`, () => {
             const got = tree.nodes.get(key(level, BigInt(i)))
             if (got === undefined) return `subtree (level ${level}, index ${i}) is not complete within the leaves`
             return bytesEqual(got, hexField(want, 'node hash')) ? undefined : `computed ${toHex(got)}`
-          }),
-        )
+          })
+        }
       }
   }
 

@@ -422,6 +422,7 @@ export interface CompletedNode {
 /**
  * An append-only tree in memory as its frontier: the hashes of the complete subtrees that tile [0, size), largest
  * first (one per set bit of size). Appending costs amortised O(1) hashes; `root()` folds the frontier in O(log n).
+ * Hashes passed in are kept by reference (and returned in `CompletedNode`s): do not mutate them afterwards.
  */
 export class TreeBuilder {
   #size = 0n

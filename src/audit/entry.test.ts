@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import {
+  type AuditEntryBody,
+  bytesEqual,
+  canonicalEntry,
+  EMPTY_ROOT,
+  fromHex,
+  leafHash,
+  MAX_NUMERIC_SEQ,
+  nodeHash,
+  toHex,
+} from './entry.js'
+
+const body: AuditEntryBody = {
+  type: 'case.routed',
+  at: '2025-03-01T12:00:00Z',
+  caseId: 'case_1',
+  actor: { kind: 'agent', id: 'agent_7' },
+  data: { z: 1, a: [true, null, 'é'], m: { y: 2.5, b: 'x' } },
+}
+
+describe('canonicalEntry', () => {
+  it('is RFC 8785 canonical JSON of { seq, ...body }, keys sorted at every depth', () => {
+    expect(canonicalEntry(7, body)).toBe(
+      '{"actor":{"id":"agent_7","kind":"agent"},"at":"2025-03-01T12:00:00Z","caseId":"case_1",' +
+        '"data":{"a":[true,null,"é"],"m":{"b":"x","y":2.5},"z":1},"seq":7,"type":"case.routed"}',
+    )
+  })
+
+  it('gives the same text for number and bigint seq, and for any key order of the body', () => {
+    const reordered: AuditEntryBody = {
+      data: body.data,
+      at: body.at,
+      type: body.type,
+      caseId: 'case_1',
+      actor: { id: 'agent_7', kind: 'agent' },
+    }
+    expect(canonicalEntry(7n, reordered)).toBe(canonicalEntry(7, body))
+  })
+
+  it('writes seq as a number up to 2^53 - 1 and as a decimal string above', () => {
+    expect(canonicalEntry(MAX_NUMERIC_SEQ, body)).toContain('"seq":9007199254740991,')
+    expect(canonicalEntry(MAX_NUMERIC_SEQ + 1n, body)).toContain('"seq":"9007199254740992",')
+    expect(canonicalEntry(2n ** 64n - 1n, body)).toContain('"seq":"18446744073709551615",')
+  })
+
+  it('drops undefined members and omits absent optional fields', () => {
+    expect(canonicalEntry(0, { type: 't', at: 'a', data: { x: undefined, y: 1 } })).toBe(
+      '{"at":"a","data":{"y":1},"seq":0,"type":"t"}',
+    )
+  })
+
+  it('refuses misuse with TypeError', () => {
+    expect(() => canonicalEntry(-1, body)).toThrow(TypeError)
+    expect(() => canonicalEntry(1.5, body)).toThrow(TypeError)
+    expect(() => canonicalEntry(2 ** 53, body)).toThrow(TypeError)
+    expect(() => canonicalEntry(-1n, body)).toThrow(TypeError)
+    expect(() => canonicalEntry(0, { ...body, data: 1n })).toThrow(TypeError)
+    expect(() => canonicalEntry(0, { ...body, data: Number.NaN })).toThrow(TypeError)
+    expect(() => canonicalEntry(0, { ...body, seq: 3 } as AuditEntryBody)).toThrow(TypeError)
+    expect(() => canonicalEntry(0, { ...body, type: '' })).toThrow(TypeError)
+  })
+})
+
+describe('hashes (RFC 6962 §2.1)', () => {
+  it('EMPTY_ROOT is SHA-256 of the empty string', () => {
+    expect(toHex(EMPTY_ROOT)).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+  })
+
+  it('leafHash is SHA-256(0x00 || data): known answers', () => {
+    expect(toHex(leafHash(new Uint8Array(0)))).toBe('6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d')
+    expect(toHex(leafHash(''))).toBe('6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d')
+    expect(toHex(leafHash('L123456'))).toBe('395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56')
+    expect(toHex(leafHash(fromHex('00')))).toBe('96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7')
+    expect(toHex(leafHash('a'))).toBe('022a6979e6dab7aa5ae4c3e5e45f7e977112a7e63593820dbec1ec738a24f93c')
+  })
+
+  it('hashes a string as its UTF-8 bytes, and bytes of any length', () => {
+    for (const s of ['é€😀', 'x'.repeat(5000), `${'ü'.repeat(600)}z`]) {
+      expect(toHex(leafHash(s))).toBe(toHex(leafHash(new TextEncoder().encode(s))))
+    }
+    for (const len of [0, 1, 1024, 1025, 3000]) {
+      const bytes = new Uint8Array(len).fill(7)
+      const want = createHash('sha256')
+        .update(new Uint8Array([0]))
+        .update(bytes)
+        .digest('hex')
+      expect(toHex(leafHash(bytes))).toBe(want)
+    }
+  })
+
+  it('nodeHash is SHA-256(0x01 || left || right), children of any length', () => {
+    expect(toHex(nodeHash(new TextEncoder().encode('N123'), new TextEncoder().encode('N456')))).toBe(
+      'aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb',
+    )
+    // root of the 2-leaf CT reference tree
+    const l0 = fromHex('6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d')
+    const l1 = fromHex('96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7')
+    expect(toHex(nodeHash(l0, l1))).toBe('fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125')
+  })
+
+  it('results do not alias the reused scratch buffers', () => {
+    const a = leafHash('a')
+    const b = leafHash('b')
+    const n1 = nodeHash(a, b)
+    const n2 = nodeHash(b, a)
+    expect(toHex(a)).toBe('022a6979e6dab7aa5ae4c3e5e45f7e977112a7e63593820dbec1ec738a24f93c')
+    expect(bytesEqual(n1, n2)).toBe(false)
+    expect(toHex(n1)).toBe(toHex(nodeHash(leafHash('a'), leafHash('b'))))
+  })
+})
+
+describe('hex', () => {
+  it('round-trips and accepts either case', () => {
+    const bytes = new Uint8Array([0, 1, 0xab, 0xff])
+    expect(toHex(bytes)).toBe('0001abff')
+    expect(bytesEqual(fromHex('0001ABff'), bytes)).toBe(true)
+    expect(fromHex('').length).toBe(0)
+    expect(toHex(bytes.subarray(1, 3))).toBe('01ab')
+  })
+
+  it('throws TypeError on bad hex', () => {
+    for (const bad of ['0', 'abc', 'zz', '0x00', ' 00', '00 ']) expect(() => fromHex(bad)).toThrow(TypeError)
+    expect(() => fromHex(42 as unknown as string)).toThrow(TypeError)
+  })
+})
