@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
+import { type AuditService, startAuditService } from './audit/service.js'
 import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
 import type { Config } from './config.js'
 import { BatonError } from './errors.js'
@@ -27,6 +28,8 @@ export interface App {
   readonly logger: Logger
   /** The admin key generated at this start, to be printed once; undefined when one already existed or was given. */
   readonly generatedAdminKey: string | undefined
+  /** The audit log's signing key and sequencer (`audit.sequenceOnce()` in tests). */
+  readonly audit: AuditService
   close(): Promise<void>
 }
 
@@ -65,7 +68,10 @@ export async function createApp(
     options.logger ??
     pino({
       level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'key', 'adminKey'], censor: '[redacted]' },
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'key', 'adminKey'],
+        censor: '[redacted]',
+      },
     })
   const store = options.store ?? openStore(config)
   try {
@@ -132,7 +138,14 @@ export async function createApp(
     keys: {
       async create(role, name, actor) {
         const key = formatKey(role, randomBytes(32))
-        const record = { id: newId('key'), name, role, hash: hashKey(key), createdAt: now().toISOString(), revokedAt: null }
+        const record = {
+          id: newId('key'),
+          name,
+          role,
+          hash: hashKey(key),
+          createdAt: now().toISOString(),
+          revokedAt: null,
+        }
         await store.createKey(record, {
           type: 'key.created',
           at: record.createdAt,
@@ -168,6 +181,14 @@ export async function createApp(
 
   const generatedAdminKey = await bootstrapAdmin(services, config.adminKey)
 
+  const audit = await startAuditService({
+    store,
+    keyFile: config.auditSigningKeyFile,
+    intervalMs: config.auditHeadIntervalMs,
+    now,
+    log: logger,
+  })
+
   const server = await createServer(services, { logger, bodyLimit: config.bodyLimit, version: VERSION })
 
   let watcher: ReturnType<typeof watch> | undefined
@@ -179,7 +200,10 @@ export async function createApp(
         reload(SYSTEM).catch((e: unknown) => {
           // The previous version stays in force; the positions tell the author where to look.
           logger.error(
-            { code: e instanceof BatonError ? e.code : 'INTERNAL', positions: e instanceof BatonError ? e.positions : [] },
+            {
+              code: e instanceof BatonError ? e.code : 'INTERNAL',
+              positions: e instanceof BatonError ? e.positions : [],
+            },
             'policy reload refused',
           )
         })
@@ -194,9 +218,11 @@ export async function createApp(
     store,
     logger,
     generatedAdminKey,
+    audit,
     async close() {
       watcher?.close()
       await server.close()
+      await audit.stop()
       await store.close()
     },
   }
@@ -215,13 +241,24 @@ async function bootstrapAdmin(services: Services, given: string | undefined): Pr
   const { store } = services
   if (given !== undefined) {
     if (!looksLikeKey(given) || !given.startsWith('bk_admin_')) {
-      throw new BatonError('VALIDATION_FAILED', 'BATON_ADMIN_KEY: expected a key of the form bk_admin_<43 base64url chars>', {
-        fields: [{ field: 'BATON_ADMIN_KEY', message: 'malformed' }],
-      })
+      throw new BatonError(
+        'VALIDATION_FAILED',
+        'BATON_ADMIN_KEY: expected a key of the form bk_admin_<43 base64url chars>',
+        {
+          fields: [{ field: 'BATON_ADMIN_KEY', message: 'malformed' }],
+        },
+      )
     }
     if ((await store.findKeyByHash(hashKey(given))) === undefined) {
       const at = new Date().toISOString()
-      const record = { id: newId('key'), name: 'bootstrap (BATON_ADMIN_KEY)', role: 'admin' as const, hash: hashKey(given), createdAt: at, revokedAt: null }
+      const record = {
+        id: newId('key'),
+        name: 'bootstrap (BATON_ADMIN_KEY)',
+        role: 'admin' as const,
+        hash: hashKey(given),
+        createdAt: at,
+        revokedAt: null,
+      }
       await store.createKey(record, {
         type: 'key.created',
         at,
@@ -235,5 +272,3 @@ async function bootstrapAdmin(services: Services, given: string | undefined): Pr
   const { key } = await services.keys.create('admin', 'bootstrap (generated at first start)', SYSTEM)
   return key
 }
-
-

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { BatonError } from './errors.js'
 
 export interface Config {
@@ -14,6 +14,10 @@ export interface Config {
   /** Maximum request body, bytes. */
   readonly bodyLimit: number
   readonly watchPolicy: boolean
+  /** Ed25519 key (PKCS#8 PEM) that signs audit tree heads; created with mode 0600 on first start when absent. */
+  readonly auditSigningKeyFile: string
+  /** Longest wait, ms, between new audit entries and the signed tree head that covers them. */
+  readonly auditHeadIntervalMs: number
 }
 
 export const DEFAULTS = {
@@ -23,6 +27,7 @@ export const DEFAULTS = {
   workspace: 'examples/shop',
   logLevel: 'info',
   bodyLimit: 64 * 1024,
+  auditHeadIntervalMs: 1000,
 } as const
 
 /** Builds the configuration from flags (which win) and the environment. */
@@ -33,16 +38,34 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
       fields: [{ field: 'BATON_PORT', message: 'must be a port number' }],
     })
   }
+  const dataDir = resolve(flags.dataDir ?? env.BATON_DATA_DIR ?? DEFAULTS.dataDir)
+  const auditHeadIntervalMs =
+    flags.auditHeadIntervalMs ??
+    intFrom(env.BATON_AUDIT_HEAD_INTERVAL_MS, 'BATON_AUDIT_HEAD_INTERVAL_MS') ??
+    DEFAULTS.auditHeadIntervalMs
+  if (auditHeadIntervalMs < 1) {
+    throw new BatonError(
+      'VALIDATION_FAILED',
+      `BATON_AUDIT_HEAD_INTERVAL_MS: expected ≥ 1, found ${auditHeadIntervalMs}`,
+      {
+        fields: [{ field: 'BATON_AUDIT_HEAD_INTERVAL_MS', message: 'must be a positive number of milliseconds' }],
+      },
+    )
+  }
   return {
     port,
     host: flags.host ?? env.BATON_HOST ?? DEFAULTS.host,
-    dataDir: resolve(flags.dataDir ?? env.BATON_DATA_DIR ?? DEFAULTS.dataDir),
+    dataDir,
     databaseUrl: flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined),
     workspace: resolve(flags.workspace ?? env.BATON_WORKSPACE ?? DEFAULTS.workspace),
     adminKey: flags.adminKey ?? (env.BATON_ADMIN_KEY || undefined),
     logLevel: flags.logLevel ?? env.BATON_LOG_LEVEL ?? DEFAULTS.logLevel,
     bodyLimit: flags.bodyLimit ?? intFrom(env.BATON_BODY_LIMIT, 'BATON_BODY_LIMIT') ?? DEFAULTS.bodyLimit,
     watchPolicy: flags.watchPolicy ?? env.BATON_WATCH_POLICY !== '0',
+    auditSigningKeyFile: resolve(
+      flags.auditSigningKeyFile ?? (env.BATON_AUDIT_SIGNING_KEY_FILE || join(dataDir, 'audit-signing-key.pem')),
+    ),
+    auditHeadIntervalMs,
   }
 }
 

@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { formatKey } from '../src/identity/keys.js'
 import { openStore } from '../src/app.js'
+import { formatKey } from '../src/identity/keys.js'
+import { runCli } from './support/audit.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -62,6 +63,8 @@ for (const engine of engines) {
         env.BATON_DATABASE_URL = db.url
       }
       const { proc, url } = await startServer(env)
+      // Listen before the kill: the exit event can fire before the workers notice the reset.
+      const exited = new Promise((r) => proc.once('exit', r))
       const headers = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }
       const acked: { caseId: string; messageId: string; decisionId: string }[] = []
       let killed = false
@@ -90,7 +93,7 @@ for (const engine of engines) {
         }
       }
       await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)))
-      await new Promise((r) => proc.once('exit', r))
+      await exited
       expect(acked.length).toBeGreaterThanOrEqual(60)
 
       // Restart on the same store: everything acknowledged is there.
@@ -103,6 +106,15 @@ for (const engine of engines) {
           expect(c.messages.map((m) => m.id)).toContain(a.messageId)
           expect(c.decisions.map((d) => d.decisionId)).toContain(a.decisionId)
         }
+        // The audit sequencer resumes from the stored frontier and signs a head over everything that survived.
+        let covered = false
+        for (const deadline = Date.now() + 20_000; !covered && Date.now() < deadline; ) {
+          const h = await fetch(`${again.url}/v1/audit/head`, { headers })
+          const size = h.status === 200 ? ((await h.json()) as { size: number }).size : 0
+          covered = size > 0 && (await fetch(`${again.url}/v1/audit/entries/${size}`, { headers })).status === 404
+          if (!covered) await new Promise((r) => setTimeout(r, 100))
+        }
+        expect(covered).toBe(true)
       } finally {
         again.proc.kill('SIGTERM')
         await new Promise((r) => again.proc.once('exit', r))
@@ -128,6 +140,13 @@ for (const engine of engines) {
       } finally {
         await store.close()
       }
+      // And the whole log verifies: leaves, tree, every signed head.
+      const verified = await runCli(['audit', 'verify', '--json'], env)
+      expect(verified.stderr).toBe('')
+      const result = JSON.parse(verified.stdout) as { ok: boolean; entries: number; treeSize: number }
+      expect(result).toMatchObject({ ok: true })
+      expect(result.treeSize).toBe(result.entries)
+      expect(verified.code).toBe(0)
     }, 120_000)
   })
 }

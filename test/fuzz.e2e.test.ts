@@ -53,7 +53,7 @@ describe('the server answers every generated body with 2xx or 4xx and keeps serv
         const payload =
           typeof b === 'object' && b !== null && 'raw' in b && typeof (b as { raw: unknown }).raw === 'string'
             ? (b as { raw: string }).raw
-            : JSON.stringify(b) ?? 'null'
+            : (JSON.stringify(b) ?? 'null')
         const r = await t.app.server.inject({
           method: 'POST',
           url,

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { knownNames } from '../src/app.js'
 import { compilePolicy } from '../src/policy/compile.js'
 import { decideRoute } from '../src/policy/evaluate.js'
 import type { Facts } from '../src/policy/types.js'
-import { knownNames } from '../src/app.js'
-import { pgAvailable } from './support/pg.js'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
+import { pgAvailable } from './support/pg.js'
 
 // Built from parts so that secret scanners do not flag this repository; the shape is a real AWS key pair.
 const AWS_KEY_ID = ['AKIA', 'Z7VRSQ5TK3PD2M4X'].join('')
@@ -98,7 +98,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         signals: { intent: 'complaint', intent_confidence: 0.9 },
       })
       expect(r.statusCode).toBe(201)
-      const d = (await t.app.server.inject({ url: `/v1/decisions/${r.json().decision.id}`, headers: bearer(t.keys.admin) })).json()
+      const d = (
+        await t.app.server.inject({ url: `/v1/decisions/${r.json().decision.id}`, headers: bearer(t.keys.admin) })
+      ).json()
       const versions = await t.app.store.listPolicyVersions()
       const version = versions.find((v) => v.hash === d.policy.hash)
       expect(version).toBeDefined()
@@ -128,7 +130,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(missing.statusCode).toBe(400)
       expect(missing.json().errors.map((e: { field: string }) => e.field)).toContain('channel')
 
-      const unknownField = await post('/v1/cases', { customer: 'x', channel: 'chat', message: { text: 'hi' }, colour: 1 })
+      const unknownField = await post('/v1/cases', {
+        customer: 'x',
+        channel: 'chat',
+        message: { text: 'hi' },
+        colour: 1,
+      })
       expect(unknownField.statusCode).toBe(400)
       expect(unknownField.json().errors.map((e: { field: string }) => e.field)).toContain('colour')
 
@@ -154,7 +161,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(big.statusCode).toBe(413)
       expect(big.json().code).toBe('BODY_TOO_LARGE')
 
-      const tooLongText = await post('/v1/cases', { customer: 'x', channel: 'chat', message: { text: 'a'.repeat(16_001) } })
+      const tooLongText = await post('/v1/cases', {
+        customer: 'x',
+        channel: 'chat',
+        message: { text: 'a'.repeat(16_001) },
+      })
       expect(tooLongText.statusCode).toBe(400)
       expect(tooLongText.json().errors[0].field).toBe('message.text')
 
@@ -169,7 +180,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const wrongKey = await post('/v1/cases', {}, `bk_service_${'A'.repeat(43)}`)
       expect(wrongKey.statusCode).toBe(401)
 
-      const operatorWrites = await post('/v1/cases', { customer: 'x', channel: 'chat', message: { text: 'hi' } }, t.keys.operator)
+      const operatorWrites = await post(
+        '/v1/cases',
+        { customer: 'x', channel: 'chat', message: { text: 'hi' } },
+        t.keys.operator,
+      )
       expect(operatorWrites.statusCode).toBe(403)
       expect(operatorWrites.json().code).toBe('FORBIDDEN')
 
@@ -201,7 +216,11 @@ routing:
       expect(r.json().positions[0]).toMatchObject({ line: 8 })
       const after = (await t.app.server.inject({ url: '/v1/policy', headers: bearer(t.keys.admin) })).json()
       expect(after.hash).toBe(before.hash)
-      const still = await post('/v1/cases', { customer: 'cu_dan', channel: 'chat', message: { text: 'where is my order?' } })
+      const still = await post('/v1/cases', {
+        customer: 'cu_dan',
+        channel: 'chat',
+        message: { text: 'where is my order?' },
+      })
       expect(still.json().decision.policy.hash).toBe(before.hash)
     })
 
@@ -224,7 +243,9 @@ routing:
       expect((await t.app.server.inject({ url: '/readyz' })).statusCode).toBe(200)
       const doc = (await t.app.server.inject({ url: '/openapi.json' })).json()
       expect(doc.openapi).toMatch(/^3\./)
-      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/cases', '/v1/cases/{id}/messages', '/v1/keys']))
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/v1/cases', '/v1/cases/{id}/messages', '/v1/keys']),
+      )
       expect(doc.paths['/v1/cases'].post.requestBody.content['application/json'].schema.required).toEqual(
         expect.arrayContaining(['customer', 'channel', 'message']),
       )

@@ -1,5 +1,3 @@
-import type { Signals } from '../signals/types.js'
-
 export type Handler =
   | { readonly kind: 'agent'; readonly agentId: string }
   | { readonly kind: 'operator'; readonly queue: string; readonly operatorId?: string }

@@ -141,7 +141,16 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
   events.push({ type: 'case.decided', data: decisionData(decisionId, messageId, route, facts, actor) })
   const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
   await commit(deps, caseRecord, null, 0, events, decision, actor, iso)
-  return result(caseRecord, messageId, false, signals, decisionId, route, analysis.redactedText, duplicate?.caseId ?? '')
+  return result(
+    caseRecord,
+    messageId,
+    false,
+    signals,
+    decisionId,
+    route,
+    analysis.redactedText,
+    duplicate?.caseId ?? '',
+  )
 }
 
 /** Adds a customer message to a case and re-decides who handles it. Retries on concurrent writers. */
@@ -158,10 +167,7 @@ export async function receiveMessage(
     const current = await deps.store.getCase(caseId)
     if (current === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
     if (current.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${current.state}`)
-    const [stored, queues] = await Promise.all([
-      deps.store.getCustomer(current.customerId),
-      deps.store.queueStats(),
-    ])
+    const [stored, queues] = await Promise.all([deps.store.getCustomer(current.customerId), deps.store.queueStats()])
     const at = deps.now()
     const iso = at.toISOString()
     const messageId = deps.newId('msg')
@@ -265,7 +271,10 @@ function buildSignals(
   duplicateOf: string,
 ): Signals {
   const { intent, intent_confidence, agent_confidence, ...custom } = caller
-  const fullRisk = Object.fromEntries(RISK_CATEGORIES.map((c) => [c, risk[c] === true])) as Record<RiskCategory, boolean>
+  const fullRisk = Object.fromEntries(RISK_CATEGORIES.map((c) => [c, risk[c] === true])) as Record<
+    RiskCategory,
+    boolean
+  >
   return {
     intent: typeof intent === 'string' ? intent : '',
     intent_confidence: typeof intent_confidence === 'number' ? intent_confidence : 0,
@@ -303,7 +312,10 @@ function messageData(
     author: 'customer',
     // Only the redacted text is stored; a secret is kept as its kind and a keyed hash (invariant 7).
     text: analysis.redactedText,
-    secrets: analysis.secrets.map((s) => ({ kind: s.kind, hash: keyedHash(deps.secretHashKey, clear.slice(s.start, s.end)) })),
+    secrets: analysis.secrets.map((s) => ({
+      kind: s.kind,
+      hash: keyedHash(deps.secretHashKey, clear.slice(s.start, s.end)),
+    })),
     pii: analysis.pii.map((p) => ({ kind: p.kind })),
     signals,
   }
@@ -410,7 +422,7 @@ function queueFacts(
   at: Date,
 ): Record<string, QueueFacts> {
   const out: Record<string, QueueFacts> = {}
-  for (const q of policy.queues) {
+  for (const q of policy.known.queues) {
     const s = stats[q]
     out[q] = {
       depth: s?.depth ?? 0,

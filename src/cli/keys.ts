@@ -1,8 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
 import { newId, openStore } from '../app.js'
 import { configFrom } from '../config.js'
 import { formatKey, hashKey } from '../identity/keys.js'
-import { randomBytes } from 'node:crypto'
 import { ROLES, type Role } from '../store/ports.js'
 
 export function registerKeyCommands(program: Command): void {

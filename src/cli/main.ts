@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander'
+import { VERSION } from '../app.js'
+import { registerAuditCommands } from './audit.js'
+import { registerKeyCommands } from './keys.js'
 import { registerPolicyCommands } from './policy.js'
 import { registerServe } from './serve.js'
-import { registerKeyCommands } from './keys.js'
-import { VERSION } from '../app.js'
 
 export function buildCli(): Command {
   const program = new Command()
@@ -14,6 +15,7 @@ export function buildCli(): Command {
   registerServe(program)
   registerPolicyCommands(program)
   registerKeyCommands(program)
+  registerAuditCommands(program)
   return program
 }
 

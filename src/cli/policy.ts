@@ -30,8 +30,11 @@ export function registerPolicyCommands(program: Command): void {
         process.exit(2)
       })
       const known = (await knownFor(file)) ?? { agents: [], queues: [], tools: [] }
-      const r = checkPolicy(source, file, known, { checkReferences: (await knownFor(file)) !== undefined })
-      for (const d of [...r.errors.map((e) => ({ ...e, severity: 'error' })), ...r.warnings.map((w) => ({ ...w, severity: 'warning' }))]) {
+      const r = checkPolicy(source, file, known)
+      for (const d of [
+        ...r.errors.map((e) => ({ ...e, severity: 'error' })),
+        ...r.warnings.map((w) => ({ ...w, severity: 'warning' })),
+      ]) {
         process.stdout.write(
           o.json
             ? `${JSON.stringify(d)}\n`
@@ -63,5 +66,3 @@ export function registerPolicyCommands(program: Command): void {
       }
     })
 }
-
-

@@ -26,14 +26,18 @@ export function registerServe(program: Command): void {
         const address = await app.server.listen({ port: config.port, host: config.host })
         const store = config.databaseUrl ? 'postgresql' : `sqlite ${config.dataDir}/baton.db`
         const policy = app.services.policy.current().policy.ref
-        process.stdout.write(`Baton ${address} (store: ${store}; workspace: ${config.workspace}; policy ${policy.name} v${policy.version} ${policy.hash.slice(0, 12)})\n`)
+        process.stdout.write(
+          `Baton ${address} (store: ${store}; workspace: ${config.workspace}; policy ${policy.name} v${policy.version} ${policy.hash.slice(0, 12)})\n`,
+        )
         if (app.generatedAdminKey !== undefined) {
           process.stdout.write(
             `Admin key (shown once, store it now): ${app.generatedAdminKey}\n` +
               `  curl -H "Authorization: Bearer ${app.generatedAdminKey}" ${address}/v1/policy\n`,
           )
         } else if (config.adminKey === undefined) {
-          process.stdout.write('Admin key: created at first start and shown then; set BATON_ADMIN_KEY or run `baton keys create`.\n')
+          process.stdout.write(
+            'Admin key: created at first start and shown then; set BATON_ADMIN_KEY or run `baton keys create`.\n',
+          )
         }
         const stop = async () => {
           await app.close()

@@ -20,6 +20,8 @@ export const STATUS: { readonly [C in ErrorCode]: number } = {
   STORE_UNAVAILABLE: 503,
   AUDIT_ENTRY_NOT_FOUND: 404,
   AUDIT_INVALID: 500,
+  AUDIT_HEAD_NOT_FOUND: 404,
+  AUDIT_PROOF_INVALID: 422,
   INTERNAL: 500,
 }
 
@@ -41,6 +43,8 @@ const TITLES: { readonly [C in ErrorCode]: string } = {
   STORE_UNAVAILABLE: 'Store unavailable',
   AUDIT_ENTRY_NOT_FOUND: 'Audit entry not found',
   AUDIT_INVALID: 'Audit log is invalid',
+  AUDIT_HEAD_NOT_FOUND: 'Signed tree head not found',
+  AUDIT_PROOF_INVALID: 'Audit proof is invalid',
   INTERNAL: 'Internal error',
 }
 

@@ -27,11 +27,9 @@ type OpenCaseBody = {
 }
 
 export function registerRoutes(app: FastifyInstance, s: Services): void {
-  app.get(
-    '/healthz',
-    { schema: { tags: ['operations'], summary: 'Liveness', security: [] } },
-    async () => ({ status: 'ok' }),
-  )
+  app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness', security: [] } }, async () => ({
+    status: 'ok',
+  }))
   app.get(
     '/readyz',
     { schema: { tags: ['operations'], summary: 'Readiness: the store answers and a policy is active', security: [] } },
@@ -128,7 +126,13 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
             })
           } else if (e.type === 'case.handed_off') {
             const cause = e.data.cause as { decisionId: string; rules: unknown; trigger: unknown }
-            acc.push({ at: e.at, handler: e.data.to, decisionId: cause.decisionId, rules: cause.rules, trigger: cause.trigger })
+            acc.push({
+              at: e.at,
+              handler: e.data.to,
+              decisionId: cause.decisionId,
+              rules: cause.rules,
+              trigger: cause.trigger,
+            })
           }
           return acc
         }, [])
@@ -218,7 +222,12 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
     '/v1/customers/:id',
     {
       config: { roles: WRITERS },
-      schema: { tags: ['customers'], summary: 'Create or replace a customer record', params: idParam, body: customerBody },
+      schema: {
+        tags: ['customers'],
+        summary: 'Create or replace a customer record',
+        params: idParam,
+        body: customerBody,
+      },
     },
     async (req) => {
       const { id } = req.params as { id: string }
@@ -292,7 +301,10 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
 
   app.get(
     '/v1/policy',
-    { config: { roles: ALL }, schema: { tags: ['policy'], summary: 'The policy in force: name, version, hash, owner' } },
+    {
+      config: { roles: ALL },
+      schema: { tags: ['policy'], summary: 'The policy in force: name, version, hash, owner' },
+    },
     async () => {
       const p = s.policy.current()
       return { ...p.policy.ref, owner: p.policy.owner, file: p.file, loadedAt: p.loadedAt }

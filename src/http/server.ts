@@ -1,13 +1,14 @@
 import swagger from '@fastify/swagger'
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Actor } from '../cases/intake.js'
 import { BatonError } from '../errors.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
 import type { Role, Store } from '../store/ports.js'
+import { registerAuditRoutes } from './audit-routes.js'
 import { errorHandler } from './problem.js'
-import type { Services } from './services.js'
 import { registerRoutes } from './routes.js'
+import type { Services } from './services.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -28,15 +29,18 @@ export interface ServerOptions {
 /** Builds the HTTP face: authentication, role checks, problem+json errors, OpenAPI, and the routes. */
 export async function createServer(services: Services, opts: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: opts.logger,
+    // pino's Logger is a FastifyBaseLogger; widen it so the instance has fastify's default logger type
+    loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
     disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     return503OnClosing: true,
   })
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) =>
-    done(null, body),
+  app.addContentTypeParser(
+    ['application/yaml', 'application/x-yaml', 'text/yaml'],
+    { parseAs: 'string' },
+    (_req, body, done) => done(null, body),
   )
   app.decorateRequest('actor', undefined as unknown as Actor)
   app.setErrorHandler(errorHandler)
@@ -79,6 +83,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   })
 
   registerRoutes(app, services)
+  registerAuditRoutes(app, services)
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
 }

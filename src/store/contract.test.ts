@@ -17,6 +17,7 @@ runStoreContract('sqlite', {
     await store.migrate()
     return {
       store,
+      another: () => createSqliteStore(file),
       exec: async (sql) => {
         const db = new SQLite(file)
         try {
@@ -41,6 +42,7 @@ describe.skipIf(!pgAvailable)('postgres', () => {
       await store.migrate()
       return {
         store,
+        another: () => createPostgresStore(db.url, { poolSize: 2 }),
         exec: async (sql) => {
           const c = new pg.Client({ connectionString: db.url })
           await c.connect()

@@ -1,12 +1,21 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { leafHash } from '../audit/entry.js'
+import { HeadSigner } from '../audit/head.js'
+import { type CompletedNode, TreeBuilder } from '../audit/merkle.js'
 import type { CaseRecord } from '../cases/records.js'
 import { isBatonError } from '../errors.js'
 import type { Store } from './ports.js'
 
 /** What a contract run needs from an engine: a fresh migrated store, and raw SQL for the tamper checks. */
 export interface ContractHarness {
-  open(): Promise<{ store: Store; exec: (sql: string) => Promise<void>; cleanup: () => Promise<void> }>
+  open(): Promise<{
+    store: Store
+    exec: (sql: string) => Promise<void>
+    cleanup: () => Promise<void>
+    /** A second store on the same database (another node), closed by the caller. */
+    another?: () => Store
+  }>
 }
 
 const at = (n: number) => new Date(Date.UTC(2026, 10, 1, 12, 0, n)).toISOString()
@@ -37,14 +46,15 @@ const audit = (type: string, n: number) => ({ type, at: at(n), actor: { kind: 'a
 /** One suite every store passes (kysely's model): same behaviour on SQLite and PostgreSQL. */
 export function runStoreContract(engine: string, harness: ContractHarness): void {
   describe(`store contract: ${engine}`, () => {
-    const withStore = (fn: (s: Store, exec: (sql: string) => Promise<void>) => Promise<void>) => async () => {
-      const { store, exec, cleanup } = await harness.open()
-      try {
-        await fn(store, exec)
-      } finally {
-        await cleanup()
+    const withStore =
+      (fn: (s: Store, exec: (sql: string) => Promise<void>, another?: () => Store) => Promise<void>) => async () => {
+        const { store, exec, cleanup, another } = await harness.open()
+        try {
+          await fn(store, exec, another)
+        } finally {
+          await cleanup()
+        }
       }
-    }
 
     it(
       'migrates idempotently and starts with an empty audit log',
@@ -58,7 +68,14 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     it(
       'stores keys by hash, refuses a duplicate, revokes once, and audits each change',
       withStore(async (s) => {
-        const key = { id: 'key_1', name: 'helpdesk', role: 'service' as const, hash: 'h1', createdAt: at(1), revokedAt: null }
+        const key = {
+          id: 'key_1',
+          name: 'helpdesk',
+          role: 'service' as const,
+          hash: 'h1',
+          createdAt: at(1),
+          revokedAt: null,
+        }
         await s.createKey(key, audit('key.created', 1))
         expect(await s.findKeyByHash('h1')).toEqual(key)
         expect(await s.countKeys('service')).toBe(1)
@@ -75,7 +92,10 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     it(
       'upserts customers',
       withStore(async (s) => {
-        await s.putCustomer({ id: 'cu_1', tier: 'free', verified: false, attributes: {}, updatedAt: at(1) }, audit('c', 1))
+        await s.putCustomer(
+          { id: 'cu_1', tier: 'free', verified: false, attributes: {}, updatedAt: at(1) },
+          audit('c', 1),
+        )
         await s.putCustomer(
           { id: 'cu_1', tier: 'premium', verified: true, attributes: { plan: 'gold' }, updatedAt: at(2) },
           audit('c', 2),
@@ -99,7 +119,9 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
           case: c,
           expectedVersion: null,
           events: [{ caseId: 'cs_1', seq: 1, type: 'case.opened', data: { a: 1 }, at: at(0) }],
-          decisions: [{ id: 'dec_1', caseId: 'cs_1', kind: 'route', outcome: 'agent', at: at(0), data: { rules: ['r'] } }],
+          decisions: [
+            { id: 'dec_1', caseId: 'cs_1', kind: 'route', outcome: 'agent', at: at(0), data: { rules: ['r'] } },
+          ],
           audit: [audit('case.opened', 0), audit('case.decided', 0)],
         })
         expect(r.auditSeqs).toEqual([0, 1])
@@ -204,6 +226,134 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     )
 
     it(
+      'integrates tree nodes and a signed head in one transaction, and refuses a stale or overreaching one',
+      withStore(async (s) => {
+        await s.appendAudit(Array.from({ length: 5 }, (_, i) => audit('x', i)))
+        const { nodes, head, builder } = grow(new TreeBuilder(), await s.readLeafHashes(0, 100), at(10))
+        expect(nodes.map((n) => `${n.level}/${n.index}`)).toEqual(['1/0', '1/1', '2/0'])
+        expect(await s.latestHead()).toBeUndefined()
+        await s.integrateTree(0, nodes, head)
+        expect(await s.latestHead()).toEqual(head)
+        expect(await s.headAt(5)).toEqual(head)
+        expect(await s.headAt(4)).toBeUndefined()
+        expect(await s.countTreeNodes()).toBe(3)
+        // A second sequencer that still thinks the tree is empty writes nothing.
+        await expect(s.integrateTree(0, nodes, head)).rejects.toSatisfy((e) => isBatonError(e, 'CONFLICT'))
+        await s.appendAudit([audit('y', 6)])
+        const more = grow(builder, await s.readLeafHashes(5, 100), at(11))
+        await expect(s.integrateTree(5, more.nodes, { ...more.head, size: 7 })).rejects.toSatisfy((e) =>
+          isBatonError(e, 'AUDIT_INVALID'),
+        )
+        expect(await s.countTreeNodes()).toBe(3)
+        await s.integrateTree(5, more.nodes, more.head)
+        expect((await s.listHeads()).map((h) => h.size)).toEqual([5, 6])
+        expect(await s.countTreeNodes()).toBe(4)
+        // Nodes in the order asked, level 0 from the entries; a missing one is named.
+        const leaves = await s.readLeafHashes(0, 6)
+        const got = await s.getTreeNodes([
+          { level: 2, index: 0n },
+          { level: 0, index: 4n },
+          { level: 1, index: 2n },
+          { level: 0, index: 4n },
+        ])
+        expect(got.map((h) => Buffer.from(h).toString('hex'))).toEqual(
+          [nodes[2]!.hash, leaves[4]!.leafHash, more.nodes[0]!.hash, leaves[4]!.leafHash].map((h) =>
+            Buffer.from(h).toString('hex'),
+          ),
+        )
+        await expect(s.getTreeNodes([{ level: 3, index: 0n }])).rejects.toSatisfy((e) =>
+          isBatonError(e, 'AUDIT_ENTRY_NOT_FOUND'),
+        )
+        const scanned = await s.scanTreeNodes([
+          { level: 1, from: 1, to: 5 },
+          { level: 2, from: 0, to: 0 },
+        ])
+        expect(scanned.map((n) => `${n.level}/${n.index}`)).toEqual(['1/1', '1/2', '2/0'])
+      }),
+    )
+
+    it(
+      'refuses changes to tree nodes and heads, and to audit keys other than retiring them once',
+      withStore(async (s, exec) => {
+        await s.appendAudit([audit('x', 0), { ...audit('x', 1), caseId: 'cs_1' }])
+        const { nodes, head } = grow(new TreeBuilder(), await s.readLeafHashes(0, 10), at(5))
+        await s.integrateTree(0, nodes, head)
+        const key = { keyId: 'k1', publicKey: 'pem', createdAt: at(0), retiredAt: null }
+        await s.putAuditKey(key, audit('audit.key_added', 0))
+        await expect(exec('update audit_nodes set idx = 7')).rejects.toThrow(/append-only/)
+        await expect(exec('delete from audit_nodes')).rejects.toThrow(/append-only/)
+        await expect(exec('update audit_heads set size = 9')).rejects.toThrow(/append-only/)
+        await expect(exec('delete from audit_heads')).rejects.toThrow(/append-only/)
+        await expect(exec('delete from audit_case_entries')).rejects.toThrow(/append-only/)
+        await expect(exec(`update audit_keys set public_key = 'other'`)).rejects.toThrow(/append-only/)
+        await expect(exec('delete from audit_keys')).rejects.toThrow(/append-only/)
+        await exec(`update audit_keys set retired_at = '${at(9)}'`)
+        await expect(exec(`update audit_keys set retired_at = '${at(10)}'`)).rejects.toThrow(/append-only/)
+        expect(await s.listAuditKeys()).toEqual([{ ...key, retiredAt: at(9) }])
+        expect(await s.countTreeNodes()).toBe(1)
+      }),
+    )
+
+    it(
+      'records head-signing keys once, audited, and rotates by retiring the old key in the same transaction',
+      withStore(async (s) => {
+        const k1 = { keyId: 'k1', publicKey: 'pem1', createdAt: at(1), retiredAt: null }
+        expect(await s.putAuditKey(k1, audit('audit.key_added', 1))).toBe(true)
+        expect(await s.putAuditKey(k1, audit('audit.key_added', 2))).toBe(false)
+        expect(await s.auditSize()).toBe(1)
+        const k2 = { keyId: 'k2', publicKey: 'pem2', createdAt: at(3), retiredAt: null }
+        await s.rotateAuditKey(k2, 'k1', audit('audit.key_rotated', 3))
+        expect(await s.listAuditKeys()).toEqual([{ ...k1, retiredAt: at(3) }, k2])
+        expect(await s.auditSize()).toBe(2)
+      }),
+    )
+
+    it(
+      'scans entries in batches and finds the entries of one case',
+      withStore(async (s) => {
+        await s.appendAudit(
+          Array.from({ length: 7 }, (_, i) => ({ ...audit('x', i), ...(i % 3 === 0 ? { caseId: 'cs_a' } : {}) })),
+        )
+        const batches: number[][] = []
+        for await (const b of s.scanAudit(1, 3)) batches.push(b.map((e) => e.seq))
+        expect(batches).toEqual([
+          [1, 2, 3],
+          [4, 5, 6],
+        ])
+        expect((await s.listCaseAudit('cs_a')).map((e) => e.seq)).toEqual([0, 3, 6])
+        expect(await s.listCaseAudit('cs_none')).toEqual([])
+        // Integrating entries 0..4 indexes their cases; 5 and 6 are still found in the tail.
+        const { nodes, head } = grow(new TreeBuilder(), await s.readLeafHashes(0, 5), at(9))
+        await s.integrateTree(0, nodes, head)
+        expect((await s.listCaseAudit('cs_a')).map((e) => e.seq)).toEqual([0, 3, 6])
+        expect((await s.listCaseAudit('cs_a'))[1]?.entry).toContain('"caseId":"cs_a"')
+        expect((await s.readLeafHashes(5, 10)).map((l) => l.seq)).toEqual([5, 6])
+      }),
+    )
+
+    it(
+      'grants the sequencer lease to one holder at a time',
+      withStore(async (s, _exec, another) => {
+        const first = await s.acquireSequencerLease()
+        expect(first).toBeDefined()
+        expect(await first!.held()).toBe(true)
+        expect(await s.acquireSequencerLease()).toBeUndefined()
+        const other = another?.()
+        try {
+          if (other !== undefined && s.engine === 'postgres')
+            expect(await other.acquireSequencerLease()).toBeUndefined()
+          await first!.release()
+          expect(await first!.held()).toBe(false)
+          const again = await (other ?? s).acquireSequencerLease()
+          expect(again).toBeDefined()
+          await again!.release()
+        } finally {
+          await other?.close()
+        }
+      }),
+    )
+
+    it(
       'assigns dense audit sequence numbers under concurrent writers',
       withStore(async (s) => {
         await Promise.all(Array.from({ length: 20 }, (_, i) => s.appendAudit([audit('x', i), audit('y', i)])))
@@ -212,4 +362,18 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
       }),
     )
   })
+}
+
+const signer = new HeadSigner(generateKeyPairSync('ed25519').privateKey)
+
+/** Appends leaves to a copy of `from` and signs the new head, as the sequencer does. */
+function grow(
+  from: TreeBuilder,
+  leaves: readonly { readonly leafHash: Uint8Array }[],
+  timestamp: string,
+): { nodes: CompletedNode[]; head: ReturnType<HeadSigner['sign']>; builder: TreeBuilder } {
+  const builder = TreeBuilder.fromFrontier(from.size, from.frontier())
+  const nodes: CompletedNode[] = []
+  for (const l of leaves) nodes.push(...builder.append(l.leafHash).filter((n) => n.level > 0))
+  return { nodes, head: signer.sign({ size: Number(builder.size), root: builder.root(), timestamp }), builder }
 }

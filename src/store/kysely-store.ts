@@ -1,19 +1,20 @@
-import { type Kysely, type Transaction, sql } from 'kysely'
+import { type Kysely, sql, type Transaction } from 'kysely'
 import { type AuditEntryBody, canonicalEntry, leafHash } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
-import type { Database } from './schema.js'
 import { migrateToLatest } from './migrations.js'
 import type {
   ApiKeyRecord,
-  CaseCommit,
-  CustomerRecord,
+  AuditKeyRecord,
   Engine,
   PolicyVersionRecord,
   Role,
+  SequencerLease,
+  SignedTreeHead,
   Store,
   StoredAuditEntry,
 } from './ports.js'
+import type { Database } from './schema.js'
 
 /**
  * The one implementation of `Store` over Kysely. The engines differ in their dialect, pragmas and triggers, which
@@ -48,10 +49,66 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
     return rows.map((r) => r.seq)
   }
 
+  let lease: SequencerLease | undefined
+  const caseIdOf = engine === 'postgres' ? sql`(entry::jsonb ->> 'caseId')` : sql`json_extract(entry, '$.caseId')`
+
+  async function acquirePostgresLease(): Promise<SequencerLease | undefined> {
+    // A session-level advisory lock lives as long as its connection, so the lease pins one pooled connection.
+    return new Promise<SequencerLease | undefined>((resolve, reject) => {
+      let letGo: () => void = () => undefined
+      const released = new Promise<void>((r) => {
+        letGo = r
+      })
+      let settled = false
+      const finished = db
+        .connection()
+        .execute(async (conn) => {
+          const r = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${SEQUENCER_LOCK}) as ok`.execute(conn)
+          if (r.rows[0]?.ok !== true) {
+            settled = true
+            resolve(undefined)
+            return
+          }
+          let done = false
+          const held: SequencerLease = {
+            async held() {
+              if (done) return false
+              try {
+                const q = await sql<{ n: number }>`select count(*)::int as n from pg_locks
+                  where locktype = 'advisory' and pid = pg_backend_pid() and granted
+                    and ((classid::bigint << 32) | objid::bigint) = ${SEQUENCER_LOCK}`.execute(conn)
+                return (q.rows[0]?.n ?? 0) > 0
+              } catch {
+                return false
+              }
+            },
+            async release() {
+              if (done) return
+              done = true
+              if (lease === held) lease = undefined
+              letGo()
+              await finished
+            },
+          }
+          lease = held
+          settled = true
+          resolve(held)
+          await released
+          await sql`select pg_advisory_unlock(${SEQUENCER_LOCK})`.execute(conn).catch(() => undefined)
+        })
+        .catch((e: unknown) => {
+          if (!settled) reject(translate(e))
+        })
+    })
+  }
+
   const store: Store = {
     engine,
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, engine),
-    close: () => db.destroy(),
+    async close() {
+      await lease?.release()
+      await db.destroy()
+    },
     async ping() {
       try {
         await sql`select 1`.execute(db)
@@ -301,12 +358,222 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
         .where('seq', '<', to)
         .orderBy('seq')
         .execute()
+      return rows.map(toEntry)
+    },
+    async *scanAudit(from, batchSize) {
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new TypeError(`batchSize must be ≥ 1, got ${batchSize}`)
+      let cursor = from
+      for (;;) {
+        const rows = await db
+          .selectFrom('audit_entries')
+          .selectAll()
+          .where('seq', '>=', cursor)
+          .orderBy('seq')
+          .limit(batchSize)
+          .execute()
+        if (rows.length === 0) return
+        yield rows.map(toEntry)
+        if (rows.length < batchSize) return
+        cursor = Number(rows[rows.length - 1]!.seq) + 1
+      }
+    },
+    async readLeafHashes(from, limit) {
+      const rows = await db
+        .selectFrom('audit_entries')
+        .select(['seq', 'leaf_hash'])
+        .where('seq', '>=', from)
+        .where('seq', '<', from + limit)
+        .orderBy('seq')
+        .execute()
+      return rows.map((r) => ({ seq: Number(r.seq), leafHash: bytesOf(r.leaf_hash) }))
+    },
+    async listCaseAudit(caseId) {
+      // The sequencer indexes cases as it integrates entries; the tail it has not reached yet (about a second of
+      // entries) is filtered with the engine's JSON functions. One statement: one snapshot.
+      const { rows } = await sql<Database['audit_entries']>`
+        select e.seq, e.entry, e.leaf_hash, e.created_at
+          from audit_case_entries c join audit_entries e on e.seq = c.seq
+         where c.case_id = ${caseId}
+        union
+        select seq, entry, leaf_hash, created_at
+          from audit_entries
+         where seq >= (select coalesce(max(size), 0) from audit_heads) and ${caseIdOf} = ${caseId}
+        order by seq`.execute(db)
+      return rows.map(toEntry)
+    },
+
+    async integrateTree(fromSize, nodes, head) {
+      for (const n of nodes) {
+        if (n.level < 1)
+          throw new TypeError('integrateTree stores subtrees of level ≥ 1; leaf hashes live in the entries')
+      }
+      await tx(async (trx) => {
+        const latest = await trx
+          .selectFrom('audit_heads')
+          .select('size')
+          .orderBy('size', 'desc')
+          .limit(1)
+          .executeTakeFirst()
+        const current = latest === undefined ? 0 : Number(latest.size)
+        if (current !== fromSize) {
+          throw new BatonError('CONFLICT', `the tree has size ${current}, not ${fromSize}: another sequencer moved it`)
+        }
+        if (head.size <= fromSize) {
+          throw new BatonError('CONFLICT', `a head of size ${head.size} does not extend the tree of size ${fromSize}`)
+        }
+        const state = await trx
+          .selectFrom('audit_state')
+          .select('next_seq')
+          .where('id', '=', 1)
+          .executeTakeFirstOrThrow()
+        if (head.size > Number(state.next_seq)) {
+          throw new BatonError('AUDIT_INVALID', `a head of size ${head.size} covers entries the log does not have`)
+        }
+        const rows = nodes.map((n) => ({ level: n.level, idx: Number(n.index), hash: n.hash }))
+        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+          await trx
+            .insertInto('audit_nodes')
+            .values(rows.slice(i, i + INSERT_CHUNK))
+            .execute()
+        }
+        await sql`insert into audit_case_entries (case_id, seq)
+          select ${caseIdOf}, seq from audit_entries
+           where seq >= ${fromSize} and seq < ${head.size} and ${caseIdOf} is not null
+          on conflict do nothing`.execute(trx)
+        await trx
+          .insertInto('audit_heads')
+          .values({
+            size: head.size,
+            root: head.root,
+            timestamp: head.timestamp,
+            key_id: head.keyId,
+            signature: head.signature,
+          })
+          .execute()
+      })
+    },
+    async getTreeNodes(addresses) {
+      const leaves = new Set<number>()
+      const inner = new Map<string, { level: number; idx: number }>()
+      for (const a of addresses) {
+        const idx = Number(a.index)
+        if (a.level === 0) leaves.add(idx)
+        else inner.set(`${a.level}/${idx}`, { level: a.level, idx })
+      }
+      // One statement, one round trip: leaf hashes from the entries, interior subtrees from the tree.
+      const parts = []
+      if (leaves.size > 0) {
+        parts.push(
+          sql`select 0 as level, seq as idx, leaf_hash as hash from audit_entries where seq in (${sql.join([...leaves])})`,
+        )
+      }
+      if (inner.size > 0) {
+        const match = [...inner.values()].map((n) => sql`(level = ${n.level} and idx = ${n.idx})`)
+        parts.push(sql`select level, idx, hash from audit_nodes where ${sql.join(match, sql` or `)}`)
+      }
+      const found = new Map<string, Uint8Array>()
+      if (parts.length > 0) {
+        const { rows } = await sql<{ level: number; idx: number; hash: Uint8Array }>`${sql.join(
+          parts,
+          sql` union all `,
+        )}`.execute(db)
+        for (const r of rows) found.set(`${Number(r.level)}/${Number(r.idx)}`, bytesOf(r.hash))
+      }
+      return addresses.map((a) => {
+        const h = found.get(`${a.level}/${Number(a.index)}`)
+        if (h === undefined) {
+          throw new BatonError('AUDIT_ENTRY_NOT_FOUND', `no stored subtree at level ${a.level}, index ${a.index}`)
+        }
+        return h
+      })
+    },
+    async scanTreeNodes(ranges) {
+      if (ranges.length === 0) return []
+      const rows = await db
+        .selectFrom('audit_nodes')
+        .select(['level', 'idx', 'hash'])
+        .where((eb) =>
+          eb.or(ranges.map((r) => eb.and([eb('level', '=', r.level), eb('idx', '>=', r.from), eb('idx', '<=', r.to)]))),
+        )
+        .orderBy('level')
+        .orderBy('idx')
+        .execute()
+      return rows.map((r) => ({ level: Number(r.level), index: Number(r.idx), hash: r.hash }))
+    },
+    async countTreeNodes() {
+      const r = await db
+        .selectFrom('audit_nodes')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
+      return Number(r.n)
+    },
+    async latestHead() {
+      const r = await db.selectFrom('audit_heads').selectAll().orderBy('size', 'desc').limit(1).executeTakeFirst()
+      return r ? toHead(r) : undefined
+    },
+    async headAt(size) {
+      const r = await db.selectFrom('audit_heads').selectAll().where('size', '=', size).executeTakeFirst()
+      return r ? toHead(r) : undefined
+    },
+    async listHeads() {
+      const rows = await db.selectFrom('audit_heads').selectAll().orderBy('size').execute()
+      return rows.map(toHead)
+    },
+    async acquireSequencerLease() {
+      if (lease !== undefined) return undefined
+      if (engine === 'postgres') return acquirePostgresLease()
+      // SQLite: the process that opened the file is the only writer; the lease only guards against a second
+      // sequencer in this process.
+      const local: SequencerLease = {
+        held: async () => lease === local,
+        async release() {
+          if (lease === local) lease = undefined
+        },
+      }
+      lease = local
+      return local
+    },
+
+    async putAuditKey(key, audit) {
+      return tx(async (trx) => {
+        const existing = await trx
+          .selectFrom('audit_keys')
+          .select('key_id')
+          .where('key_id', '=', key.keyId)
+          .executeTakeFirst()
+        if (existing !== undefined) return false
+        await trx.insertInto('audit_keys').values(fromAuditKey(key)).execute()
+        await appendAuditIn(trx, [audit])
+        return true
+      })
+    },
+    async rotateAuditKey(next, retiring, audit) {
+      await tx(async (trx) => {
+        const existing = await trx
+          .selectFrom('audit_keys')
+          .select('key_id')
+          .where('key_id', '=', next.keyId)
+          .executeTakeFirst()
+        if (existing === undefined) await trx.insertInto('audit_keys').values(fromAuditKey(next)).execute()
+        if (retiring !== null && retiring !== next.keyId) {
+          await trx
+            .updateTable('audit_keys')
+            .set({ retired_at: next.createdAt })
+            .where('key_id', '=', retiring)
+            .where('retired_at', 'is', null)
+            .execute()
+        }
+        await appendAuditIn(trx, [audit])
+      })
+    },
+    async listAuditKeys() {
+      const rows = await db.selectFrom('audit_keys').selectAll().orderBy('created_at').orderBy('key_id').execute()
       return rows.map(
-        (r): StoredAuditEntry => ({
-          seq: Number(r.seq),
-          entry: r.entry,
-          leafHash: new Uint8Array(r.leaf_hash),
+        (r): AuditKeyRecord => ({
+          keyId: r.key_id,
+          publicKey: r.public_key,
           createdAt: r.created_at,
+          retiredAt: r.retired_at,
         }),
       )
     },
@@ -328,6 +595,35 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
     },
   }
   return store
+}
+
+/** Rows per INSERT: 3 parameters a row stays under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. */
+const INSERT_CHUNK = 5000
+
+/** Session advisory lock id of the audit sequencer: the bytes of "batonseq" as a signed 64-bit integer. */
+const SEQUENCER_LOCK = 0x6261746f6e736571n
+
+/** Drivers return Buffers; hand out plain Uint8Array views of them (no copy), as the port promises. */
+function bytesOf(v: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : new Uint8Array(v)
+}
+
+function toEntry(r: Pick<Database['audit_entries'], 'seq' | 'entry' | 'leaf_hash' | 'created_at'>): StoredAuditEntry {
+  return { seq: Number(r.seq), entry: r.entry, leafHash: r.leaf_hash, createdAt: r.created_at }
+}
+
+function toHead(r: Database['audit_heads']): SignedTreeHead {
+  return {
+    size: Number(r.size),
+    root: bytesOf(r.root),
+    timestamp: r.timestamp,
+    keyId: r.key_id,
+    signature: bytesOf(r.signature),
+  }
+}
+
+function fromAuditKey(k: AuditKeyRecord): Database['audit_keys'] {
+  return { key_id: k.keyId, public_key: k.publicKey, created_at: k.createdAt, retired_at: k.retiredAt }
 }
 
 function toKey(r: Database['api_keys']): ApiKeyRecord {

@@ -131,6 +131,105 @@ function migrations(engine: Engine): Record<string, Migration> {
         }
       },
     },
+    '0002_audit_tree': {
+      async up(db: Kysely<unknown>) {
+        // Complete subtrees of level ≥ 1 (level 0 is audit_entries.leaf_hash): proofs cost O(log n) reads.
+        await db.schema
+          .createTable('audit_nodes')
+          .addColumn('level', 'integer', (c) => c.notNull())
+          .addColumn('idx', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('hash', sql.raw(bytes), (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_nodes_pk', ['level', 'idx'])
+          .execute()
+        await db.schema
+          .createTable('audit_heads')
+          .addColumn('size', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('root', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('timestamp', 'text', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('signature', sql.raw(bytes), (c) => c.notNull())
+          .execute()
+        await db.schema
+          .createTable('audit_keys')
+          .addColumn('key_id', 'text', (c) => c.primaryKey())
+          .addColumn('public_key', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('retired_at', 'text')
+          .execute()
+        // Which entries name which case, for GET /v1/cases/{id}/audit; an index, not evidence (verify reads entries).
+        await db.schema
+          .createTable('audit_case_entries')
+          .addColumn('case_id', 'text', (c) => c.notNull())
+          .addColumn('seq', sql.raw(bigint), (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_case_entries_pk', ['case_id', 'seq'])
+          .execute()
+        const caseIdOf = engine === 'postgres' ? sql`(entry::jsonb ->> 'caseId')` : sql`json_extract(entry, '$.caseId')`
+        await sql`insert into audit_case_entries (case_id, seq) select ${caseIdOf}, seq from audit_entries where ${caseIdOf} is not null`.execute(
+          db,
+        )
+        for (const table of ['audit_nodes', 'audit_heads', 'audit_case_entries']) {
+          if (engine === 'sqlite') {
+            await sql
+              .raw(
+                `create trigger ${table}_no_update before update on ${table} begin select raise(abort, '${table} is append-only'); end`,
+              )
+              .execute(db)
+            await sql
+              .raw(
+                `create trigger ${table}_no_delete before delete on ${table} begin select raise(abort, '${table} is append-only'); end`,
+              )
+              .execute(db)
+          } else {
+            await sql
+              .raw(
+                `create trigger ${table}_append_only before update or delete on ${table} for each row execute function baton_append_only()`,
+              )
+              .execute(db)
+            await sql
+              .raw(
+                `create trigger ${table}_no_truncate before truncate on ${table} for each statement execute function baton_append_only()`,
+              )
+              .execute(db)
+          }
+        }
+        // A public key is never deleted or changed; the only update allowed is setting retired_at, once.
+        if (engine === 'sqlite') {
+          await sql
+            .raw(
+              `create trigger audit_keys_no_delete before delete on audit_keys begin select raise(abort, 'audit_keys is append-only'); end`,
+            )
+            .execute(db)
+          await sql
+            .raw(
+              `create trigger audit_keys_retire_only before update on audit_keys when old.retired_at is not null or new.retired_at is null or new.key_id is not old.key_id or new.public_key is not old.public_key or new.created_at is not old.created_at begin select raise(abort, 'audit_keys is append-only: only retired_at may be set, once'); end`,
+            )
+            .execute(db)
+        } else {
+          await sql
+            .raw(
+              `create or replace function baton_audit_keys_retire_only() returns trigger language plpgsql as $$ begin
+                 if TG_OP = 'DELETE' or old.retired_at is not null or new.retired_at is null
+                    or new.key_id is distinct from old.key_id or new.public_key is distinct from old.public_key
+                    or new.created_at is distinct from old.created_at then
+                   raise exception 'audit_keys is append-only: only retired_at may be set, once' using errcode = 'insufficient_privilege';
+                 end if;
+                 return new;
+               end $$`,
+            )
+            .execute(db)
+          await sql
+            .raw(
+              'create trigger audit_keys_retire_only before update or delete on audit_keys for each row execute function baton_audit_keys_retire_only()',
+            )
+            .execute(db)
+          await sql
+            .raw(
+              'create trigger audit_keys_no_truncate before truncate on audit_keys for each statement execute function baton_append_only()',
+            )
+            .execute(db)
+        }
+      },
+    },
   }
 }
 

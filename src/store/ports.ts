@@ -1,5 +1,6 @@
 import type { AuditEntryBody } from '../audit/entry.js'
-import type { CaseRecord, CaseEvent, DecisionRecord } from '../cases/records.js'
+import type { CompletedNode, SubtreeAddress } from '../audit/merkle.js'
+import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 
 export type Engine = 'sqlite' | 'postgres'
 
@@ -41,6 +42,47 @@ export interface StoredAuditEntry {
   /** sha256(0x00 || entry), RFC 6962 leaf hash. */
   readonly leafHash: Uint8Array
   readonly createdAt: string
+}
+
+/**
+ * A signed tree head: the RFC 6962 tree over audit entries [0, size) had root `root`, signed at `timestamp` by the
+ * Ed25519 key `keyId`. What exactly is signed is `headMessage` in `src/audit/head.ts`.
+ */
+export interface SignedTreeHead {
+  readonly size: number
+  /** MTH of the first `size` leaves, 32 bytes. */
+  readonly root: Uint8Array
+  /** RFC 3339, UTC, millisecond precision (`Date.prototype.toISOString`). */
+  readonly timestamp: string
+  /** First 16 hex characters of SHA-256 of the signing key's SPKI DER. */
+  readonly keyId: string
+  /** 64-byte Ed25519 signature. */
+  readonly signature: Uint8Array
+}
+
+/** A public key that signs (or signed) tree heads. Keys are never deleted: retired keys still verify old heads. */
+export interface AuditKeyRecord {
+  readonly keyId: string
+  /** The Ed25519 public key as PEM (SPKI). */
+  readonly publicKey: string
+  readonly createdAt: string
+  /** When the key stopped signing new heads; null while it is the current key. */
+  readonly retiredAt: string | null
+}
+
+/** A stored complete subtree of level ≥ 1 (level 0 is the entry's leaf hash). */
+export interface StoredTreeNode {
+  readonly level: number
+  readonly index: number
+  readonly hash: Uint8Array
+}
+
+/** The right to run the audit sequencer, held until released (PostgreSQL: a session advisory lock). */
+export interface SequencerLease {
+  /** True while the lease still holds (the lock's connection is alive). */
+  held(): Promise<boolean>
+  /** Gives the lease up. Idempotent. */
+  release(): Promise<void>
 }
 
 /** One atomic write of a case: its new snapshot, its new events, its decisions and their audit entries. */
@@ -107,6 +149,62 @@ export interface Store {
   /** Entries with `from <= seq < to`, in order. */
   readAudit(from: number, to: number): Promise<StoredAuditEntry[]>
   auditSize(): Promise<number>
+
+  /**
+   * Entries with `seq >= from` in seq order, as batches of at most `batchSize` rows (a keyset cursor: no transaction
+   * is held between batches). Gaps are not filled: a reader that needs density checks it.
+   */
+  scanAudit(from: number, batchSize: number): AsyncIterable<readonly StoredAuditEntry[]>
+  /** Leaf hashes of entries `from <= seq < from + limit`, in order (what the sequencer integrates). */
+  readLeafHashes(
+    from: number,
+    limit: number,
+  ): Promise<readonly { readonly seq: number; readonly leafHash: Uint8Array }[]>
+  /**
+   * Every entry whose body names `caseId`, in seq order: those in the tree from the case index `integrateTree`
+   * maintains, and those beyond it by filtering the not-yet-integrated tail.
+   */
+  listCaseAudit(caseId: string): Promise<StoredAuditEntry[]>
+
+  /**
+   * Integrates leaves into the stored tree, in ONE transaction: inserts the completed subtrees of level ≥ 1, indexes
+   * the new entries by case (kept off the append path), and inserts the signed head for the new size. Refused with `CONFLICT` (nothing written) unless the latest stored head has size
+   * `fromSize` (0: no head yet), and `head.size` is larger than it and at most `auditSize()`: two sequencers can never
+   * interleave. A level-0 node is a programmer error (`TypeError`): leaf hashes live in the entries.
+   */
+  integrateTree(fromSize: number, nodes: readonly CompletedNode[], head: SignedTreeHead): Promise<void>
+  /**
+   * Hashes of complete subtrees in the order asked, in one round trip (level 0 from the entries' leaf hashes, level
+   * ≥ 1 from the tree). Fails with `AUDIT_ENTRY_NOT_FOUND` when any is not stored.
+   */
+  getTreeNodes(addresses: readonly SubtreeAddress[]): Promise<Uint8Array[]>
+  /** Stored subtrees of level ≥ 1 in the given index ranges (inclusive), in (level, index) order; for verify. */
+  scanTreeNodes(
+    ranges: readonly { readonly level: number; readonly from: number; readonly to: number }[],
+  ): Promise<StoredTreeNode[]>
+  /** Number of stored subtrees of level ≥ 1 (a tree of n leaves has Σ_{l≥1} ⌊n / 2^l⌋). */
+  countTreeNodes(): Promise<number>
+  /** The signed head of the largest size; undefined before the first one. Its size is the tree size. */
+  latestHead(): Promise<SignedTreeHead | undefined>
+  headAt(size: number): Promise<SignedTreeHead | undefined>
+  /** Every signed head, by size ascending. */
+  listHeads(): Promise<SignedTreeHead[]>
+  /**
+   * Takes the sequencer role if free. PostgreSQL: `pg_try_advisory_lock` on a dedicated connection kept until
+   * `release()` (one sequencer per database across nodes); SQLite: always granted (one process owns the file).
+   * Undefined when another holder has it. `integrateTree`'s size check keeps the tree right even if two ran.
+   */
+  acquireSequencerLease(): Promise<SequencerLease | undefined>
+
+  /** Records a head-signing public key with its audit entry; false (nothing written) when the key id exists. */
+  putAuditKey(key: AuditKeyRecord, audit: AuditEntryBody): Promise<boolean>
+  /**
+   * In one transaction: records `next` (unless already recorded), sets `retired_at = next.createdAt` on key
+   * `retiring` when it is recorded and not yet retired, and appends `audit`.
+   */
+  rotateAuditKey(next: AuditKeyRecord, retiring: string | null, audit: AuditEntryBody): Promise<void>
+  /** Every head-signing key, oldest first. */
+  listAuditKeys(): Promise<AuditKeyRecord[]>
 
   getSetting(key: string): Promise<string | undefined>
   putSetting(key: string, value: string): Promise<void>

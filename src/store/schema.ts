@@ -77,6 +77,30 @@ export interface Database {
     key: string
     value: string
   }
+  audit_nodes: {
+    level: number
+    idx: number
+    hash: Uint8Array
+  }
+  audit_heads: {
+    size: number
+    root: Uint8Array
+    timestamp: string
+    key_id: string
+    signature: Uint8Array
+  }
+  audit_keys: {
+    key_id: string
+    public_key: string
+    created_at: string
+    retired_at: string | null
+  }
+  audit_case_entries: {
+    case_id: string
+    seq: number
+  }
 }
 
-export type Row<T extends keyof Database> = { [K in keyof Database[T]]: Database[T][K] extends Generated<infer U> ? U : Database[T][K] }
+export type Row<T extends keyof Database> = {
+  [K in keyof Database[T]]: Database[T][K] extends Generated<infer U> ? U : Database[T][K]
+}

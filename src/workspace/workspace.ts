@@ -277,7 +277,12 @@ export async function loadWorkspace(dir: string): Promise<Workspace> {
   const ws = parseWorkspace(
     dir,
     { agents, operators, queues, tools },
-    { agents: rel('agents.yaml'), operators: rel('operators.yaml'), queues: rel('queues.yaml'), tools: rel('tools.yaml') },
+    {
+      agents: rel('agents.yaml'),
+      operators: rel('operators.yaml'),
+      queues: rel('queues.yaml'),
+      tools: rel('tools.yaml'),
+    },
   )
   return { ...ws, policyFile: join(dir, 'policy.yaml') }
 }

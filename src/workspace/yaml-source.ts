@@ -82,7 +82,8 @@ export function validateYaml(
   if (validate(src.value)) return
   const positions = (validate.errors ?? []).map((e) => {
     const path = pathOf(e.instancePath)
-    const extra = e.keyword === 'additionalProperties' ? [(e.params as { additionalProperty: string }).additionalProperty] : []
+    const extra =
+      e.keyword === 'additionalProperties' ? [(e.params as { additionalProperty: string }).additionalProperty] : []
     return { ...src.positionOf([...path, ...extra]), message: describeAjvError(e) }
   })
   throw new BatonError(code, positions.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'), {

@@ -17,7 +17,13 @@ export interface TestApp {
 
 /** A real Baton (real store, real policy, real HTTP stack) in this process, with a key for each role. */
 export async function startTestApp(
-  options: { engine?: 'sqlite' | 'postgres'; workspace?: string; watchPolicy?: boolean } = {},
+  options: {
+    engine?: 'sqlite' | 'postgres'
+    workspace?: string
+    watchPolicy?: boolean
+    /** How often the audit sequencer signs a head (default 1000 ms; large to sequence only by hand). */
+    auditHeadIntervalMs?: number
+  } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-test-'))
   const pgdb = options.engine === 'postgres' ? await freshDatabase() : undefined
@@ -29,6 +35,7 @@ export async function startTestApp(
       databaseUrl: pgdb?.url,
       watchPolicy: options.watchPolicy ?? false,
       logLevel: 'silent',
+      ...(options.auditHeadIntervalMs === undefined ? {} : { auditHeadIntervalMs: options.auditHeadIntervalMs }),
     },
   )
   const app = await createApp(config, { logger: pino({ level: 'silent' }) })

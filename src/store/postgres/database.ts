@@ -14,7 +14,9 @@ export function createPostgresStore(url: string, options: { readonly poolSize?: 
     // bigint columns (audit sequence numbers) come back as numbers: 2^53 entries is beyond any real log.
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === INT8
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   })
   pool.on('error', () => {

@@ -1,0 +1,88 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+
+export const ROOT = resolve(import.meta.dirname, '..')
+
+/** One line of `npm run bench`: a figure, its baseline measured in the same run, and their ratio. */
+export interface Figure {
+  readonly name: string
+  readonly value: number
+  readonly unit: string
+  readonly baseline: number
+  readonly ratio: number
+  readonly target: string | null
+  readonly notes?: Readonly<Record<string, unknown>>
+}
+
+export function figure(
+  name: string,
+  value: number,
+  unit: string,
+  baseline: number,
+  ratio: number,
+  target: string | null,
+  notes?: Record<string, unknown>,
+): Figure {
+  const round = (n: number) => (Math.abs(n) >= 100 ? Math.round(n) : Number(n.toPrecision(4)))
+  return {
+    name,
+    value: round(value),
+    unit,
+    baseline: round(baseline),
+    ratio: round(ratio),
+    target,
+    ...(notes === undefined ? {} : { notes }),
+  }
+}
+
+/** Runs `fn` repeatedly for at least `ms` milliseconds after a warm-up and returns nanoseconds per call. */
+export function timePerCall(fn: (i: number) => unknown, ms = 1500): number {
+  let sink = 0
+  for (let i = 0; i < 20_000; i++) sink ^= fn(i) === undefined ? 0 : 1
+  let n = 0
+  const start = process.hrtime.bigint()
+  const deadline = start + BigInt(ms) * 1_000_000n
+  let now = start
+  while (now < deadline) {
+    for (let k = 0; k < 1000; k++, n++) sink ^= fn(n) === undefined ? 0 : 1
+    now = process.hrtime.bigint()
+  }
+  if (sink === -1) console.log('')
+  return Number(now - start) / n
+}
+
+/** Starts a Node script as a child process and resolves with its URL once it prints `LISTENING <url>` or `Baton <url>`. */
+export function startProcess(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
+  return new Promise((done, fail) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /(?:LISTENING|Baton) (http:\/\/\S+)/.exec(out)
+      if (m?.[1]) {
+        const url = m[1]
+        done({
+          proc,
+          url,
+          stop: () =>
+            new Promise((r) => {
+              proc.once('exit', () => r())
+              proc.kill('SIGTERM')
+            }),
+        })
+      }
+    })
+    proc.stderr?.on('data', (d: Buffer) => {
+      err += d.toString()
+    })
+    proc.once('exit', (code) => fail(new Error(`${args.join(' ')} exited with ${code}: ${err}`)))
+  })
+}

@@ -1,0 +1,17 @@
+// npm run bench [-- name...]: prints one JSON line per figure (see bench/RESULTS.md).
+import { auditAppendVsRaw, auditVerifyAndProofs } from './audit.js'
+import type { Figure } from './harness.js'
+import { intakeHttpVsBare } from './intake-http.js'
+
+const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
+  intake_http_vs_bare: intakeHttpVsBare,
+  audit_append_vs_raw: auditAppendVsRaw,
+  audit_verify_1m_s: auditVerifyAndProofs,
+}
+
+const only = process.argv.slice(2)
+for (const [name, run] of Object.entries(FIGURES)) {
+  if (only.length > 0 && !only.some((o) => name.startsWith(o))) continue
+  const out = await run()
+  for (const f of Array.isArray(out) ? out : [out]) process.stdout.write(`${JSON.stringify(f)}\n`)
+}
