@@ -17,6 +17,40 @@ import type {
 import type { Database } from './schema.js'
 
 /**
+ * Appends audit entries inside `trx` (invariant 1: the caller's state change and its leaves commit together).
+ * Capability stores (`src/store/*-store.ts`) call this from their own transactions.
+ */
+export async function appendAuditIn(trx: Transaction<Database>, bodies: readonly AuditEntryBody[]): Promise<number[]> {
+  if (bodies.length === 0) return []
+  // The counter row serialises audit appends across transactions, so sequence numbers are dense and commit
+  // in order: a leaf is never visible before the leaves below it.
+  const row = await trx
+    .updateTable('audit_state')
+    .set({ next_seq: sql`next_seq + ${bodies.length}` })
+    .where('id', '=', 1)
+    .returning('next_seq')
+    .executeTakeFirstOrThrow()
+  const first = Number(row.next_seq) - bodies.length
+  const rows = bodies.map((body, i) => {
+    const entry = canonicalEntry(first + i, body)
+    return { seq: first + i, entry, leaf_hash: leafHash(entry), created_at: body.at }
+  })
+  await trx.insertInto('audit_entries').values(rows).execute()
+  return rows.map((r) => r.seq)
+}
+
+/**
+ * What a capability store (`src/store/<capability>-store.ts`) gets to build its part of `Store`: the database, the
+ * engine (for the few statements that differ) and `tx`, which runs a transaction and maps engine errors to Baton's
+ * codes. Write audit leaves with `appendAuditIn(trx, …)` inside the same `tx`.
+ */
+export interface StoreParts {
+  readonly db: Kysely<Database>
+  readonly engine: Engine
+  readonly tx: <T>(fn: (trx: Transaction<Database>) => Promise<T>) => Promise<T>
+}
+
+/**
  * The one implementation of `Store` over Kysely. The engines differ in their dialect, pragmas and triggers, which
  * live in `sqlite/database.ts` and `postgres/database.ts` (same file names); the queries are the same SQL, so they
  * are written once here rather than twice.
@@ -30,25 +64,8 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
         throw translate(e)
       })
 
-  async function appendAuditIn(trx: Transaction<Database>, bodies: readonly AuditEntryBody[]): Promise<number[]> {
-    if (bodies.length === 0) return []
-    // The counter row serialises audit appends across transactions, so sequence numbers are dense and commit
-    // in order: a leaf is never visible before the leaves below it.
-    const row = await trx
-      .updateTable('audit_state')
-      .set({ next_seq: sql`next_seq + ${bodies.length}` })
-      .where('id', '=', 1)
-      .returning('next_seq')
-      .executeTakeFirstOrThrow()
-    const first = Number(row.next_seq) - bodies.length
-    const rows = bodies.map((body, i) => {
-      const entry = canonicalEntry(first + i, body)
-      return { seq: first + i, entry, leaf_hash: leafHash(entry), created_at: body.at }
-    })
-    await trx.insertInto('audit_entries').values(rows).execute()
-    return rows.map((r) => r.seq)
-  }
-
+  // Capability stores spread into `store` below: `...authorityStore(parts)` and so on.
+  const parts: StoreParts = { db, engine, tx }
   let lease: SequencerLease | undefined
   const caseIdOf = engine === 'postgres' ? sql`(entry::jsonb ->> 'caseId')` : sql`json_extract(entry, '$.caseId')`
 
@@ -691,7 +708,7 @@ function toDecision(r: Database['decisions']): DecisionRecord {
 }
 
 /** Maps engine errors to Baton's codes; anything unrecognised passes through unchanged. */
-function translate(e: unknown): unknown {
+export function translate(e: unknown): unknown {
   if (e instanceof BatonError) return e
   const err = e as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
