@@ -1,12 +1,17 @@
 // npm run bench [-- name...]: prints one JSON line per figure (see bench/RESULTS.md).
+import { actionHttpVsIntake, tokenVsRawCrypto } from './actions.js'
 import { auditAppendVsRaw, auditVerifyAndProofs } from './audit.js'
 import type { Figure } from './harness.js'
 import { intakeHttpVsBare } from './intake-http.js'
+import { routeDecision } from './route-decision.js'
 
 const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   intake_http_vs_bare: intakeHttpVsBare,
   audit_append_vs_raw: auditAppendVsRaw,
   audit_verify_1m_s: auditVerifyAndProofs,
+  action_http_vs_intake: actionHttpVsIntake,
+  token_vs_raw_crypto: tokenVsRawCrypto,
+  route_decision: routeDecision,
 }
 
 const only = process.argv.slice(2)

@@ -7,16 +7,20 @@ import pino, { type Logger } from 'pino'
 import { type AuditService, startAuditService } from './audit/service.js'
 import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
 import type { Config } from './config.js'
+import type { ConnectorCall } from './credentials/deps.js'
+import { setUpAuthority } from './credentials/setup.js'
 import { BatonError } from './errors.js'
 import { createServer } from './http/server.js'
 import type { Services } from './http/services.js'
 import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
+import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy } from './policy/compile.js'
 import type { PolicyRef } from './policy/types.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import type { Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { createSqliteStore } from './store/sqlite/database.js'
+import { createWorkServices, type WorkOptions } from './work.js'
 import { loadWorkspace, type Workspace } from './workspace/workspace.js'
 
 export const VERSION = '0.1.0'
@@ -62,7 +66,16 @@ export function activePolicyOf(policy: CompiledPolicy): ActivePolicy {
 /** The composition root: configuration → store → workspace and policy → services → HTTP face. */
 export async function createApp(
   config: Config,
-  options: { readonly logger?: Logger; readonly store?: Store } = {},
+  options: {
+    readonly logger?: Logger
+    readonly store?: Store
+    /** How tool connectors are called (default: HTTP, `src/tools/connector.ts`). */
+    readonly connector?: ConnectorCall
+    /** Loop intervals and the webhook poster of queues, timers and events (tests make them fast). */
+    readonly work?: Partial<
+      Pick<WorkOptions, 'timerIntervalMs' | 'webhookIntervalMs' | 'streamPollMs' | 'webhookBaseBackoffMs' | 'post'>
+    >
+  } = {},
 ): Promise<App> {
   const logger =
     options.logger ??
@@ -128,15 +141,49 @@ export async function createApp(
     throw e
   }
 
-  const intake: IntakeDeps = { store, policy: () => active, now, newId, secretHashKey }
+  const intents = await loadIntentDetector(workspace.dir, config.llm)
+  const intake: IntakeDeps = { store, policy: () => active, now, newId, secretHashKey, intents }
+
+  const work = await createWorkServices({
+    store,
+    workspace,
+    policy: () => active,
+    now,
+    newId,
+    log: logger,
+    ...options.work,
+  })
+
+  const authority = await setUpAuthority({
+    store,
+    workspace,
+    policy: () => active,
+    now,
+    newId,
+    env: process.env,
+    connector: options.connector,
+    actor: SYSTEM,
+  })
 
   const services: Services = {
+    authority,
+    work,
     store,
     intake,
     workspace,
     policy: { current: () => active, activate, reload },
     keys: {
-      async create(role, name, actor) {
+      async create(role, name, actor, principalId) {
+        if (principalId !== undefined) {
+          if (role !== 'operator') {
+            throw new BatonError('VALIDATION_FAILED', 'operatorId: only an operator key names an operator', {
+              fields: [{ field: 'operatorId', message: "only with role 'operator'" }],
+            })
+          }
+          if ((await store.getOperator(principalId)) === undefined) {
+            throw new BatonError('OPERATOR_NOT_FOUND', `no operator with id '${principalId}'`)
+          }
+        }
         const key = formatKey(role, randomBytes(32))
         const record = {
           id: newId('key'),
@@ -145,12 +192,13 @@ export async function createApp(
           hash: hashKey(key),
           createdAt: now().toISOString(),
           revokedAt: null,
+          principalId: principalId ?? null,
         }
         await store.createKey(record, {
           type: 'key.created',
           at: record.createdAt,
           actor: { kind: actor.kind, id: actor.id },
-          data: { keyId: record.id, role, name },
+          data: { keyId: record.id, role, name, ...(principalId === undefined ? {} : { operatorId: principalId }) },
         })
         return { record, key }
       },
@@ -190,6 +238,7 @@ export async function createApp(
   })
 
   const server = await createServer(services, { logger, bodyLimit: config.bodyLimit, version: VERSION })
+  work.start()
 
   let watcher: ReturnType<typeof watch> | undefined
   if (config.watchPolicy) {
@@ -222,6 +271,7 @@ export async function createApp(
     async close() {
       watcher?.close()
       await server.close()
+      await work.stop()
       await audit.stop()
       await store.close()
     },

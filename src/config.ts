@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path'
 import { BatonError } from './errors.js'
+import { type LlmSettings, llmSettingsFrom } from './intents/load.js'
 
 export interface Config {
   readonly port: number
@@ -18,6 +19,8 @@ export interface Config {
   readonly auditSigningKeyFile: string
   /** Longest wait, ms, between new audit entries and the signed tree head that covers them. */
   readonly auditHeadIntervalMs: number
+  /** The intent classifier's second opinion (an OpenAI-compatible endpoint, `BATON_LLM_*`); none when absent. */
+  readonly llm?: LlmSettings | undefined
 }
 
 export const DEFAULTS = {
@@ -66,6 +69,7 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
       flags.auditSigningKeyFile ?? (env.BATON_AUDIT_SIGNING_KEY_FILE || join(dataDir, 'audit-signing-key.pem')),
     ),
     auditHeadIntervalMs,
+    llm: flags.llm ?? llmSettingsFrom(env),
   }
 }
 

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto'
+import canonicalizeModule from 'canonicalize'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   type AuditEntryBody,
   bytesEqual,
   canonicalEntry,
+  canonicalJson,
   EMPTY_ROOT,
   fromHex,
   leafHash,
@@ -11,6 +14,16 @@ import {
   nodeHash,
   toHex,
 } from './entry.js'
+
+type Canonicalize = (input: unknown) => string | undefined
+// The reference implementation: CommonJS (`module.exports = fn`) typed as an ES default export; accept either shape.
+const canonicalize: Canonicalize =
+  typeof canonicalizeModule === 'function'
+    ? (canonicalizeModule as Canonicalize)
+    : (canonicalizeModule as unknown as { default: Canonicalize }).default
+
+// Any UTF-16 code unit, lone surrogates included: the strings JSON.stringify escapes and sorting by code units sees.
+const codeUnitString = fc.string({ unit: fc.nat(0xffff).map((c) => String.fromCharCode(c)) })
 
 const body: AuditEntryBody = {
   type: 'case.routed',
@@ -51,6 +64,22 @@ describe('canonicalEntry', () => {
     )
   })
 
+  it('equals canonicalize of { ...body, seq } for arbitrary data', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.jsonValue({ stringUnit: 'binary', maxDepth: 4 }), (seq, data) => {
+        const b: AuditEntryBody = { ...body, data }
+        expect(canonicalEntry(seq, b)).toBe(canonicalize({ ...b, seq }))
+      }),
+      { numRuns: 1000 },
+    )
+  })
+
+  it('refuses a cyclic body with TypeError', () => {
+    const data: Record<string, unknown> = {}
+    data['self'] = data
+    expect(() => canonicalEntry(0, { ...body, data })).toThrow(TypeError)
+  })
+
   it('refuses misuse with TypeError', () => {
     expect(() => canonicalEntry(-1, body)).toThrow(TypeError)
     expect(() => canonicalEntry(1.5, body)).toThrow(TypeError)
@@ -60,6 +89,59 @@ describe('canonicalEntry', () => {
     expect(() => canonicalEntry(0, { ...body, data: Number.NaN })).toThrow(TypeError)
     expect(() => canonicalEntry(0, { ...body, seq: 3 } as AuditEntryBody)).toThrow(TypeError)
     expect(() => canonicalEntry(0, { ...body, type: '' })).toThrow(TypeError)
+  })
+})
+
+describe('canonicalJson (RFC 8785)', () => {
+  it('equals the canonicalize package byte for byte on arbitrary JSON values, unicode keys and doubles', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: 'binary' }), (v) => {
+        expect(canonicalJson(v)).toBe(canonicalize(v))
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('equals canonicalize for keys and strings of any UTF-16 code units, lone surrogates included', () => {
+    const value = fc.dictionary(codeUnitString, fc.oneof(codeUnitString, fc.array(codeUnitString), fc.double()), {
+      maxKeys: 12,
+    })
+    fc.assert(
+      fc.property(value, (v) => {
+        fc.pre(Object.values(v).every((x) => typeof x !== 'number' || Number.isFinite(x)))
+        expect(canonicalJson(v)).toBe(canonicalize(v))
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('writes every finite double as JSON.stringify does and refuses the others', () => {
+    fc.assert(
+      fc.property(fc.double(), (d) => {
+        if (Number.isFinite(d)) expect(canonicalJson(d)).toBe(JSON.stringify(d))
+        else expect(() => canonicalJson(d)).toThrow(TypeError)
+      }),
+      { numRuns: 5000 },
+    )
+    expect(canonicalJson([-0, 1e21, 1e-7, 5e-324, 0.1 + 0.2])).toBe('[0,1e+21,1e-7,5e-324,0.30000000000000004]')
+  })
+
+  it('sorts keys by UTF-16 code units, not code points, and large objects too', () => {
+    // U+10000 is the surrogate pair D800 DC00, which sorts below U+FFFF by code units.
+    expect(canonicalJson({ '\uffff': 1, '\u{10000}': 2, a: 3, B: 4, '': 5 })).toBe(
+      '{"":5,"B":4,"a":3,"\u{10000}":2,"\uffff":1}',
+    )
+    const big = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${(i * 7) % 40}`, i]))
+    expect(canonicalJson(big)).toBe(canonicalize(big))
+  })
+
+  it('treats non-JSON members as JSON.stringify does and refuses what has no JSON text', () => {
+    expect(canonicalJson({ a: undefined, b: () => 1, c: Symbol('s'), d: [undefined, () => 1], e: new Date(0) })).toBe(
+      '{"d":[null,null],"e":"1970-01-01T00:00:00.000Z"}',
+    )
+    for (const bad of [undefined, () => 1, 1n, { a: [Number.POSITIVE_INFINITY] }, { a: Number.NaN }]) {
+      expect(() => canonicalJson(bad)).toThrow(TypeError)
+    }
   })
 })
 

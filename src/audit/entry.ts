@@ -1,13 +1,4 @@
 import * as crypto from 'node:crypto'
-import canonicalizeModule from 'canonicalize'
-
-type Canonicalize = (input: unknown) => string | undefined
-// canonicalize is CommonJS (`module.exports = fn`) while its typings declare an ES default export, so under NodeNext
-// the default import is the function at runtime but typed as the module; accept either shape.
-const canonicalize: Canonicalize =
-  typeof canonicalizeModule === 'function'
-    ? (canonicalizeModule as Canonicalize)
-    : (canonicalizeModule as unknown as { default: Canonicalize }).default
 
 /**
  * One audit event before it is sequenced. The sequencer gives it a `seq`; `canonicalEntry(seq, body)` is then the
@@ -44,14 +35,144 @@ export function canonicalEntry(seq: bigint | number, body: AuditEntryBody): stri
   if (typeof body.at !== 'string') throw new TypeError('audit entry body needs an RFC 3339 `at` string')
   if (Object.hasOwn(body, 'seq')) throw new TypeError('audit entry body must not carry its own seq')
   const jsonSeq = n <= MAX_NUMERIC_SEQ ? Number(n) : n.toString()
-  let text: string | undefined
+  // The body's keys plus `seq`, written in place rather than through `{ ...body, seq }`: no copy of the body.
+  const keys = Object.keys(body)
+  keys.push('seq')
+  const saved = out
+  out = ''
   try {
-    text = canonicalize({ ...body, seq: jsonSeq })
+    writeMembers(body as unknown as Record<string, unknown>, sortKeys(keys), 'seq', jsonSeq)
+    return out
   } catch (e) {
+    // A cyclic body overflows the stack (RangeError); report every unserialisable body the same way.
     throw new TypeError(`audit entry body is not canonical-JSON serialisable: ${(e as Error).message}`, { cause: e })
+  } finally {
+    out = saved
   }
-  if (text === undefined) throw new TypeError('audit entry body is not canonical-JSON serialisable')
-  return text
+}
+
+/**
+ * RFC 8785 (JCS) canonical JSON of `value`: object keys sorted by UTF-16 code units at every depth, no whitespace,
+ * numbers as ECMAScript `Number.prototype.toString` (what `JSON.stringify` writes for a finite number), strings
+ * escaped as `JSON.stringify` escapes them. Non-JSON members are treated as `JSON.stringify` treats them: `undefined`,
+ * functions and symbols are dropped from objects and written as `null` in arrays, `toJSON()` is honoured.
+ * Throws `TypeError` for a bigint, NaN or ±Infinity anywhere, and for a top-level value with no JSON text.
+ */
+export function canonicalJson(value: unknown): string {
+  if (skipped(value)) throw new TypeError(`${typeof value} has no canonical JSON text`)
+  const saved = out
+  out = ''
+  try {
+    write(value)
+    return out
+  } finally {
+    out = saved
+  }
+}
+
+// The text being written. Appending to one string is the fastest way to build it in V8; saved and restored around
+// each call, so a `toJSON` that itself serialises cannot interleave its output with ours.
+let out = ''
+
+// Strings without a quote, backslash, control character or surrogate are written as they are; JSON.stringify
+// handles the rest (it escapes lone surrogates as \udxxx, as RFC 8785 inherits from ECMAScript).
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`
+}
+
+// Entries repeat a small vocabulary of keys; remembering their quoted form saves a scan per key.
+// Bounded, so arbitrary caller keys cannot grow it without limit.
+const QUOTED_KEYS = new Map<string, string>()
+const QUOTED_KEYS_MAX = 4096
+
+function quoteKey(k: string): string {
+  let q = QUOTED_KEYS.get(k)
+  if (q === undefined) {
+    q = quote(k)
+    if (QUOTED_KEYS.size < QUOTED_KEYS_MAX && k.length <= 64) QUOTED_KEYS.set(k, q)
+  }
+  return q
+}
+
+function skipped(v: unknown): boolean {
+  return v === undefined || typeof v === 'function' || typeof v === 'symbol'
+}
+
+/** Sorts in place by UTF-16 code units (RFC 8785 §3.2.3); insertion sort is faster for the few keys entries have. */
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > 16) return keys.sort()
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!
+    let j = i - 1
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!
+      j--
+    }
+    keys[j + 1] = k
+  }
+  return keys
+}
+
+/** `{…}` of `obj`'s members named in `keys` (sorted); `extraKey` reads `extraValue` instead of `obj`. */
+function writeMembers(obj: Record<string, unknown>, keys: readonly string[], extraKey?: string, extraValue?: unknown) {
+  out += '{'
+  let first = true
+  for (const k of keys) {
+    const x = k === extraKey ? extraValue : obj[k]
+    if (skipped(x)) continue
+    if (first) first = false
+    else out += ','
+    out += quoteKey(k)
+    out += ':'
+    write(x)
+  }
+  out += '}'
+}
+
+function write(v: unknown): void {
+  switch (typeof v) {
+    case 'string':
+      out += NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`
+      return
+    case 'number':
+      if (!Number.isFinite(v)) throw new TypeError(`${v} is not allowed in canonical JSON`)
+      // Number#toString is the ECMAScript shortest round-trip form RFC 8785 §3.2.2.3 prescribes; -0 gives "0".
+      out += `${v}`
+      return
+    case 'boolean':
+      out += v ? 'true' : 'false'
+      return
+    case 'object': {
+      if (v === null) {
+        out += 'null'
+        return
+      }
+      if (Array.isArray(v)) {
+        out += '['
+        for (let i = 0; i < v.length; i++) {
+          if (i > 0) out += ','
+          const x: unknown = v[i]
+          if (skipped(x)) out += 'null'
+          else write(x)
+        }
+        out += ']'
+        return
+      }
+      const obj = v as Record<string, unknown>
+      if (typeof obj['toJSON'] === 'function') {
+        write((obj['toJSON'] as () => unknown)())
+        return
+      }
+      writeMembers(obj, sortKeys(Object.keys(obj)))
+      return
+    }
+    case 'bigint':
+      throw new TypeError('a bigint is not allowed in canonical JSON')
+    default:
+      throw new TypeError(`${typeof v} has no canonical JSON text`)
+  }
 }
 
 function toSeq(seq: bigint | number): bigint {

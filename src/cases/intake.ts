@@ -1,5 +1,6 @@
 import type { AuditEntryBody } from '../audit/entry.js'
 import { BatonError } from '../errors.js'
+import { type IntentDetector, withIntentSignals } from '../intents/detector.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { validateCallerSignals } from '../policy/compile.js'
 import { decideRoute } from '../policy/evaluate.js'
@@ -27,6 +28,8 @@ export interface IntakeDeps {
   readonly newId: (prefix: string) => string
   /** Key for the keyed hash that lets the audit log correlate a secret without holding it. */
   readonly secretHashKey: Uint8Array
+  /** The workspace's intent classifier; when absent, `intent` and `intent_confidence` come only from the caller. */
+  readonly intents?: IntentDetector | undefined
 }
 
 export interface Actor {
@@ -75,8 +78,10 @@ const DUPLICATE_CANDIDATES = 20
 /** Opens a case with its first message: signals → policy → decision, all written in one transaction. */
 export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseInput): Promise<IntakeResult> {
   const active = deps.policy()
-  const caller = callerSignals(active.policy, input.signals)
+  const validated = callerSignals(active.policy, input.signals)
   const analysis = analyzeMessage(input.text, { terms: active.riskTerms, topics: active.topicTerms })
+  // the classifiers read the redacted text: a secret never reaches a model (invariant 7)
+  const caller = await withIntentSignals(deps.intents, active.policy, analysis.redactedText, input.signals, validated)
   const [stored, open, queues] = await Promise.all([
     deps.store.getCustomer(input.customerId),
     deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
@@ -126,6 +131,7 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
     firstText: analysis.redactedText,
     lastEvent: 0,
     version: 1,
+    aiTurns: route.handler.kind === 'agent' ? 1 : 0,
     createdAt: iso,
     updatedAt: iso,
     stateSince: iso,
@@ -161,8 +167,10 @@ export async function receiveMessage(
   input: MessageInput,
 ): Promise<IntakeResult> {
   const active = deps.policy()
-  const caller = callerSignals(active.policy, input.signals)
+  const validated = callerSignals(active.policy, input.signals)
   const analysis = analyzeMessage(input.text, { terms: active.riskTerms, topics: active.topicTerms })
+  // the classifiers read the redacted text: a secret never reaches a model (invariant 7)
+  const caller = await withIntentSignals(deps.intents, active.policy, analysis.redactedText, input.signals, validated)
   for (let attempt = 1; ; attempt++) {
     const current = await deps.store.getCase(caseId)
     if (current === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
@@ -184,6 +192,9 @@ export async function receiveMessage(
         age_s: seconds(at, current.createdAt),
         time_in_state_s: seconds(at, current.stateSince),
         risk_seen: Object.values(current.risk).some(Boolean),
+        // Escalation triggers: answers by the agent holding the case, and a risk indicator new to the case.
+        ai_turns: current.handler.kind === 'agent' ? (current.aiTurns ?? 0) : 0,
+        risk_rose: RISK_CATEGORIES.some((c) => analysis.risk[c] && current.risk[c] !== true),
       },
       signals,
       customer: customerFacts(current.customerId, stored, input.customer),
@@ -205,6 +216,7 @@ export async function receiveMessage(
       version: current.version + 1,
       updatedAt: iso,
       stateSince: changed ? iso : current.stateSince,
+      aiTurns: route.handler.kind === 'agent' ? (changed ? 0 : (current.aiTurns ?? 0)) + 1 : 0,
     }
     const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
       { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },

@@ -25,6 +25,13 @@ export interface CaseRecord {
   readonly updatedAt: string
   /** When the case entered its current handler. */
   readonly stateSince: string
+  /**
+   * Authority epoch: bumped by the store whenever handler, risk or state changes (and on the handling agent's
+   * suspension). Read-only for callers: `commitCase` ignores it. Credentials carry the epoch they were issued at.
+   */
+  readonly authorityEpoch?: number
+  /** Customer messages the current AI agent has answered since it took the case; 0 while a human holds it. */
+  readonly aiTurns?: number
 }
 
 export interface CaseEvent {
@@ -42,6 +49,8 @@ export const CASE_EVENT_TYPES = [
   'case.decided',
   'case.handed_off',
   'case.linked',
+  'case.assigned',
+  'case.sla_breached',
 ] as const
 export type CaseEventType = (typeof CASE_EVENT_TYPES)[number]
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander'
 import { VERSION } from '../app.js'
+import { registerAgentCommands } from './agents.js'
 import { registerAuditCommands } from './audit.js'
+import { registerEvalCommands } from './eval.js'
+import { registerIntentCommands } from './intents.js'
 import { registerKeyCommands } from './keys.js'
 import { registerPolicyCommands } from './policy.js'
 import { registerServe } from './serve.js'
@@ -16,6 +19,9 @@ export function buildCli(): Command {
   registerPolicyCommands(program)
   registerKeyCommands(program)
   registerAuditCommands(program)
+  registerAgentCommands(program)
+  registerIntentCommands(program)
+  registerEvalCommands(program)
   return program
 }
 

@@ -267,18 +267,25 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
               role: { type: 'string' },
               name: { type: 'string' },
               createdAt: { type: 'string' },
+              operatorId: { type: 'string' },
             },
           },
           ...errorResponses,
+          404: problem,
         },
       },
     },
     async (req, reply) => {
-      const b = req.body as { role: Role; name: string }
-      const { record, key } = await s.keys.create(b.role, b.name, req.actor)
-      return reply
-        .code(201)
-        .send({ id: record.id, key, role: record.role, name: record.name, createdAt: record.createdAt })
+      const b = req.body as { role: Role; name: string; operatorId?: string }
+      const { record, key } = await s.keys.create(b.role, b.name, req.actor, b.operatorId)
+      return reply.code(201).send({
+        id: record.id,
+        key,
+        role: record.role,
+        name: record.name,
+        createdAt: record.createdAt,
+        ...(record.principalId ? { operatorId: record.principalId } : {}),
+      })
     },
   )
   app.get(

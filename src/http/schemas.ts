@@ -135,6 +135,12 @@ export const keyBody = {
   properties: {
     role: { type: 'string', enum: ['admin', 'service', 'operator'] },
     name: { type: 'string', minLength: 1, maxLength: 100 },
+    operatorId: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: 'For an operator key: the operator (operators.yaml id) who holds it; needed to decide approvals',
+    },
   },
 } as const
 

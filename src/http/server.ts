@@ -1,12 +1,20 @@
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import { decodeJwt } from 'jose'
 import type { Logger } from 'pino'
 import type { Actor } from '../cases/intake.js'
+import { registerConsole } from '../console/console.js'
+import { type AgentAuth, auditRefusal, authenticateAgent } from '../credentials/oauth.js'
+import { looksLikeJwt } from '../credentials/tokens.js'
 import { BatonError } from '../errors.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
 import type { Role, Store } from '../store/ports.js'
+import { registerAgentRoutes } from './agent-routes.js'
+import { registerApprovalRoutes } from './approval-routes.js'
 import { registerAuditRoutes } from './audit-routes.js'
+import { registerEventRoutes } from './event-routes.js'
 import { errorHandler } from './problem.js'
+import { registerQueueRoutes } from './queue-routes.js'
 import { registerRoutes } from './routes.js'
 import type { Services } from './services.js'
 
@@ -14,6 +22,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Roles allowed on the route; absent means the route is public (health, docs). */
     roles?: readonly Role[]
+    /** The route accepts an AI agent's access token (`/v1/oauth/token`) instead of an API key. */
+    agent?: boolean
   }
   interface FastifyRequest {
     actor: Actor
@@ -67,25 +77,122 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
           'Support orchestration control plane: policy routing of support cases between AI agents and humans, with every decision audited.',
       },
       components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A Baton API key (bk_…)' } },
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'A Baton API key (bk_…)' },
+          agentToken: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: "An AI agent's access token from POST /v1/oauth/token (EdDSA JWT for one case)",
+          },
+        },
       },
       security: [{ apiKey: [] }],
     },
   })
 
+  // The operator console (src/console): its pages, and its session cookie as a way in for requests without a key.
+  const consoleSession = await registerConsole(app, services)
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    const roles = req.routeOptions.config.roles
-    if (roles === undefined) return
-    req.actor = await authenticate(services.store, req)
-    if (!roles.includes(req.actor.roles[0] as Role)) {
-      throw new BatonError('FORBIDDEN', `role '${req.actor.roles[0]}' may not ${req.method} ${req.routeOptions.url}`)
+    const { roles, agent } = req.routeOptions.config
+    if (roles === undefined && agent !== true) return
+    const token = bearerOf(req)
+    if (token !== undefined && looksLikeJwt(token)) {
+      // An AI agent's access token: good only on the routes that say so, and only for the case it names.
+      req.actor = await authenticateAgentRequest(services, req, token, agent === true)
+      return
+    }
+    req.actor = (await consoleSession(req)) ?? (await authenticate(services.store, req))
+    if (!(roles ?? []).includes(req.actor.roles[0] as Role)) {
+      const e = new BatonError(
+        'FORBIDDEN',
+        agent === true
+          ? `only an AI agent's access token may ${req.method} ${req.routeOptions.url}; an API key of role '${req.actor.roles[0]}' cannot act as an agent`
+          : `role '${req.actor.roles[0]}' may not ${req.method} ${req.routeOptions.url}`,
+      )
+      if (agent === true) await refusal(services, req, e)
+      throw e
     }
   })
 
   registerRoutes(app, services)
   registerAuditRoutes(app, services)
+  registerQueueRoutes(app, services)
+  registerEventRoutes(app, services)
+  registerAgentRoutes(app, services)
+  registerApprovalRoutes(app, services)
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
+}
+
+function bearerOf(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization
+  return typeof header === 'string' && header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : undefined
+}
+
+const agentAuth = new WeakMap<FastifyRequest, AgentAuth>()
+
+/** The verified agent credential of a request on an agent route (set by the onRequest hook). */
+export function agentAuthOf(req: FastifyRequest): AgentAuth {
+  const a = agentAuth.get(req)
+  if (a === undefined) throw new BatonError('UNAUTHENTICATED', 'this route needs an AI agent access token')
+  return a
+}
+
+async function authenticateAgentRequest(
+  services: Services,
+  req: FastifyRequest,
+  token: string,
+  allowed: boolean,
+): Promise<Actor> {
+  let auth: AgentAuth
+  try {
+    auth = await authenticateAgent(services.authority, token)
+  } catch (e) {
+    if (e instanceof BatonError) await refusal(services, req, e)
+    throw e
+  }
+  if (!allowed) {
+    const e = new BatonError(
+      'FORBIDDEN',
+      `an AI agent's access token may not ${req.method} ${req.routeOptions.url}: agents act on cases through /v1/cases/{id}/actions`,
+    )
+    await refusal(services, req, e, auth.actor)
+    throw e
+  }
+  agentAuth.set(req, auth)
+  return auth.actor
+}
+
+/** Audits a refused request (`access.refused`), naming the case when the URL does. */
+export async function refusal(
+  services: Services,
+  req: FastifyRequest,
+  e: BatonError,
+  actor?: { kind: string; id: string },
+): Promise<void> {
+  const params = req.params as { id?: unknown } | undefined
+  const target = typeof params?.id === 'string' ? params.id.slice(0, 128) : undefined
+  const caseId = target !== undefined && req.routeOptions.url?.startsWith('/v1/cases/') ? target : undefined
+  const token = bearerOf(req)
+  let who = actor
+  if (who === undefined && token !== undefined && looksLikeJwt(token)) {
+    try {
+      const sub = decodeJwt(token).sub
+      who = { kind: 'agent', id: typeof sub === 'string' ? sub.slice(0, 128) : 'unknown' }
+    } catch {
+      who = { kind: 'agent', id: 'unknown' }
+    }
+  }
+  who ??= req.actor === undefined ? { kind: 'unknown', id: 'unknown' } : { kind: req.actor.kind, id: req.actor.id }
+  await auditRefusal(services.authority, {
+    actor: who,
+    code: e.code,
+    reason: e.message,
+    route: `${req.method} ${req.routeOptions.url ?? req.url}`,
+    caseId,
+    target,
+  })
 }
 
 async function authenticate(store: Store, req: FastifyRequest): Promise<Actor> {
@@ -103,5 +210,6 @@ async function authenticate(store: Store, req: FastifyRequest): Promise<Actor> {
     throw new BatonError('UNAUTHENTICATED', 'the API key is unknown or revoked')
   }
   const kind = record.role === 'admin' ? 'admin' : record.role === 'operator' ? 'operator' : 'service'
-  return { kind, id: record.id, roles: [record.role] }
+  // An operator key that names its operator acts as that person (approvals need the person's roles).
+  return { kind, id: record.principalId ?? record.id, roles: [record.role] }
 }

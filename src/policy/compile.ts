@@ -5,6 +5,7 @@ import type { RiskCategory } from '../signals/types.js'
 import { type CelEnvironments, type CelProgram, compileCel, createCelEnvironments, isCelProblem } from './cel.js'
 import {
   BUILTIN_CALLER_SIGNALS,
+  BUILTIN_TRIGGERS,
   type CallerSignal,
   type Condition,
   callerValueProblem,
@@ -88,6 +89,8 @@ export interface CompiledPolicy {
     readonly default: CompiledRoutingRule
     readonly maxHandoffs: number
     readonly fallbackQueue: string
+    /** Every trigger a decision of this policy may name: the built-in ones and those declared. */
+    readonly triggers: readonly string[]
   }
   readonly tools: {
     /** Overrides, then rules, in evaluation order. */
@@ -208,6 +211,7 @@ class Analysis {
         default: def,
         maxHandoffs: doc.routing.maxHandoffs,
         fallbackQueue: doc.routing.fallbackQueue,
+        triggers: [...BUILTIN_TRIGGERS, ...doc.routing.triggers.map((t) => t.name)],
       },
       tools: {
         sequence: toolRules,

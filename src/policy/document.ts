@@ -126,6 +126,11 @@ export interface PolicyDocument {
   readonly routing: {
     readonly default: RoutingRule
     readonly maxHandoffs: number
+    /**
+     * Escalation triggers the policy declares (`routing.triggers`), each with what it means. When any are declared,
+     * every rule's `trigger` must name one of them or a built-in one (`BUILTIN_TRIGGERS`).
+     */
+    readonly triggers: readonly EscalationTrigger[]
     /** Queue for a human when no rule names one: the ping-pong cap and tool escalations without a queue. */
     readonly fallbackQueue: string
     readonly overrides: readonly RoutingRule[]
@@ -138,6 +143,18 @@ export interface PolicyDocument {
   readonly tests: readonly PolicyTestCase[]
   readonly references: readonly Reference[]
 }
+
+/** A named reason for handing a case to a human, declared under `routing.triggers`. */
+export interface EscalationTrigger extends Located {
+  readonly name: string
+  readonly description: string
+}
+
+/**
+ * Triggers Baton itself names: the ping-pong cap, an SLA breach (the SLA timer re-decides the case), an operator's
+ * manual takeover and a hand-back to an AI agent.
+ */
+export const BUILTIN_TRIGGERS = ['max_handoffs', 'sla_breach', 'manual', 'handback'] as const
 
 export const API_VERSION = 'baton.dev/v1'
 export const DEFAULT_MAX_HANDOFFS = 4
@@ -789,8 +806,17 @@ function readRuleId(r: Reader, e: Entry | undefined, ids: Map<string, number>): 
   return id
 }
 
-function readTrigger(r: Reader, e: Entry | undefined): string {
-  return r.string(e, { pattern: IDENTIFIER, patternText: 'a trigger name in lowercase letters, digits and _' }) ?? ''
+function readTrigger(r: Reader, e: Entry | undefined, declared: ReadonlySet<string> | null): string {
+  const name =
+    r.string(e, { pattern: IDENTIFIER, patternText: 'a trigger name in lowercase letters, digits and _' }) ?? ''
+  if (e !== undefined && name !== '' && declared !== null && !declared.has(name)) {
+    r.at(
+      r.offsetOf(e.value, e.keyOffset),
+      `${label(e.path)}unknown trigger '${name}', expected one declared under routing.triggers: ${[...declared].join(', ')}`,
+      didYouMean(name, declared),
+    )
+  }
+  return name
 }
 
 function readReason(r: Reader, e: Entry | undefined): string {
@@ -838,10 +864,13 @@ function readRouting(r: Reader, e: Entry | undefined, ids: Map<string, number>):
   const m = r.fields(
     e.value,
     e.path,
-    { default: true, max_handoffs: false, fallback_queue: false, overrides: false, rules: false },
+    { default: true, max_handoffs: false, fallback_queue: false, triggers: false, overrides: false, rules: false },
     e.keyOffset,
   )
   if (m === null) return null
+  const triggers = readTriggers(r, m.get('triggers'))
+  const declared =
+    m.get('triggers') === undefined ? null : new Set<string>([...BUILTIN_TRIGGERS, ...triggers.map((t) => t.name)])
   let def: RoutingRule | null = null
   const d = m.get('default')
   if (d !== undefined) {
@@ -854,7 +883,7 @@ function readRouting(r: Reader, e: Entry | undefined, ids: Map<string, number>):
     if (dm !== null) {
       const at = r.offsetOf(d.value, d.keyOffset)
       const handler = readHandler(r, dm, d.path, at)
-      const trigger = readTrigger(r, dm.get('trigger'))
+      const trigger = readTrigger(r, dm.get('trigger'), declared)
       const reason = readReason(r, dm.get('reason'))
       if (handler !== null) {
         def = { id: 'default', when: null, handler, trigger, reason, override: false, ...r.located(d.keyOffset) }
@@ -875,13 +904,36 @@ function readRouting(r: Reader, e: Entry | undefined, ids: Map<string, number>):
       )
     } else fallbackQueue = def.handler.queue
   }
-  const overrides = readRoutingRules(r, m.get('overrides'), ids, true)
-  const rules = readRoutingRules(r, m.get('rules'), ids, false)
+  const overrides = readRoutingRules(r, m.get('overrides'), ids, true, declared)
+  const rules = readRoutingRules(r, m.get('rules'), ids, false, declared)
   if (def === null) return null
-  return { default: def, maxHandoffs, fallbackQueue, overrides, rules }
+  return { default: def, maxHandoffs, fallbackQueue, triggers, overrides, rules }
 }
 
-function readRoutingRules(r: Reader, e: Entry | undefined, ids: Map<string, number>, override: boolean): RoutingRule[] {
+function readTriggers(r: Reader, e: Entry | undefined): EscalationTrigger[] {
+  if (e === undefined) return []
+  const out: EscalationTrigger[] = []
+  for (const t of r.entries(e.value, e.path, e.keyOffset)) {
+    if (!IDENTIFIER.test(t.key)) {
+      r.at(t.keyOffset, `${label(e.path)}expected a trigger name in lowercase letters, digits and _, found '${t.key}'`)
+      continue
+    }
+    if ((BUILTIN_TRIGGERS as readonly string[]).includes(t.key)) {
+      r.at(t.keyOffset, `${label(e.path)}'${t.key}' is a built-in trigger and cannot be redeclared`)
+      continue
+    }
+    out.push({ name: t.key, description: r.string(t) ?? '', ...r.located(t.keyOffset) })
+  }
+  return out
+}
+
+function readRoutingRules(
+  r: Reader,
+  e: Entry | undefined,
+  ids: Map<string, number>,
+  override: boolean,
+  declared: ReadonlySet<string> | null,
+): RoutingRule[] {
   if (e === undefined) return []
   const out: RoutingRule[] = []
   for (const it of r.items(e.value, e.path, e.keyOffset)) {
@@ -900,7 +952,7 @@ function readRoutingRules(r: Reader, e: Entry | undefined, ids: Map<string, numb
       const rm = r.fields(routeE.value, routeE.path, { handler: true, agent: false, queue: false }, routeE.keyOffset)
       if (rm !== null) handler = readHandler(r, rm, routeE.path, r.offsetOf(routeE.value, routeE.keyOffset))
     }
-    const trigger = readTrigger(r, m.get('trigger'))
+    const trigger = readTrigger(r, m.get('trigger'), declared)
     const reason = readReason(r, m.get('reason'))
     if (id === undefined || handler === null) continue
     out.push({ id, when, handler, trigger, reason, override, ...r.located(it.offset) })

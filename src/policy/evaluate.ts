@@ -119,7 +119,7 @@ const completions = new WeakMap<CompiledPolicy, Completion>()
  * The facts with every risk category, declared topic and declared caller signal present: absent ones read as
  * false, false and the signal's default. Returns `facts` itself when nothing is missing (the usual case).
  */
-export function completeFacts(policy: CompiledPolicy, facts: Facts): Facts {
+export function completeFacts(policy: CompiledPolicy, given: Facts): Facts {
   let c = completions.get(policy)
   if (c === undefined) {
     c = {
@@ -128,6 +128,7 @@ export function completeFacts(policy: CompiledPolicy, facts: Facts): Facts {
     }
     completions.set(policy, c)
   }
+  const facts = completeCase(given)
   const s = facts.signals as Partial<Facts['signals']> | undefined
   if (s === undefined || s === null || typeof s !== 'object') return facts
   const risk = fill(s.risk, RISK_NAMES, false)
@@ -144,6 +145,22 @@ export function completeFacts(policy: CompiledPolicy, facts: Facts): Facts {
 }
 
 const RISK_NAMES: readonly string[] = RISK_CATEGORIES
+
+/** Case facts added after the first policies (escalation triggers) read as 0 / false when a caller leaves them out. */
+function completeCase(facts: Facts): Facts {
+  const c = facts.case as Partial<Facts['case']> | undefined
+  if (c === undefined || c === null || typeof c !== 'object') return facts
+  if (c.ai_turns !== undefined && c.risk_rose !== undefined && c.sla_breached !== undefined) return facts
+  return {
+    ...facts,
+    case: {
+      ...(c as Facts['case']),
+      ai_turns: c.ai_turns ?? 0,
+      risk_rose: c.risk_rose ?? false,
+      sla_breached: c.sla_breached ?? false,
+    },
+  }
+}
 
 function fill<T>(
   o: Readonly<Record<string, T>> | undefined,

@@ -31,6 +31,9 @@ export const CASE_SHAPE: ObjectShape = {
     age_s: 'number',
     time_in_state_s: 'number',
     risk_seen: 'boolean',
+    ai_turns: 'number',
+    risk_rose: 'boolean',
+    sla_breached: 'boolean',
   },
 }
 

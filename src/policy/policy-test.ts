@@ -34,6 +34,9 @@ export function neutralFacts(policy: CompiledPolicy): Facts {
       age_s: 0,
       time_in_state_s: 0,
       risk_seen: false,
+      ai_turns: 0,
+      risk_rose: false,
+      sla_breached: false,
     },
     signals: {
       intent: '',

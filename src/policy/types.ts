@@ -16,6 +16,12 @@ export interface CaseFacts {
   readonly time_in_state_s: number
   /** True if any earlier message of the case raised a risk indicator. */
   readonly risk_seen: boolean
+  /** Messages the current AI agent has answered since it took the case (0 unless an agent holds it). */
+  readonly ai_turns?: number
+  /** True when this message raised a risk indicator the case had not seen before, after its first message. */
+  readonly risk_rose?: boolean
+  /** True when the case waited in its queue past the queue's SLA (set when the SLA timer fires). */
+  readonly sla_breached?: boolean
 }
 
 export interface CustomerFacts {

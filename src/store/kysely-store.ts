@@ -2,6 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 import { type AuditEntryBody, canonicalEntry, leafHash } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
+import { authorityStore } from './authority-store.js'
 import { migrateToLatest } from './migrations.js'
 import type {
   ApiKeyRecord,
@@ -15,6 +16,7 @@ import type {
   StoredAuditEntry,
 } from './ports.js'
 import type { Database } from './schema.js'
+import { workStore } from './work-store.js'
 
 /**
  * Appends audit entries inside `trx` (invariant 1: the caller's state change and its leaves commit together).
@@ -66,6 +68,7 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
 
   // Capability stores spread into `store` below: `...authorityStore(parts)` and so on.
   const parts: StoreParts = { db, engine, tx }
+  const work = workStore(parts)
   let lease: SequencerLease | undefined
   const caseIdOf = engine === 'postgres' ? sql`(entry::jsonb ->> 'caseId')` : sql`json_extract(entry, '$.caseId')`
 
@@ -120,6 +123,8 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
   }
 
   const store: Store = {
+    ...authorityStore(parts),
+    ...work,
     engine,
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, engine),
     async close() {
@@ -146,6 +151,7 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
             hash: key.hash,
             created_at: key.createdAt,
             revoked_at: key.revokedAt,
+            principal_id: key.principalId ?? null,
           })
           .execute()
         await appendAuditIn(trx, [audit])
@@ -221,13 +227,20 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
 
     async commitCase(commit) {
       return tx(async (trx) => {
+        // First, so that every writer locks work item → operator load → case in the same order (no deadlock).
+        await work.syncCaseIn(trx, commit)
         const row = fromCase(commit.case)
         if (commit.expectedVersion === null) {
           await trx.insertInto('cases').values(row).execute()
         } else {
           const r = await trx
             .updateTable('cases')
-            .set(row)
+            // The authority epoch moves with every change of handler, risk or state (right-hand columns are the
+            // old row): credentials issued before such a change stop working at once (see authority-store.ts).
+            .set({
+              ...row,
+              authority_epoch: sql<number>`case when handler <> ${row.handler} or risk <> ${row.risk} or state <> ${row.state} then authority_epoch + 1 else authority_epoch end`,
+            })
             .where('id', '=', row.id)
             .where('version', '=', commit.expectedVersion)
             .executeTakeFirst()
@@ -651,6 +664,7 @@ function toKey(r: Database['api_keys']): ApiKeyRecord {
     hash: r.hash,
     createdAt: r.created_at,
     revokedAt: r.revoked_at,
+    ...(r.principal_id ? { principalId: r.principal_id } : {}),
   }
 }
 
@@ -673,6 +687,7 @@ function fromCase(c: CaseRecord): Database['cases'] {
     created_at: c.createdAt,
     updated_at: c.updatedAt,
     state_since: c.stateSince,
+    ai_turns: c.aiTurns ?? 0,
   }
 }
 
@@ -693,6 +708,8 @@ function toCase(r: Database['cases']): CaseRecord {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     stateSince: r.state_since,
+    authorityEpoch: Number(r.authority_epoch ?? 0),
+    aiTurns: Number(r.ai_turns ?? 0),
   }
 }
 

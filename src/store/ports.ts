@@ -1,6 +1,8 @@
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CompletedNode, SubtreeAddress } from '../audit/merkle.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
+import type { AuthorityStore } from './authority-store.js'
+import type { WorkStore } from './work-store.js'
 
 export type Engine = 'sqlite' | 'postgres'
 
@@ -15,6 +17,8 @@ export interface ApiKeyRecord {
   readonly hash: string
   readonly createdAt: string
   readonly revokedAt: string | null
+  /** For an operator key: the operator principal (`operators.yaml` id) it belongs to. */
+  readonly principalId?: string | null
 }
 
 export interface CustomerRecord {
@@ -105,7 +109,7 @@ export interface CaseCommit {
  *
  * Failures: `CONFLICT` (stale version, duplicate id), `STORE_UNAVAILABLE` (the engine cannot be reached).
  */
-export interface Store {
+export interface Store extends AuthorityStore, WorkStore {
   readonly engine: Engine
   /** Creates or upgrades the schema. Idempotent. */
   migrate(): Promise<void>

@@ -4,7 +4,7 @@ import type { Generated } from 'kysely'
  * Table shapes shared by both engines. Times are RFC 3339 strings (UTC, ms precision), which sort correctly as
  * text on both engines; JSON columns hold text so one code path serves SQLite and PostgreSQL; booleans are 0/1.
  */
-export interface Database {
+export interface Database extends WorkTables {
   api_keys: {
     id: string
     name: string
@@ -12,6 +12,8 @@ export interface Database {
     hash: string
     created_at: string
     revoked_at: string | null
+    /** Operator principal of an operator key (migration 0003); null for other keys. */
+    principal_id?: string | null | undefined
   }
   customers: {
     id: string
@@ -38,6 +40,10 @@ export interface Database {
     created_at: string
     updated_at: string
     state_since: string
+    /** Bumped by the store on every change of handler, risk or state (migration 0003); never written by callers. */
+    authority_epoch?: number | undefined
+    /** AI turns since the current agent took the case (migration 0004); the no-progress trigger reads it. */
+    ai_turns?: number | undefined
   }
   case_events: {
     case_id: string
@@ -98,6 +104,135 @@ export interface Database {
   audit_case_entries: {
     case_id: string
     seq: number
+  }
+  operators: {
+    id: string
+    name: string
+    roles: string
+    skills: string
+    languages: string
+    capacity: number
+    created_at: string
+    updated_at: string
+  }
+  agents: {
+    id: string
+    owner: string
+    purpose: string
+    model: string
+    tools: string
+    closure: string
+    state: string
+    created_at: string
+    updated_at: string
+    reviewed_at: string | null
+    reviewed_by: string | null
+  }
+  agent_credentials: {
+    id: string
+    agent_id: string
+    kind: string
+    public_jwk: string | null
+    secret_hash: string | null
+    created_at: string
+    revoked_at: string | null
+  }
+  issued_credentials: {
+    jti: string
+    agent_id: string
+    case_id: string
+    kind: string
+    tools: string
+    epoch: number
+    issued_at: string
+    expires_at: string
+  }
+  actions: {
+    id: string
+    case_id: string
+    agent_id: string
+    tool: string
+    params: string
+    params_digest: string
+    outcome: string
+    state: string
+    decision_id: string
+    created_at: string
+    updated_at: string
+    result_status: number | null
+    result_digest: string | null
+    error: string | null
+  }
+  approvals: {
+    id: string
+    case_id: string
+    action_id: string
+    tool: string
+    params: string
+    digest: string
+    requester: string
+    approver_role: string
+    queue: string
+    rule: string
+    state: string
+    case_epoch: number
+    created_at: string
+    expires_at: string
+    decided_by: string | null
+    decided_at: string | null
+    reason: string | null
+  }
+}
+
+/** Tables of migration `0004_work` (queues, timers, webhooks); see `work-migration.ts`. */
+export interface WorkTables {
+  work_items: {
+    case_id: string
+    queue: string
+    enqueued_at: string
+    sla_due: string
+    rank_ms: number
+    tier: string
+    risky: number
+    language: string
+    reason: string
+    operator_id: string | null
+    assigned_at: string | null
+    breached: number
+  }
+  operator_load: {
+    operator_id: string
+    capacity: number
+    active: number
+  }
+  timers: {
+    kind: string
+    key: string
+    due_at: string
+    payload: string
+    state: string
+    lease_owner: string | null
+    lease_until: string | null
+    attempts: number
+    created_at: string
+    fired_at: string | null
+    last_error: string | null
+  }
+  webhooks: {
+    id: string
+    url: string
+    events: string
+    secret: string
+    created_at: string
+    deleted_at: string | null
+    cursor: number
+    attempts: number
+    next_attempt_at: string
+    last_error: string | null
+    lease_owner: string | null
+    lease_until: string | null
+    delivered: number
+    failed: number
   }
 }
 

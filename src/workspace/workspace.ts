@@ -45,7 +45,18 @@ export interface ToolSpec {
   readonly risk: (typeof RISK_CLASSES)[number]
   /** JSON Schema of the parameters. */
   readonly params: Readonly<Record<string, unknown>>
-  readonly connector?: { readonly url: string; readonly method: 'POST' | 'PUT' } | undefined
+  /**
+   * Where the tool runs: `execute` (Baton calls `url` with the parameters and a per-call credential) or
+   * `credential` (Baton hands the agent a credential scoped to the case, tool and parameters). `url` may hold
+   * `${ENV_VAR}` references, resolved at start. No connector: an allowed call is decided and recorded only.
+   */
+  readonly connector?:
+    | {
+        readonly url: string
+        readonly method?: 'POST' | 'PUT' | undefined
+        readonly mode?: 'execute' | 'credential' | undefined
+      }
+    | undefined
 }
 
 export interface Workspace {
@@ -151,7 +162,11 @@ const toolsSchema = compileSchema({
             type: 'object',
             additionalProperties: false,
             required: ['url'],
-            properties: { url: { type: 'string' }, method: { enum: ['POST', 'PUT'] } },
+            properties: {
+              url: { type: 'string', minLength: 1 },
+              method: { enum: ['POST', 'PUT'] },
+              mode: { enum: ['execute', 'credential'] },
+            },
           },
         },
       },

@@ -12,6 +12,8 @@ export interface TestApp {
   readonly app: App
   readonly keys: { readonly admin: string; readonly service: string; readonly operator: string }
   readonly dataDir: string
+  /** The PostgreSQL database of the suite, when the engine is postgres. */
+  readonly databaseUrl?: string | undefined
   close(): Promise<void>
 }
 
@@ -48,6 +50,7 @@ export async function startTestApp(
     app,
     keys,
     dataDir,
+    databaseUrl: pgdb?.url,
     async close() {
       await app.close()
       await pgdb?.drop()

@@ -1,0 +1,190 @@
+import type { Actor } from '../cases/intake.js'
+import { type AuthorityDeps, who } from '../credentials/deps.js'
+import { BatonError } from '../errors.js'
+import { agentHoldsCase } from '../identity/principals.js'
+import { decideAction } from '../policy/evaluate.js'
+import type { ActionState } from '../tools/action.js'
+import { type ActionResponse, actionFacts, executeAction } from '../tools/actions.js'
+import { type ApprovalRecord, approvalDigest, eligibility } from './approval.js'
+
+export interface ApprovalDecisionInput {
+  readonly decision: 'approve' | 'deny'
+  readonly reason: string
+}
+
+export interface ApprovalDecisionResult {
+  readonly approval: ApprovalRecord
+  readonly action: { readonly id: string; readonly state: ActionState }
+  readonly result?: ActionResponse['result']
+  /** When the case changed since the request: what re-evaluation found. */
+  readonly reevaluation?: { readonly outcome: string; readonly rules: readonly string[]; readonly reason: string }
+}
+
+/**
+ * A human decides a pending approval. Checks (each refusal audited as `approval.refused`): the approval is
+ * pending and unexpired, the decider is an operator principal holding the rule's role and is not the requester,
+ * and the stored parameters still hash to the digest the approval is bound to. On approve: if the case's authority
+ * epoch moved since the request (handoff, risk), the action is decided again with today's facts and executes only
+ * if that still allows it (else the approval is `superseded`); then it executes exactly once.
+ */
+export async function decideApproval(
+  deps: AuthorityDeps,
+  actor: Actor,
+  id: string,
+  input: ApprovalDecisionInput,
+): Promise<ApprovalDecisionResult> {
+  const a = await deps.store.getApproval(id)
+  if (a === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `no approval with id '${id}'`)
+  const at = deps.now()
+  const iso = at.toISOString()
+  const operator = actor.kind === 'operator' ? await deps.store.getOperator(actor.id) : undefined
+  const decider = {
+    kind: actor.kind === 'operator' && operator === undefined ? 'unregistered operator key' : actor.kind,
+    id: actor.id,
+    roles: operator?.roles ?? [],
+  }
+  const refuse = async (code: BatonError['code'], message: string): Promise<never> => {
+    await deps.store.appendAudit([
+      {
+        type: 'approval.refused',
+        at: iso,
+        caseId: a.caseId,
+        actor: who(actor),
+        data: { approvalId: a.id, decision: input.decision, code, reason: message },
+      },
+    ])
+    throw new BatonError(code, message)
+  }
+  const problem = eligibility(a, decider, at)
+  if (problem !== null) {
+    if (problem.code === 'APPROVAL_EXPIRED') {
+      await deps.store
+        .settleApproval(a.id, 'expired', null, iso, 'expired before a decision', 'rejected', [
+          { type: 'approval.expired', at: iso, caseId: a.caseId, data: { approvalId: a.id, expiresAt: a.expiresAt } },
+        ])
+        .catch(() => undefined)
+    }
+    return refuse(problem.code, problem.message)
+  }
+  const action = await deps.store.getAction(a.actionId)
+  if (action === undefined) return refuse('APPROVAL_NOT_FOUND', `the action of approval ${a.id} is missing`)
+  if (approvalDigest(a) !== a.digest) {
+    return refuse('PARAMS_MISMATCH', `approval ${a.id}: the stored parameters no longer match the approved digest`)
+  }
+  const decided = (state: ApprovalRecord['state'], reason: string, extra: Record<string, unknown> = {}) => ({
+    type: 'approval.decided',
+    at: iso,
+    caseId: a.caseId,
+    actor: who(actor),
+    data: {
+      approvalId: a.id,
+      actionId: a.actionId,
+      tool: a.tool,
+      digest: a.digest,
+      requester: a.requester,
+      decision: input.decision,
+      state,
+      reason,
+      ...extra,
+    },
+  })
+
+  if (input.decision === 'deny') {
+    const settled = await deps.store.settleApproval(a.id, 'denied', actor.id, iso, input.reason, 'rejected', [
+      decided('denied', input.reason),
+    ])
+    return { approval: settled, action: { id: action.id, state: 'rejected' } }
+  }
+
+  const c = await deps.store.getCase(a.caseId)
+  if (c === undefined) return refuse('CASE_NOT_FOUND', `no case with id '${a.caseId}'`)
+  const epoch = c.authorityEpoch ?? 0
+  let reevaluation: ApprovalDecisionResult['reevaluation']
+  if (epoch !== a.caseEpoch || c.state !== 'open') {
+    const agent = await deps.store.getAgent(a.requester)
+    const policy = deps.policy().policy
+    let why = ''
+    if (c.state !== 'open') why = `the case is ${c.state}`
+    else if (agent === undefined || agent.state !== 'active') why = `agent '${a.requester}' is no longer active`
+    else if (agentHoldsCase(c.handler, agent.id) === null) why = `agent '${a.requester}' no longer handles the case`
+    let outcome = 'superseded'
+    let rules: readonly string[] = []
+    if (why === '' && agent !== undefined) {
+      const customer = await deps.store.getCustomer(c.customerId)
+      const facts = actionFacts(policy, c, c.risk, customer, agent, a.tool, a.params, {}, at)
+      const r = decideAction(policy, facts)
+      outcome = r.outcome
+      rules = r.rules
+      const stillOk = r.outcome === 'allow' || (r.outcome === 'approve' && decider.roles.includes(r.approverRole))
+      if (!stillOk)
+        why = `re-evaluated after the case changed: the policy now says '${r.outcome}' (${r.rules.join(', ')})`
+    }
+    reevaluation = { outcome, rules, reason: why || 'the case changed since the request; re-evaluated, still allowed' }
+    if (why !== '') {
+      const settled = await deps.store.settleApproval(a.id, 'superseded', actor.id, iso, input.reason, 'rejected', [
+        decided('superseded', input.reason, { reevaluation }),
+      ])
+      return { approval: settled, action: { id: action.id, state: 'rejected' }, reevaluation }
+    }
+  }
+  const settled = await deps.store.settleApproval(a.id, 'approved', actor.id, iso, input.reason, 'authorized', [
+    decided('approved', input.reason, reevaluation === undefined ? {} : { reevaluation }),
+  ])
+  const tool = deps.catalog.get(a.tool)
+  if (tool?.connector === null || tool === undefined || tool.connector.mode !== 'execute') {
+    return {
+      approval: settled,
+      action: { id: action.id, state: 'authorized' },
+      ...(reevaluation === undefined ? {} : { reevaluation }),
+    }
+  }
+  const done = await executeAction(deps, { ...action, state: 'authorized' }, a.params, epoch, who(actor))
+  return {
+    approval: settled,
+    action: { id: action.id, state: done.state },
+    result: done.result,
+    ...(reevaluation === undefined ? {} : { reevaluation }),
+  }
+}
+
+/**
+ * Executes an approved action that has not run (e.g. an earlier attempt was interrupted before the claim). A
+ * replay of an executed (or executing) approval does nothing and says so: `APPROVAL_ALREADY_EXECUTED`, audited.
+ */
+export async function executeApproval(deps: AuthorityDeps, actor: Actor, id: string): Promise<ApprovalDecisionResult> {
+  const a = await deps.store.getApproval(id)
+  if (a === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `no approval with id '${id}'`)
+  const action = await deps.store.getAction(a.actionId)
+  const iso = deps.now().toISOString()
+  const refuse = async (code: BatonError['code'], message: string): Promise<never> => {
+    await deps.store.appendAudit([
+      {
+        type: 'approval.refused',
+        at: iso,
+        caseId: a.caseId,
+        actor: who(actor),
+        data: { approvalId: a.id, decision: 'execute', code, reason: message },
+      },
+    ])
+    throw new BatonError(code, message)
+  }
+  if (a.state !== 'approved') return refuse('APPROVAL_NOT_PENDING', `approval ${a.id} is ${a.state}; it cannot execute`)
+  if (action === undefined) return refuse('APPROVAL_NOT_FOUND', `the action of approval ${a.id} is missing`)
+  if (action.state !== 'authorized') {
+    return refuse(
+      'APPROVAL_ALREADY_EXECUTED',
+      `approval ${a.id} was already executed (action ${action.id} is ${action.state}); nothing was done`,
+    )
+  }
+  if (approvalDigest(a) !== a.digest) {
+    return refuse('PARAMS_MISMATCH', `approval ${a.id}: the stored parameters no longer match the approved digest`)
+  }
+  const c = await deps.store.getCase(a.caseId)
+  try {
+    const done = await executeAction(deps, action, a.params, c?.authorityEpoch ?? 0, who(actor))
+    return { approval: a, action: { id: action.id, state: done.state }, result: done.result }
+  } catch (e) {
+    if (e instanceof BatonError && e.code === 'APPROVAL_ALREADY_EXECUTED') return refuse(e.code, e.message)
+    throw e
+  }
+}

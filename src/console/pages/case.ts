@@ -1,0 +1,196 @@
+import type { Handler } from '../../cases/case.js'
+import type { CaseEvent, CaseRecord, DecisionRecord } from '../../cases/records.js'
+import type { Services } from '../../http/services.js'
+import type { WorkItem } from '../../store/work-store.js'
+import { type HtmlValue, html, type SafeHtml } from '../html.js'
+import { duration, handlerLabel, layout, time, type Viewer } from '../layout.js'
+import { readsText, whyOf } from './queue.js'
+
+interface Explained {
+  readonly id?: string
+  readonly reason?: string
+  readonly reads?: Record<string, unknown>
+}
+
+export interface CaseView {
+  readonly record: CaseRecord
+  readonly events: readonly CaseEvent[]
+  readonly decisions: readonly DecisionRecord[]
+  readonly slaSeconds: number | undefined
+  /** The case's place in a queue, while it waits there or is held by an operator. */
+  readonly work: WorkItem | undefined
+}
+
+export async function loadCase(s: Services, id: string): Promise<CaseView | undefined> {
+  const record = await s.store.getCase(id)
+  if (record === undefined) return undefined
+  const [events, decisions, work] = await Promise.all([
+    s.store.listCaseEvents(id),
+    s.store.listDecisions(id),
+    s.store.getWorkItem(id),
+  ])
+  const queue = record.handler.kind === 'agent' ? undefined : record.handler.queue
+  const slaSeconds = s.workspace.queues.find((q) => q.id === queue)?.slaSeconds
+  return { record, events, decisions, slaSeconds, work }
+}
+
+function explanation(items: readonly Explained[]): SafeHtml {
+  if (items.length === 0) return html`<p class="muted">No rule explanation recorded.</p>`
+  return html`<ul class="explain">${items.map(
+    (x) =>
+      html`<li><span class="rule">${x.id ?? ''}</span> — ${x.reason ?? ''}${
+        x.reads !== undefined && Object.keys(x.reads).length > 0
+          ? html`<br><small>signals read: <span class="mono">${readsText(x.reads)}</span></small>`
+          : ''
+      }</li>`,
+  )}</ul>`
+}
+
+function kindClass(h: Handler | undefined): string {
+  return h === undefined ? '' : h.kind === 'agent' ? 'ai' : 'human'
+}
+
+/** The handler timeline: the first route, then every handoff, each with the decision that caused it. */
+function timeline(v: CaseView): SafeHtml {
+  const byId = new Map(v.decisions.map((d) => [d.id, d]))
+  const steps: { at: string; handler: Handler; decisionId: string; trigger: string; from?: Handler }[] = []
+  for (const e of v.events) {
+    if (e.type === 'case.decided' && steps.length === 0) {
+      steps.push({
+        at: e.at,
+        handler: e.data.handler as Handler,
+        decisionId: String(e.data.decisionId),
+        trigger: String(e.data.trigger ?? ''),
+      })
+    } else if (e.type === 'case.handed_off') {
+      const cause = (e.data.cause ?? {}) as { decisionId?: string; trigger?: string }
+      steps.push({
+        at: e.at,
+        handler: e.data.to as Handler,
+        from: e.data.from as Handler,
+        decisionId: cause.decisionId ?? '',
+        trigger: cause.trigger ?? '',
+      })
+    }
+  }
+  return html`<ol class="timeline">${steps.map((st) => {
+    const d = byId.get(st.decisionId)
+    return html`<li class="${kindClass(st.handler)}">
+  <p><strong>${handlerLabel(st.handler)}</strong> ${time(st.at)}${st.trigger === '' ? '' : html` <span class="badge">trigger: ${st.trigger}</span>`}</p>
+  ${d === undefined ? '' : explanation((d.data.explanation ?? []) as Explained[])}
+  ${d === undefined ? '' : html`<p><small>decision <a class="mono" href="#${d.id}">${d.id}</a> · policy ${policyText(d)}</small></p>`}
+</li>`
+  })}</ol>`
+}
+
+function policyText(d: DecisionRecord): string {
+  const p = (d.data.policy ?? {}) as { name?: string; version?: number; hash?: string }
+  return `${p.name ?? '?'} v${p.version ?? '?'} ${(p.hash ?? '').slice(0, 12)}`
+}
+
+function conversation(v: CaseView): SafeHtml {
+  const messages = v.events.filter((e) => e.type === 'message.received')
+  return html`<ol class="conversation">${messages.map((m) => {
+    const secrets = ((m.data.secrets ?? []) as { kind: string }[]).map((x) => x.kind)
+    const pii = ((m.data.pii ?? []) as { kind: string }[]).map((x) => x.kind)
+    return html`<li>
+  <p class="meta"><strong>${String(m.data.author ?? 'customer')}</strong> ${time(m.at)}
+  ${secrets.map((k) => html` <span class="badge risk">secret redacted: ${k}</span>`)}
+  ${pii.map((k) => html` <span class="badge">pii: ${k}</span>`)}</p>
+  <blockquote>${String(m.data.text ?? '')}</blockquote>
+</li>`
+  })}</ol>`
+}
+
+function decisionsTable(v: CaseView): SafeHtml {
+  return html`<table class="grid">
+<caption class="visually-hidden">Every decision taken on this case</caption>
+<thead><tr><th scope="col">When</th><th scope="col">Kind</th><th scope="col">Outcome</th><th scope="col">Rules, reasons and the signals they read</th></tr></thead>
+<tbody>${v.decisions.map(
+    (d) => html`<tr id="${d.id}">
+  <td>${time(d.at)}</td><td>${d.kind}</td>
+  <td>${d.outcome}${d.data.handler === undefined ? '' : html`<br><small>${handlerLabel(d.data.handler as Handler)}</small>`}</td>
+  <td>${explanation((d.data.explanation ?? []) as Explained[])}</td>
+</tr>`,
+  )}</tbody></table>`
+}
+
+export function casePage(
+  viewer: Viewer,
+  v: CaseView,
+  opts: { readonly now: Date; readonly canClaim: boolean; readonly actions?: HtmlValue },
+): SafeHtml {
+  const c = v.record
+  const why = whyOf(v.decisions, c.stateSince)
+  const due =
+    v.work?.slaDue ??
+    (v.slaSeconds === undefined ? undefined : new Date(Date.parse(c.stateSince) + v.slaSeconds * 1000).toISOString())
+  const slaLeft = due === undefined ? undefined : (Date.parse(due) - opts.now.getTime()) / 1000
+  const waiting = c.state === 'open' && c.handler.kind !== 'agent'
+  const holder = v.work?.operatorId ?? (c.handler.kind === 'operator' ? c.handler.operatorId : undefined) ?? null
+  const unassigned = v.work !== undefined && holder === null
+  const risks = Object.entries(c.risk)
+    .filter(([, x]) => x === true)
+    .map(([k]) => k)
+  const body = html`
+<p class="subtitle">${c.subject || '(no subject)'} · <span class="mono">${c.id}</span></p>
+<section aria-labelledby="h-summary" class="card">
+  <h2 id="h-summary">Summary</h2>
+  <dl class="facts">
+    <dt>State</dt><dd>${c.state}</dd>
+    <dt>Handler</dt><dd id="case-handler">${handlerLabel(c.handler)}${holder === null ? '' : html` · claimed by <strong>${holder}</strong>`}</dd>
+    <dt>Customer</dt><dd>${c.customerId} (${c.channel})</dd>
+    <dt>Handoffs</dt><dd>${c.handoffs}</dd>
+    <dt>Risk</dt><dd>${risks.length === 0 ? 'none' : risks.map((k) => html`<span class="badge risk">${k}</span> `)}</dd>
+    <dt>With this handler since</dt><dd>${time(c.stateSince)}</dd>
+    ${
+      waiting && slaLeft !== undefined && holder === null
+        ? html`<dt>SLA</dt><dd>${slaLeft < 0 ? html`<span class="sla breached">overdue ${duration(-slaLeft)}</span>` : html`<span class="sla ok">${duration(slaLeft)} left</span>`}</dd>`
+        : ''
+    }
+  </dl>
+  ${waiting && unassigned && opts.canClaim ? html`<button type="button" class="claim" data-claim="${c.id}">Claim this case</button>` : ''}
+</section>
+
+<section aria-labelledby="h-why" class="card" id="why">
+  <h2 id="h-why">Why it is ${c.handler.kind === 'agent' ? 'with the AI agent' : 'with a human'}</h2>
+  ${
+    why === undefined
+      ? html`<p class="muted">No decision recorded.</p>`
+      : html`<p>Rule <span class="rule">${why.rule}</span>${why.trigger === '' ? '' : html`, trigger <span class="badge">${why.trigger}</span>`}: ${why.reason}</p>
+  ${Object.keys(why.reads).length > 0 ? html`<p>Signal values it read: <span class="mono">${readsText(why.reads)}</span></p>` : ''}`
+  }
+</section>
+
+<div class="two">
+<section aria-labelledby="h-conv" class="card">
+  <h2 id="h-conv">Conversation <small>(redacted)</small></h2>
+  ${conversation(v)}
+</section>
+<section aria-labelledby="h-timeline" class="card">
+  <h2 id="h-timeline">Handler timeline</h2>
+  ${timeline(v)}
+</section>
+</div>
+
+<section aria-labelledby="h-actions" class="card" id="actions">
+  <h2 id="h-actions">Pending actions</h2>
+  ${opts.actions ?? html`<p class="muted">No pending action.</p>`}
+</section>
+
+<section aria-labelledby="h-decisions" class="card">
+  <h2 id="h-decisions">Decisions</h2>
+  ${decisionsTable(v)}
+</section>
+
+<section aria-labelledby="h-audit" class="card">
+  <h2 id="h-audit">Audit proof</h2>
+  <p id="audit-head-status" class="muted">Checking each entry against the latest signed tree head…</p>
+  <table class="grid" id="audit-proofs" data-case="${c.id}">
+    <caption class="visually-hidden">Audit entries of this case and their inclusion proofs</caption>
+    <thead><tr><th scope="col">Seq</th><th scope="col">Event</th><th scope="col">At</th><th scope="col">Proof status</th></tr></thead>
+    <tbody><tr><td colspan="4" class="muted">Loading…</td></tr></tbody>
+  </table>
+</section>`
+  return layout({ title: `Case ${c.subject || c.id}`, page: 'case', viewer, body })
+}

@@ -1,0 +1,288 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { decodeJwt, importJWK, jwtVerify } from 'jose'
+import type { Actor } from '../cases/intake.js'
+import { BatonError, type ErrorCode } from '../errors.js'
+import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
+import { type AuthorityDeps, who } from './deps.js'
+import { type CredentialClaims, credentialError } from './tokens.js'
+
+export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+export interface TokenRequest {
+  readonly grant_type?: string | undefined
+  readonly client_id?: string | undefined
+  readonly client_secret?: string | undefined
+  readonly client_assertion_type?: string | undefined
+  readonly client_assertion?: string | undefined
+  /** The case the token is for (Baton extension; a token is good for one case). */
+  readonly case_id?: string | undefined
+  /** Space-separated tools; default: every tool the agent is granted. */
+  readonly scope?: string | undefined
+}
+
+export interface TokenResponse {
+  readonly access_token: string
+  readonly token_type: 'Bearer'
+  readonly expires_in: number
+  readonly scope: string
+  readonly case_id: string
+}
+
+/** An authenticated agent request: the agent and its verified access token. */
+export interface AgentAuth {
+  readonly actor: Actor
+  readonly agent: AgentRecord
+  readonly claims: CredentialClaims
+}
+
+/** sha256 hex of a client secret (256-bit random: a slow hash adds nothing). */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex')
+}
+
+/**
+ * The token endpoint (`client_credentials` grant): the agent authenticates with a signed JWT assertion (RFC 7523,
+ * EdDSA with a key registered for it) or a client secret, names one case it handles, and gets a short-lived access
+ * token for that case and the tools it asked for (within its grant). Refusals are audited.
+ */
+export async function issueAccessToken(deps: AuthorityDeps, req: TokenRequest): Promise<TokenResponse> {
+  const at = deps.now()
+  let agentId = req.client_id ?? ''
+  try {
+    if (req.grant_type !== 'client_credentials') {
+      throw new BatonError('VALIDATION_FAILED', `grant_type: expected 'client_credentials'`, {
+        fields: [{ field: 'grant_type', message: "expected 'client_credentials'" }],
+      })
+    }
+    agentId = await authenticateClient(deps, req, at)
+    const agent = await deps.store.getAgent(agentId)
+    if (agent === undefined) throw new BatonError('CREDENTIAL_INVALID', 'unknown client')
+    if (agent.state !== 'active') throw new BatonError('AGENT_INACTIVE', `agent '${agent.id}' is ${agent.state}`)
+    const caseId = req.case_id ?? ''
+    if (caseId === '') {
+      throw new BatonError('VALIDATION_FAILED', 'case_id: a token is issued for one case', {
+        fields: [{ field: 'case_id', message: 'is required' }],
+      })
+    }
+    const c = await deps.store.getCase(caseId)
+    if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
+    if (c.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${c.state}`)
+    if (agentHoldsCase(c.handler, agent.id) === null) {
+      throw new BatonError('NOT_CASE_HANDLER', `agent '${agent.id}' does not handle case '${caseId}'`)
+    }
+    const asked = req.scope === undefined || req.scope.trim() === '' ? agent.tools : req.scope.trim().split(/\s+/)
+    const notGranted = asked.filter((t) => !agent.tools.includes(t))
+    if (notGranted.length > 0) {
+      throw new BatonError('TOOL_NOT_GRANTED', `agent '${agent.id}' is not granted ${notGranted.join(', ')}`)
+    }
+    const { token, claims } = await deps.signer.mint(
+      {
+        aud: deps.apiAudience,
+        sub: agent.id,
+        case: caseId,
+        tools: asked,
+        epoch: c.authorityEpoch ?? 0,
+        kind: 'access',
+        jti: deps.newId('tok'),
+        ttlSeconds: deps.accessTtlSeconds,
+      },
+      at,
+    )
+    const iso = at.toISOString()
+    await deps.store.recordIssuedCredentials(
+      [
+        {
+          jti: claims.jti,
+          agentId: agent.id,
+          caseId,
+          kind: 'access',
+          tools: asked,
+          epoch: claims.epoch,
+          issuedAt: iso,
+          expiresAt: new Date(claims.exp * 1000).toISOString(),
+        },
+      ],
+      [
+        {
+          type: 'credential.issued',
+          at: iso,
+          caseId,
+          actor: { kind: 'agent', id: agent.id },
+          data: { jti: claims.jti, kind: 'access', tools: asked, epoch: claims.epoch, exp: claims.exp },
+        },
+      ],
+    )
+    return {
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: claims.exp - claims.iat,
+      scope: asked.join(' '),
+      case_id: caseId,
+    }
+  } catch (e) {
+    if (e instanceof BatonError) {
+      await auditRefusal(deps, {
+        actor: { kind: 'agent', id: agentId || 'unknown' },
+        code: e.code,
+        reason: e.message,
+        route: 'POST /v1/oauth/token',
+        caseId: req.case_id,
+      })
+    }
+    throw e
+  }
+}
+
+async function authenticateClient(deps: AuthorityDeps, req: TokenRequest, at: Date): Promise<string> {
+  if (req.client_assertion !== undefined) {
+    if (req.client_assertion_type !== JWT_BEARER_ASSERTION) {
+      throw new BatonError('VALIDATION_FAILED', `client_assertion_type: expected '${JWT_BEARER_ASSERTION}'`, {
+        fields: [{ field: 'client_assertion_type', message: `expected '${JWT_BEARER_ASSERTION}'` }],
+      })
+    }
+    let iss: string
+    try {
+      const unverified = decodeJwt(req.client_assertion)
+      iss = typeof unverified.iss === 'string' ? unverified.iss : ''
+    } catch (e) {
+      throw credentialError(e)
+    }
+    if (req.client_id !== undefined && req.client_id !== iss) {
+      throw new BatonError('CREDENTIAL_INVALID', 'client_id and the assertion issuer differ')
+    }
+    const keys = (await deps.store.listAgentCredentials(iss)).filter((c) => c.kind === 'public_key')
+    if (keys.length === 0) throw new BatonError('CREDENTIAL_INVALID', 'unknown client or no registered key')
+    let lastError: unknown
+    for (const k of keys) {
+      try {
+        const key = await importJWK({ ...(k.publicJwk as object), alg: 'EdDSA' }, 'EdDSA')
+        const { payload } = await jwtVerify(req.client_assertion, key, {
+          algorithms: ['EdDSA'],
+          issuer: iss,
+          subject: iss,
+          audience: [...deps.tokenAudiences],
+          currentDate: at,
+          maxTokenAge: '5m',
+          requiredClaims: ['exp', 'jti', 'iat'],
+        })
+        const jti = payload.jti as string
+        const seen = deps.seenAssertions
+        for (const [id, exp] of seen) if (exp < at.getTime()) seen.delete(id)
+        if (seen.has(`${iss}:${jti}`)) throw new BatonError('CREDENTIAL_INVALID', 'the client assertion was replayed')
+        seen.set(`${iss}:${jti}`, (payload.exp as number) * 1000)
+        return iss
+      } catch (e) {
+        lastError = e
+        if (e instanceof BatonError) throw e
+      }
+    }
+    throw credentialError(lastError)
+  }
+  if (req.client_secret !== undefined && req.client_id !== undefined) {
+    const given = Buffer.from(hashSecret(req.client_secret), 'hex')
+    const secrets = (await deps.store.listAgentCredentials(req.client_id)).filter((c) => c.kind === 'secret')
+    for (const s of secrets) {
+      if (s.secretHash !== null && timingSafeEqual(Buffer.from(s.secretHash, 'hex'), given)) return req.client_id
+    }
+    throw new BatonError('CREDENTIAL_INVALID', 'unknown client or wrong secret')
+  }
+  throw new BatonError('UNAUTHENTICATED', 'authenticate with client_assertion (RFC 7523) or client_id + client_secret')
+}
+
+/**
+ * Verifies an agent's access token for an API call: signature (EdDSA only), issuer, audience, expiry, kind, and
+ * that the agent is still active. The case-bound checks (case, epoch, handler) are the action's own. Refusals are
+ * audited by the caller (`auditRefusal`).
+ */
+export async function authenticateAgent(deps: AuthorityDeps, token: string): Promise<AgentAuth> {
+  const claims = await deps.signer.verify(token, deps.apiAudience, deps.now())
+  if (claims.kind !== 'access')
+    throw new BatonError('CREDENTIAL_INVALID', `a ${claims.kind} credential is not an access token`)
+  const agent = await deps.store.getAgent(claims.sub)
+  if (agent === undefined) throw new BatonError('CREDENTIAL_INVALID', 'the credential names an unknown agent')
+  if (agent.state !== 'active') {
+    throw new BatonError('CREDENTIAL_REVOKED', `agent '${agent.id}' is ${agent.state}: its credentials are revoked`)
+  }
+  return { actor: { kind: 'agent', id: agent.id, roles: ['agent'] }, agent, claims }
+}
+
+export interface Introspection {
+  readonly active: boolean
+  readonly [claim: string]: unknown
+}
+
+/**
+ * RFC 7662 introspection of any Baton credential: active only if it verifies, has not expired, its agent is
+ * active, the case is open and its authority epoch is the one the credential carries, and (when `paramsDigest` is
+ * given, for a call or scoped credential) the parameters are the ones it was minted for.
+ */
+export async function introspect(
+  deps: AuthorityDeps,
+  token: string,
+  opts: { readonly paramsDigest?: string | undefined } = {},
+): Promise<Introspection> {
+  const now = deps.now()
+  let claims: CredentialClaims
+  try {
+    const unverified = decodeJwt(token)
+    const aud = typeof unverified.aud === 'string' ? unverified.aud : deps.apiAudience
+    claims = await deps.signer.verify(token, aud, now)
+  } catch {
+    return { active: false }
+  }
+  const [agent, c] = await Promise.all([deps.store.getAgent(claims.sub), deps.store.getCase(claims.case)])
+  if (agent?.state !== 'active' || c === undefined || c.state !== 'open') return { active: false }
+  if ((c.authorityEpoch ?? 0) !== claims.epoch || agentHoldsCase(c.handler, agent.id) === null) return { active: false }
+  if (opts.paramsDigest !== undefined && claims.pd !== opts.paramsDigest) return { active: false }
+  return {
+    active: true,
+    scope: claims.tools.join(' '),
+    client_id: claims.sub,
+    sub: claims.sub,
+    token_type: claims.kind === 'access' ? 'Bearer' : 'N_A',
+    iss: claims.iss,
+    aud: claims.aud,
+    exp: claims.exp,
+    iat: claims.iat,
+    jti: claims.jti,
+    case: claims.case,
+    tools: claims.tools,
+    kind: claims.kind,
+    epoch: claims.epoch,
+    ...(claims.pd === undefined ? {} : { pd: claims.pd }),
+    ...(claims.act === undefined ? {} : { act: claims.act }),
+  }
+}
+
+/** Appends an `access.refused` entry: who was refused what, with which code (never the credential itself). */
+export async function auditRefusal(
+  deps: Pick<AuthorityDeps, 'store' | 'now'>,
+  r: {
+    readonly actor: { readonly kind: string; readonly id: string }
+    readonly code: ErrorCode
+    readonly reason: string
+    readonly route: string
+    readonly caseId?: string | undefined
+    readonly tool?: string | undefined
+    /** The id in the refused URL (an approval, an agent…), when there is one. */
+    readonly target?: string | undefined
+  },
+): Promise<void> {
+  await deps.store.appendAudit([
+    {
+      type: 'access.refused',
+      at: deps.now().toISOString(),
+      ...(r.caseId === undefined ? {} : { caseId: r.caseId }),
+      actor: r.actor,
+      data: {
+        code: r.code,
+        reason: r.reason,
+        route: r.route,
+        ...(r.tool === undefined ? {} : { tool: r.tool }),
+        ...(r.target === undefined ? {} : { target: r.target }),
+      },
+    },
+  ])
+}
+
+export { who }

@@ -1,0 +1,70 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import type { ActivePolicy, Actor } from '../cases/intake.js'
+import { seedPrincipals } from '../identity/registry.js'
+import type { Store } from '../store/ports.js'
+import { buildCatalog } from '../tools/catalog.js'
+import { httpConnector } from '../tools/connector.js'
+import type { Workspace } from '../workspace/workspace.js'
+import type { AuthorityDeps, ConnectorCall } from './deps.js'
+import { CredentialSigner, MAX_TTL_SECONDS } from './tokens.js'
+
+const SETTING = 'credential_signing_key'
+
+export interface AuthorityOptions {
+  readonly store: Store
+  readonly workspace: Workspace
+  readonly policy: () => ActivePolicy
+  readonly now: () => Date
+  readonly newId: (prefix: string) => string
+  /**
+   * `BATON_ISSUER` (default `urn:baton`), `BATON_ACCESS_TOKEN_TTL_S` (300), `BATON_CALL_CREDENTIAL_TTL_S` (60),
+   * `BATON_APPROVAL_TTL_S` (86400), and the variables tools.yaml's connector URLs name.
+   */
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly connector?: ConnectorCall | undefined
+  readonly actor: Actor
+}
+
+/**
+ * Builds what the authority use cases need: the credential signing key (Ed25519, kept in the store's settings so
+ * every node signs with the same key and restarts keep issued credentials valid), the tool catalog, and the
+ * workspace's agents and operators registered.
+ */
+export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps & { randomSecret: () => string }> {
+  let pkcs8 = await o.store.getSetting(SETTING)
+  if (pkcs8 === undefined) {
+    const { privateKey } = generateKeyPairSync('ed25519')
+    await o.store.putSetting(SETTING, privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64url'))
+    // Another node may have raced us: whatever landed is the key.
+    pkcs8 = (await o.store.getSetting(SETTING)) ?? ''
+  }
+  const privateKey = createPrivateKey({ key: Buffer.from(pkcs8, 'base64url'), format: 'der', type: 'pkcs8' })
+  const issuer = o.env.BATON_ISSUER ?? 'urn:baton'
+  const signer = new CredentialSigner(privateKey, createPublicKey(privateKey), issuer)
+  const catalog = buildCatalog(o.workspace.tools, o.env)
+  await seedPrincipals(o, o.workspace.agents, o.workspace.operators, o.actor)
+  return {
+    store: o.store,
+    policy: o.policy,
+    catalog,
+    signer,
+    connector: o.connector ?? httpConnector,
+    now: o.now,
+    newId: o.newId,
+    apiAudience: `${issuer}/api`,
+    tokenAudiences: [issuer, `${issuer}/v1/oauth/token`, ...(o.env.BATON_TOKEN_AUDIENCE?.split(',') ?? [])],
+    accessTtlSeconds: ttl(o.env.BATON_ACCESS_TOKEN_TTL_S, 300),
+    callTtlSeconds: ttl(o.env.BATON_CALL_CREDENTIAL_TTL_S, 60),
+    approvalTtlSeconds: Number(o.env.BATON_APPROVAL_TTL_S ?? 86_400),
+    seenAssertions: new Map(),
+    randomSecret: () => `bas_${randomBytes(32).toString('base64url')}`,
+  }
+}
+
+function ttl(v: string | undefined, fallback: number): number {
+  const n = v === undefined ? fallback : Number(v)
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TTL_SECONDS) {
+    throw new TypeError(`credential lifetime must be an integer in [1, ${MAX_TTL_SECONDS}] seconds, got '${v}'`)
+  }
+  return n
+}

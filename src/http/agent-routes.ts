@@ -1,0 +1,415 @@
+import type { FastifyInstance } from 'fastify'
+import { canonicalDigest } from '../approvals/approval.js'
+import { introspect, issueAccessToken, type TokenRequest } from '../credentials/oauth.js'
+import { BatonError, type ErrorCode } from '../errors.js'
+import {
+  addAgentCredential,
+  privilegeReport,
+  registerAgent,
+  reviewAgent,
+  transitionAgent,
+} from '../identity/registry.js'
+import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
+import type { Role } from '../store/ports.js'
+import { requestAction } from '../tools/actions.js'
+import { actionBody, actionResult, agentSchema, agentView, operatorView, tokenBody } from './authority-schemas.js'
+import { errorResponses, idParam, problem } from './schemas.js'
+import { agentAuthOf, refusal } from './server.js'
+import type { Services } from './services.js'
+
+const ALL: readonly Role[] = ['admin', 'service', 'operator']
+const READERS: readonly Role[] = ['admin', 'operator']
+const ADMIN: readonly Role[] = ['admin']
+
+/** Refusals of an agent's action that are audited as `access.refused` (the decision outcomes are audited anyway). */
+const AUDITED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CREDENTIAL_INVALID',
+  'CREDENTIAL_EXPIRED',
+  'CREDENTIAL_REVOKED',
+  'CREDENTIAL_SCOPE',
+  'NOT_CASE_HANDLER',
+  'TOOL_NOT_FOUND',
+  'TOOL_NOT_GRANTED',
+  'PARAMS_INVALID',
+  'PARAMS_MISMATCH',
+  'CASE_CLOSED',
+  'CASE_NOT_FOUND',
+])
+
+const lifecycle = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason'],
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
+} as const
+
+/** Agents (registry, lifecycle, credentials, privilege report), OAuth endpoints, JWKS and tool actions. */
+export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
+  const deps = s.authority
+  // OAuth clients send form-encoded bodies (RFC 6749 §4.4.2, RFC 7662 §2.1).
+  if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)))
+    })
+  }
+
+  app.get(
+    '/.well-known/jwks.json',
+    {
+      schema: {
+        tags: ['credentials'],
+        summary: 'Public keys (JWKS) that verify every credential Baton mints (EdDSA, Ed25519)',
+        security: [],
+      },
+    },
+    async (_req, reply) => reply.header('cache-control', 'public, max-age=300').send(await deps.signer.jwks()),
+  )
+
+  app.post(
+    '/v1/oauth/token',
+    {
+      schema: {
+        tags: ['credentials'],
+        summary:
+          'Token endpoint (client_credentials): an agent authenticates with a JWT assertion (RFC 7523) or its client secret and gets a short-lived access token for one case',
+        security: [],
+        body: tokenBody,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              access_token: { type: 'string' },
+              token_type: { type: 'string' },
+              expires_in: { type: 'integer' },
+              scope: { type: 'string' },
+              case_id: { type: 'string' },
+            },
+          },
+          ...errorResponses,
+          404: problem,
+          409: problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const r = await issueAccessToken(deps, req.body as TokenRequest)
+      return reply.header('cache-control', 'no-store').send(r)
+    },
+  )
+
+  app.post(
+    '/v1/oauth/introspect',
+    {
+      config: { roles: ALL },
+      schema: {
+        tags: ['credentials'],
+        summary:
+          'RFC 7662 introspection: active only while the credential verifies, has not expired, its agent is active and its case has not changed hands or risk; pass params to check a call credential against them',
+        body: {
+          type: 'object',
+          required: ['token'],
+          properties: {
+            token: { type: 'string', minLength: 1, maxLength: 8192 },
+            token_type_hint: { type: 'string' },
+            params: {
+              description: 'JSON object, or its JSON text in a form body: the parameters about to be executed',
+              anyOf: [{ type: 'object' }, { type: 'string', maxLength: 65536 }],
+            },
+          },
+        },
+        response: { 200: { type: 'object', additionalProperties: true, properties: { active: { type: 'boolean' } } } },
+      },
+    },
+    async (req) => {
+      const b = req.body as { token: string; params?: unknown }
+      let paramsDigest: string | undefined
+      if (b.params !== undefined) {
+        try {
+          paramsDigest = canonicalDigest(typeof b.params === 'string' ? JSON.parse(b.params) : b.params)
+        } catch {
+          throw new BatonError('VALIDATION_FAILED', 'params: expected a JSON object', {
+            fields: [{ field: 'params', message: 'expected a JSON object' }],
+          })
+        }
+      }
+      return introspect(deps, b.token, { paramsDigest })
+    },
+  )
+
+  app.get(
+    '/v1/agents',
+    {
+      config: { roles: READERS },
+      schema: {
+        tags: ['agents'],
+        summary: 'Every registered AI agent',
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: agentView } } } },
+      },
+    },
+    async () => ({ items: await s.store.listAgents() }),
+  )
+  app.get(
+    '/v1/agents/review',
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['agents'],
+        summary:
+          'Privilege report: per agent, granted vs used tools over a period, outstanding credentials, last owner review, findings',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            from: { type: 'string', format: 'date-time' },
+            to: { type: 'string', format: 'date-time' },
+            days: {
+              type: 'string',
+              pattern: '^[1-9][0-9]{0,3}$',
+              description: 'period length when from is absent (30)',
+            },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { from?: string; to?: string; days?: string }
+      const to = q.to === undefined ? deps.now() : new Date(q.to)
+      const days = Number(q.days ?? 30)
+      const from = q.from === undefined ? new Date(to.getTime() - days * 86_400_000) : new Date(q.from)
+      const operators = new Set((await s.store.listOperators()).map((o) => o.id))
+      // An owner is active when it is a registered operator, or a mailbox (the deployment's directory is not ours).
+      const items = await privilegeReport(deps, from, to, (o) => operators.has(o) || /^[^@\s]+@[^@\s]+$/.test(o))
+      return { from: from.toISOString(), to: to.toISOString(), items }
+    },
+  )
+  app.get(
+    '/v1/agents/:id',
+    {
+      config: { roles: READERS },
+      schema: { tags: ['agents'], summary: 'One agent', params: idParam, response: { 200: agentView, 404: problem } },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const a = await s.store.getAgent(id)
+      if (a === undefined) throw new BatonError('AGENT_NOT_FOUND', `no agent with id '${id}'`)
+      const credentials = (await s.store.listAgentCredentials(id)).map(({ secretHash: _h, ...c }) => c)
+      return { ...a, credentials }
+    },
+  )
+  app.post(
+    '/v1/agents',
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['agents'],
+        summary: 'Register an AI agent (state provisioned unless given); audited',
+        body: agentSchema,
+        response: { 201: agentView, ...errorResponses, 409: problem },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as {
+        id: string
+        owner: string
+        purpose: string
+        model?: string
+        tools: string[]
+        closure?: string[]
+        state?: 'provisioned' | 'active'
+      }
+      const unknown = b.tools.filter((t) => !deps.catalog.has(t))
+      if (unknown.length > 0) {
+        throw new BatonError('VALIDATION_FAILED', `tools: unknown ${unknown.join(', ')}`, {
+          fields: unknown.map((t) => ({ field: 'tools', message: `unknown tool '${t}'` })),
+        })
+      }
+      const a = await registerAgent(deps, req.actor, {
+        id: b.id,
+        owner: b.owner,
+        purpose: b.purpose,
+        model: b.model ?? '',
+        tools: b.tools,
+        closure: b.closure ?? ['resolved'],
+        state: b.state ?? 'provisioned',
+      })
+      return reply.code(201).send(a)
+    },
+  )
+  for (const [verb, to] of [
+    ['activate', 'active'],
+    ['suspend', 'suspended'],
+    ['retire', 'retired'],
+  ] as const) {
+    app.post(
+      `/v1/agents/:id/${verb}`,
+      {
+        config: { roles: ADMIN },
+        schema: {
+          tags: ['agents'],
+          summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} an agent (audited, with a reason)${to === 'active' ? '' : '; revokes every credential it holds at once'}`,
+          params: idParam,
+          body: lifecycle,
+          response: {
+            200: {
+              type: 'object',
+              properties: { agent: agentView, revokedCases: { type: 'array', items: { type: 'string' } } },
+            },
+            ...errorResponses,
+            404: problem,
+            409: problem,
+          },
+        },
+      },
+      async (req) => {
+        const { id } = req.params as { id: string }
+        const { reason } = req.body as { reason: string }
+        return transitionAgent(deps, req.actor, id, to, reason)
+      },
+    )
+  }
+  app.post(
+    '/v1/agents/:id/review',
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['agents'],
+        summary: "Record the owner's review of the agent's privileges",
+        params: idParam,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['by'],
+          properties: { by: { type: 'string', minLength: 1, maxLength: 200 } },
+        },
+        response: { 200: agentView, ...errorResponses, 404: problem },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      return reviewAgent(deps, req.actor, id, (req.body as { by: string }).by)
+    },
+  )
+  app.post(
+    '/v1/agents/:id/credentials',
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['agents'],
+        summary:
+          'Register an authentication credential for an agent: an Ed25519 public JWK (for RFC 7523 assertions) or a client secret (shown once)',
+        params: idParam,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['kind'],
+          properties: {
+            kind: { type: 'string', enum: ['public_key', 'secret'] },
+            jwk: {
+              type: 'object',
+              properties: { kty: { type: 'string' }, crv: { type: 'string' }, x: { type: 'string' } },
+            },
+          },
+        },
+        response: {
+          201: {
+            type: 'object',
+            properties: {
+              credential: { type: 'object', additionalProperties: true },
+              secret: { type: 'string', description: 'shown once' },
+            },
+          },
+          ...errorResponses,
+          404: problem,
+          409: problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params as { id: string }
+      const b = req.body as { kind: 'public_key' | 'secret'; jwk?: Record<string, unknown> }
+      if (b.kind === 'public_key' && b.jwk === undefined) {
+        throw new BatonError('VALIDATION_FAILED', 'jwk: required for kind public_key', {
+          fields: [{ field: 'jwk', message: 'is required' }],
+        })
+      }
+      const r = await addAgentCredential(
+        deps,
+        req.actor,
+        id,
+        b.kind === 'public_key' ? { kind: 'public_key', jwk: b.jwk ?? {} } : { kind: 'secret' },
+      )
+      return reply.code(201).header('cache-control', 'no-store').send(r)
+    },
+  )
+
+  app.get(
+    '/v1/operators',
+    {
+      config: { roles: ALL },
+      schema: {
+        tags: ['agents'],
+        summary: 'Human operators: roles, skills, languages, capacity',
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: operatorView } } } },
+      },
+    },
+    async () => ({ items: await s.store.listOperators() }),
+  )
+
+  app.post(
+    '/v1/cases/:id/actions',
+    {
+      config: { agent: true },
+      schema: {
+        tags: ['actions'],
+        summary:
+          "The case's AI agent asks to call a tool: allow (executed through the connector, or a scoped credential handed back), approve (a pending approval), deny, or escalate (the case goes to a human)",
+        security: [{ agentToken: [] }],
+        params: idParam,
+        body: actionBody,
+        response: {
+          200: actionResult,
+          202: actionResult,
+          ...errorResponses,
+          404: problem,
+          409: problem,
+          422: problem,
+          502: problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params as { id: string }
+      const b = req.body as { tool: string; params?: Record<string, unknown>; risk?: string[] }
+      const auth = agentAuthOf(req)
+      try {
+        const r = await requestAction(deps, auth, id, {
+          tool: b.tool,
+          params: b.params ?? {},
+          risk: (b.risk ?? []).filter((x): x is RiskCategory => (RISK_CATEGORIES as readonly string[]).includes(x)),
+        })
+        return reply.code(r.outcome === 'approve' ? 202 : 200).send(r)
+      } catch (e) {
+        if (e instanceof BatonError && AUDITED.has(e.code)) await refusal(s, req, e, auth.actor)
+        throw e
+      }
+    },
+  )
+
+  app.get(
+    '/v1/actions/:id',
+    {
+      config: { roles: READERS },
+      schema: {
+        tags: ['actions'],
+        summary: 'One action: decision, state, connector result (status, digest)',
+        params: idParam,
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string }
+      const a = await s.store.getAction(id)
+      if (a === undefined) throw new BatonError('NOT_FOUND', `no action with id '${id}'`)
+      return a
+    },
+  )
+}

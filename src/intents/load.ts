@@ -1,0 +1,70 @@
+import { access, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { BatonError } from '../errors.js'
+import { decodeModel } from './codec.js'
+import type { IntentDetector } from './detector.js'
+import { createLlmClassifier } from './llm.js'
+
+/** The workspace file a trained model is read from, by convention. */
+export const MODEL_FILE = 'intents.model.json'
+
+/** The second opinion's settings (`BATON_LLM_*`); absent when no base URL is configured. */
+export interface LlmSettings {
+  readonly baseUrl: string
+  readonly model: string
+  readonly apiKey: string | undefined
+  readonly timeoutMs: number
+  /** Consult it only when the built-in confidence is below this. */
+  readonly below: number
+}
+
+export function llmSettingsFrom(env: NodeJS.ProcessEnv): LlmSettings | undefined {
+  const baseUrl = env.BATON_LLM_BASE_URL
+  if (!baseUrl) return undefined
+  const num = (name: string, fallback: number) => {
+    const v = env[name]
+    if (v === undefined || v === '') return fallback
+    const n = Number(v)
+    if (!Number.isFinite(n) || n < 0) {
+      throw new BatonError('VALIDATION_FAILED', `${name}: expected a non-negative number, found '${v}'`, {
+        fields: [{ field: name, message: 'must be a non-negative number' }],
+      })
+    }
+    return n
+  }
+  return {
+    baseUrl,
+    model: env.BATON_LLM_MODEL || 'gpt-4o-mini',
+    apiKey: env.BATON_LLM_API_KEY || undefined,
+    timeoutMs: num('BATON_LLM_TIMEOUT_MS', 2000),
+    below: num('BATON_LLM_BELOW', 0.7),
+  }
+}
+
+/** The workspace's intent detector: `intents.model.json` in the workspace folder, if there is one. */
+export async function loadIntentDetector(
+  dir: string,
+  llm: LlmSettings | undefined,
+): Promise<IntentDetector | undefined> {
+  const file = join(dir, MODEL_FILE)
+  const exists = await access(file).then(
+    () => true,
+    () => false,
+  )
+  if (!exists) return undefined
+  const model = decodeModel(await readFile(file, 'utf8'), file)
+  return {
+    model,
+    secondOpinionBelow: llm?.below ?? 0,
+    secondOpinion:
+      llm === undefined
+        ? undefined
+        : createLlmClassifier({
+            baseUrl: llm.baseUrl,
+            model: llm.model,
+            apiKey: llm.apiKey,
+            timeoutMs: llm.timeoutMs,
+            labels: model.labels,
+          }),
+  }
+}

@@ -1,0 +1,765 @@
+import { sql, type Transaction } from 'kysely'
+import type { AuditEntryBody } from '../audit/entry.js'
+import { BatonError } from '../errors.js'
+import { priorityRank, slaDeadline } from '../queues/priority.js'
+import { appendAuditIn, type StoreParts } from './kysely-store.js'
+import type { CaseCommit } from './ports.js'
+import type { Database } from './schema.js'
+
+/** A case as its queue sees it. Times are RFC 3339. */
+export interface WorkItem {
+  readonly caseId: string
+  readonly queue: string
+  readonly enqueuedAt: string
+  readonly slaDue: string
+  /** Effective deadline (ms since epoch) after tier, risk and breach; lower goes first (`src/queues/priority.ts`). */
+  readonly rank: number
+  readonly tier: string
+  readonly risky: boolean
+  /** Language of the case's latest message when it was queued (`und` when unknown). */
+  readonly language: string
+  /** What put the case in this queue: the rules and the trigger of the decision, and its first reason. */
+  readonly reason: { readonly rules: readonly string[]; readonly trigger: string; readonly reason: string }
+  /** The operator who holds it; null while it waits. */
+  readonly operatorId: string | null
+  readonly assignedAt: string | null
+  readonly breached: boolean
+}
+
+export interface OperatorLoad {
+  readonly operatorId: string
+  readonly capacity: number
+  /** Open cases assigned to the operator now; never above `capacity`. */
+  readonly active: number
+}
+
+export interface Assignment {
+  readonly item: WorkItem
+  readonly operatorId: string
+  /** Audit sequence number of the `case.assigned` entry. */
+  readonly auditSeq: number
+}
+
+/** A durable timer. `kind` names its handler; (`kind`, `key`) is unique. */
+export interface TimerRecord {
+  readonly kind: string
+  readonly key: string
+  readonly dueAt: string
+  readonly payload: Readonly<Record<string, unknown>>
+  readonly state: 'pending' | 'fired' | 'cancelled'
+  readonly attempts: number
+  readonly firedAt: string | null
+  readonly lastError: string | null
+}
+
+export interface WebhookRecord {
+  readonly id: string
+  readonly url: string
+  /** CloudEvents types (`dev.baton.case.escalated`) or `*`. */
+  readonly events: readonly string[]
+  /** `whsec_<base64>`; never returned by the API after creation. */
+  readonly secret: string
+  readonly createdAt: string
+  readonly deletedAt: string | null
+  /** Delivery state: the next audit seq to consider. */
+  readonly cursor: number
+  /** Failed attempts at the event at the cursor. */
+  readonly attempts: number
+  readonly nextAttemptAt: string
+  readonly lastError: string | null
+  readonly delivered: number
+  readonly failed: number
+}
+
+/** What a delivery pass changes on a subscription it holds the lease of. */
+export interface WebhookProgress {
+  readonly cursor: number
+  readonly attempts: number
+  readonly nextAttemptAt: string
+  readonly lastError: string | null
+  readonly delivered: number
+  readonly failed: number
+}
+
+/**
+ * Queues and assignment, durable timers and webhook subscriptions. Assignment holds two invariants under any
+ * concurrency, on both engines: a case is held by at most one operator, and an operator never holds more open
+ * cases than their capacity. Both are kept by conditional updates inside one transaction (PostgreSQL adds
+ * `FOR UPDATE SKIP LOCKED` so that concurrent assigners take different rows instead of queueing on one).
+ *
+ * Failures: `CASE_NOT_QUEUED`, `CASE_ALREADY_ASSIGNED`, `OPERATOR_AT_CAPACITY`, `OPERATOR_NOT_FOUND`, `CONFLICT`.
+ */
+export interface WorkStore {
+  /**
+   * Records each queue's SLA (seconds) and each operator's capacity, and recomputes every operator's load from the
+   * work items (self-healing after a crash or a capacity change). Called at start with the workspace.
+   */
+  configureWork(config: {
+    readonly queues: readonly { readonly id: string; readonly slaSeconds: number }[]
+    readonly operators: readonly { readonly id: string; readonly capacity: number }[]
+  }): Promise<void>
+  getWorkItem(caseId: string): Promise<WorkItem | undefined>
+  /** Items of one queue by priority (rank, then case id); waiting ones only unless `assigned` is true. */
+  listQueueItems(
+    queue: string,
+    options: { readonly limit: number; readonly assigned?: boolean; readonly operatorId?: string },
+  ): Promise<WorkItem[]>
+  /** Per queue: waiting, assigned and breached counts, and the earliest SLA deadline of a waiting case. */
+  queueSummary(): Promise<
+    Record<string, { waiting: number; assigned: number; breached: number; nextDue: string | null }>
+  >
+  operatorLoads(): Promise<OperatorLoad[]>
+  /**
+   * Gives the waiting case `caseId` to `operatorId`. Of concurrent claims on one case exactly one succeeds; the
+   * others fail with `CASE_ALREADY_ASSIGNED`. Fails with `OPERATOR_AT_CAPACITY` when the operator holds `capacity`
+   * open cases, `CASE_NOT_QUEUED` when the case waits in no queue. Writes the `case.assigned` event and audit leaf.
+   */
+  claimCase(input: {
+    readonly caseId: string
+    readonly operatorId: string
+    readonly at: string
+    readonly actor: { readonly kind: string; readonly id: string }
+  }): Promise<Assignment>
+  /**
+   * Takes the highest-priority waiting case of `queue` that has an eligible operator with free capacity and gives it
+   * to the least-loaded of them. `candidates(item)` lists the operators eligible for an item (skills, language).
+   * Undefined when nothing can be assigned now. Concurrent callers never take the same case.
+   */
+  assignNext(input: {
+    readonly queue: string
+    readonly candidates: (item: WorkItem) => readonly string[]
+    readonly at: string
+    readonly actor: { readonly kind: string; readonly id: string }
+  }): Promise<Assignment | undefined>
+
+  /** Schedules a timer; an existing pending timer of the same kind and key is moved to the new time and payload. */
+  scheduleTimer(kind: string, key: string, dueAt: string, payload: Readonly<Record<string, unknown>>): Promise<void>
+  /** Cancels a pending timer; false when there was none. */
+  cancelTimer(kind: string, key: string): Promise<boolean>
+  getTimer(kind: string, key: string): Promise<TimerRecord | undefined>
+  /**
+   * Leases up to `limit` due pending timers to `owner` until `leaseUntil`, each by a conditional update: two nodes
+   * never hold the same timer. A lease that runs out (its holder died) makes the timer due again.
+   */
+  leaseDueTimers(
+    kinds: readonly string[],
+    now: string,
+    owner: string,
+    leaseUntil: string,
+    limit: number,
+  ): Promise<TimerRecord[]>
+  /** Marks a leased timer fired; false (nothing written) when `owner` no longer holds it or it already fired. */
+  completeTimer(kind: string, key: string, owner: string, at: string): Promise<boolean>
+  /** Records a failed run; the timer is due again at `retryAt`. */
+  failTimer(kind: string, key: string, owner: string, error: string, retryAt: string): Promise<void>
+
+  createWebhook(hook: WebhookRecord, audit: AuditEntryBody): Promise<void>
+  /** Subscriptions not deleted, oldest first. */
+  listWebhooks(): Promise<WebhookRecord[]>
+  getWebhook(id: string): Promise<WebhookRecord | undefined>
+  deleteWebhook(id: string, at: string, audit: AuditEntryBody): Promise<boolean>
+  /** Leases the subscriptions due for delivery (`next_attempt_at <= now`) to `owner` until `leaseUntil`. */
+  leaseDueWebhooks(now: string, owner: string, leaseUntil: string): Promise<WebhookRecord[]>
+  /** Saves a delivery pass and keeps the lease; false when `owner` no longer holds it. */
+  saveWebhookProgress(id: string, owner: string, progress: WebhookProgress): Promise<boolean>
+  releaseWebhook(id: string, owner: string): Promise<void>
+}
+
+/** The store half that `commitCase` calls inside its transaction; not part of the port. */
+export interface WorkStoreInternals {
+  /**
+   * Keeps the case's work item in step with the commit, in the commit's transaction: enqueues a case that reaches a
+   * human queue (with its SLA timer), requeues it when its queue changes, releases its operator when it leaves.
+   */
+  syncCaseIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void>
+}
+
+const DEFAULT_SLA_SECONDS = 30 * 60
+export const SLA_TIMER = 'sla'
+
+export function slaTimerKey(caseId: string, enqueuedAt: string): string {
+  return `${caseId}@${enqueuedAt}`
+}
+
+export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
+  const { db, engine, tx } = parts
+  const pg = engine === 'postgres'
+  let slaOf = new Map<string, number>()
+
+  function toItem(r: Database['work_items']): WorkItem {
+    return {
+      caseId: r.case_id,
+      queue: r.queue,
+      enqueuedAt: r.enqueued_at,
+      slaDue: r.sla_due,
+      rank: Number(r.rank_ms),
+      tier: r.tier,
+      risky: Number(r.risky) === 1,
+      language: r.language,
+      reason: JSON.parse(r.reason) as WorkItem['reason'],
+      operatorId: r.operator_id,
+      assignedAt: r.assigned_at,
+      breached: Number(r.breached) === 1,
+    }
+  }
+
+  async function takeCapacity(trx: Transaction<Database>, operatorId: string): Promise<void> {
+    const r = await trx
+      .updateTable('operator_load')
+      .set({ active: sql`active + 1` })
+      .where('operator_id', '=', operatorId)
+      .where(sql<boolean>`active < capacity`)
+      .executeTakeFirst()
+    if (Number(r.numUpdatedRows) === 1) return
+    const known = await trx
+      .selectFrom('operator_load')
+      .select(['capacity', 'active'])
+      .where('operator_id', '=', operatorId)
+      .executeTakeFirst()
+    if (known === undefined) throw new BatonError('OPERATOR_NOT_FOUND', `no operator '${operatorId}'`)
+    throw new BatonError(
+      'OPERATOR_AT_CAPACITY',
+      `operator '${operatorId}' holds ${known.active} open cases (capacity ${known.capacity})`,
+    )
+  }
+
+  async function releaseCapacity(trx: Transaction<Database>, operatorId: string): Promise<void> {
+    await trx
+      .updateTable('operator_load')
+      .set({ active: sql`active - 1` })
+      .where('operator_id', '=', operatorId)
+      .where('active', '>', 0)
+      .execute()
+  }
+
+  /** Writes the assignment onto the case: handler (operator cases name their operator), event and audit leaf. */
+  async function assignIn(
+    trx: Transaction<Database>,
+    item: WorkItem,
+    operatorId: string,
+    at: string,
+    actor: { readonly kind: string; readonly id: string },
+    how: 'claim' | 'auto',
+  ): Promise<Assignment> {
+    const c = await trx
+      .selectFrom('cases')
+      .select(['handler', 'last_event', 'version', 'state'])
+      .where('id', '=', item.caseId)
+      .$if(pg, (q) => q.forUpdate())
+      .executeTakeFirst()
+    if (c === undefined || c.state !== 'open') {
+      throw new BatonError('CASE_NOT_QUEUED', `case '${item.caseId}' is not open`)
+    }
+    const handler = JSON.parse(c.handler) as { kind: string; operatorId?: string }
+    const nextHandler = handler.kind === 'operator' ? { ...handler, operatorId } : handler
+    const seq = Number(c.last_event) + 1
+    await trx
+      .updateTable('cases')
+      .set({
+        handler: JSON.stringify(nextHandler),
+        last_event: seq,
+        version: Number(c.version) + 1,
+        updated_at: at,
+      })
+      .where('id', '=', item.caseId)
+      .execute()
+    const data = { queue: item.queue, operatorId, how, slaDue: item.slaDue, reason: item.reason }
+    await trx
+      .insertInto('case_events')
+      .values({ case_id: item.caseId, seq, type: 'case.assigned', data: JSON.stringify(data), at })
+      .execute()
+    const [auditSeq] = await appendAuditIn(trx, [
+      {
+        type: 'case.assigned',
+        at,
+        caseId: item.caseId,
+        actor: { kind: actor.kind, id: actor.id },
+        data: { caseSeq: seq, ...data },
+      },
+    ])
+    return { item: { ...item, operatorId, assignedAt: at }, operatorId, auditSeq: auditSeq ?? -1 }
+  }
+
+  async function enqueueIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void> {
+    const c = commit.case
+    if (c.handler.kind === 'agent') return
+    const queue = c.handler.queue
+    const slaSeconds = slaOf.get(queue) ?? DEFAULT_SLA_SECONDS
+    const slaDue = slaDeadline(c.stateSince, slaSeconds)
+    const customer = await trx.selectFrom('customers').select('tier').where('id', '=', c.customerId).executeTakeFirst()
+    const tier = customer?.tier ?? ''
+    const risky = Object.values(c.risk).some(Boolean)
+    let language = 'und'
+    let reason: WorkItem['reason'] = { rules: [], trigger: '', reason: '' }
+    for (const e of commit.events) {
+      if (e.type === 'message.received') {
+        const sig = e.data.signals as { language?: unknown } | undefined
+        if (typeof sig?.language === 'string') language = sig.language
+      } else if (e.type === 'case.decided' || e.type === 'case.handed_off') {
+        const cause = (e.type === 'case.handed_off' ? e.data.cause : e.data) as {
+          rules?: unknown
+          trigger?: unknown
+          reason?: unknown
+          explanation?: { reason?: unknown }[]
+        }
+        reason = {
+          rules: Array.isArray(cause.rules) ? (cause.rules as string[]) : reason.rules,
+          trigger: typeof cause.trigger === 'string' ? cause.trigger : reason.trigger,
+          reason:
+            typeof cause.reason === 'string'
+              ? cause.reason
+              : typeof cause.explanation?.[0]?.reason === 'string'
+                ? cause.explanation[0].reason
+                : reason.reason,
+        }
+      }
+    }
+    const operatorId = c.handler.kind === 'operator' ? (c.handler.operatorId ?? null) : null
+    if (operatorId !== null) await takeCapacity(trx, operatorId)
+    await trx
+      .insertInto('work_items')
+      .values({
+        case_id: c.id,
+        queue,
+        enqueued_at: c.stateSince,
+        sla_due: slaDue,
+        rank_ms: priorityRank({ slaDueMs: Date.parse(slaDue), tier, risky, breached: false }),
+        tier,
+        risky: risky ? 1 : 0,
+        language,
+        reason: JSON.stringify(reason),
+        operator_id: operatorId,
+        assigned_at: operatorId === null ? null : c.updatedAt,
+        breached: 0,
+      })
+      .execute()
+    await trx
+      .insertInto('timers')
+      .values({
+        kind: SLA_TIMER,
+        key: slaTimerKey(c.id, c.stateSince),
+        due_at: slaDue,
+        payload: JSON.stringify({ caseId: c.id, queue, enqueuedAt: c.stateSince }),
+        state: 'pending',
+        lease_owner: null,
+        lease_until: null,
+        attempts: 0,
+        created_at: c.updatedAt,
+        fired_at: null,
+        last_error: null,
+      })
+      .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
+      .execute()
+  }
+
+  function toTimer(r: Database['timers']): TimerRecord {
+    return {
+      kind: r.kind,
+      key: r.key,
+      dueAt: r.due_at,
+      payload: JSON.parse(r.payload) as Record<string, unknown>,
+      state: r.state as TimerRecord['state'],
+      attempts: Number(r.attempts),
+      firedAt: r.fired_at,
+      lastError: r.last_error,
+    }
+  }
+
+  function toHook(r: Database['webhooks']): WebhookRecord {
+    return {
+      id: r.id,
+      url: r.url,
+      events: JSON.parse(r.events) as string[],
+      secret: r.secret,
+      createdAt: r.created_at,
+      deletedAt: r.deleted_at,
+      cursor: Number(r.cursor),
+      attempts: Number(r.attempts),
+      nextAttemptAt: r.next_attempt_at,
+      lastError: r.last_error,
+      delivered: Number(r.delivered),
+      failed: Number(r.failed),
+    }
+  }
+
+  return {
+    async syncCaseIn(trx, commit) {
+      const c = commit.case
+      const human = c.state === 'open' && c.handler.kind !== 'agent'
+      if (commit.expectedVersion === null) {
+        if (human) await enqueueIn(trx, commit)
+        return
+      }
+      const existing = await trx
+        .selectFrom('work_items')
+        .selectAll()
+        .where('case_id', '=', c.id)
+        .$if(pg, (q) => q.forUpdate())
+        .executeTakeFirst()
+      if (
+        human &&
+        existing !== undefined &&
+        existing.queue === c.handler.queue &&
+        existing.enqueued_at === c.stateSince
+      ) {
+        if (commit.events.some((e) => e.type === 'case.sla_breached') && Number(existing.breached) === 0) {
+          await trx
+            .updateTable('work_items')
+            .set({
+              breached: 1,
+              rank_ms: priorityRank({
+                slaDueMs: Date.parse(existing.sla_due),
+                tier: existing.tier,
+                risky: Number(existing.risky) === 1,
+                breached: true,
+              }),
+            })
+            .where('case_id', '=', c.id)
+            .execute()
+        }
+        return
+      }
+      if (existing !== undefined) {
+        await trx.deleteFrom('work_items').where('case_id', '=', c.id).execute()
+        if (existing.operator_id !== null) await releaseCapacity(trx, existing.operator_id)
+        await trx
+          .updateTable('timers')
+          .set({ state: 'cancelled' })
+          .where('kind', '=', SLA_TIMER)
+          .where('key', '=', slaTimerKey(c.id, existing.enqueued_at))
+          .where('state', '=', 'pending')
+          .execute()
+      }
+      if (human) await enqueueIn(trx, commit)
+    },
+
+    async configureWork(config) {
+      slaOf = new Map(config.queues.map((q) => [q.id, q.slaSeconds]))
+      await tx(async (trx) => {
+        for (const o of config.operators) {
+          await trx
+            .insertInto('operator_load')
+            .values({ operator_id: o.id, capacity: o.capacity, active: 0 })
+            .onConflict((oc) => oc.column('operator_id').doUpdateSet({ capacity: o.capacity }))
+            .execute()
+        }
+        await sql`update operator_load set active = (select count(*) from work_items w where w.operator_id = operator_load.operator_id)`.execute(
+          trx,
+        )
+      })
+    },
+    async getWorkItem(caseId) {
+      const r = await db.selectFrom('work_items').selectAll().where('case_id', '=', caseId).executeTakeFirst()
+      return r === undefined ? undefined : toItem(r)
+    },
+    async listQueueItems(queue, o) {
+      let q = db.selectFrom('work_items').selectAll().where('queue', '=', queue)
+      if (o.operatorId !== undefined) q = q.where('operator_id', '=', o.operatorId)
+      else if (o.assigned !== true) q = q.where('operator_id', 'is', null)
+      const rows = await q.orderBy('rank_ms').orderBy('case_id').limit(o.limit).execute()
+      return rows.map(toItem)
+    },
+    async queueSummary() {
+      const rows = await db
+        .selectFrom('work_items')
+        .select((eb) => [
+          'queue',
+          eb.fn.countAll<number>().as('total'),
+          eb.fn.count<number>('operator_id').as('assigned'),
+          eb.fn.sum<number>('breached').as('breached'),
+          sql<string | null>`min(case when operator_id is null then sla_due end)`.as('next_due'),
+        ])
+        .groupBy('queue')
+        .execute()
+      const out: Record<string, { waiting: number; assigned: number; breached: number; nextDue: string | null }> = {}
+      for (const r of rows) {
+        out[r.queue] = {
+          waiting: Number(r.total) - Number(r.assigned),
+          assigned: Number(r.assigned),
+          breached: Number(r.breached ?? 0),
+          nextDue: r.next_due,
+        }
+      }
+      return out
+    },
+    async operatorLoads() {
+      const rows = await db.selectFrom('operator_load').selectAll().orderBy('operator_id').execute()
+      return rows.map((r) => ({ operatorId: r.operator_id, capacity: Number(r.capacity), active: Number(r.active) }))
+    },
+
+    claimCase(input) {
+      return tx(async (trx) => {
+        const taken = await trx
+          .updateTable('work_items')
+          .set({ operator_id: input.operatorId, assigned_at: input.at })
+          .where('case_id', '=', input.caseId)
+          .where('operator_id', 'is', null)
+          .returningAll()
+          .executeTakeFirst()
+        if (taken === undefined) {
+          const now = await trx
+            .selectFrom('work_items')
+            .select(['operator_id', 'queue'])
+            .where('case_id', '=', input.caseId)
+            .executeTakeFirst()
+          if (now === undefined) {
+            throw new BatonError('CASE_NOT_QUEUED', `case '${input.caseId}' is not waiting in any queue`)
+          }
+          throw new BatonError(
+            'CASE_ALREADY_ASSIGNED',
+            `case '${input.caseId}' is already assigned to operator '${now.operator_id}'`,
+          )
+        }
+        await takeCapacity(trx, input.operatorId)
+        return assignIn(
+          trx,
+          toItem({ ...taken, operator_id: null, assigned_at: null }),
+          input.operatorId,
+          input.at,
+          input.actor,
+          'claim',
+        )
+      })
+    },
+
+    assignNext(input) {
+      return tx(async (trx) => {
+        const rows = await trx
+          .selectFrom('work_items')
+          .selectAll()
+          .where('queue', '=', input.queue)
+          .where('operator_id', 'is', null)
+          .orderBy('rank_ms')
+          .orderBy('case_id')
+          .limit(20)
+          .$if(pg, (q) => q.forUpdate().skipLocked())
+          .execute()
+        for (const row of rows) {
+          const item = toItem(row)
+          const ids = input.candidates(item)
+          if (ids.length === 0) continue
+          const ratio = pg ? sql`active::float8 / capacity` : sql`active * 1.0 / capacity`
+          const lock = pg ? sql`for update skip locked` : sql``
+          const picked = await sql<{ operator_id: string }>`
+            update operator_load set active = active + 1
+             where operator_id = (
+               select operator_id from operator_load
+                where operator_id in (${sql.join(ids)}) and active < capacity
+                order by ${ratio}, operator_id
+                limit 1 ${lock})
+               and active < capacity
+            returning operator_id`.execute(trx)
+          const operatorId = picked.rows[0]?.operator_id
+          if (operatorId === undefined) continue
+          const r = await trx
+            .updateTable('work_items')
+            .set({ operator_id: operatorId, assigned_at: input.at })
+            .where('case_id', '=', item.caseId)
+            .where('operator_id', 'is', null)
+            .executeTakeFirst()
+          if (Number(r.numUpdatedRows) !== 1) throw new BatonError('CONFLICT', `case '${item.caseId}' was taken`)
+          return assignIn(trx, item, operatorId, input.at, input.actor, 'auto')
+        }
+        return undefined
+      })
+    },
+
+    async scheduleTimer(kind, key, dueAt, payload) {
+      const text = JSON.stringify(payload)
+      await db
+        .insertInto('timers')
+        .values({
+          kind,
+          key,
+          due_at: dueAt,
+          payload: text,
+          state: 'pending',
+          lease_owner: null,
+          lease_until: null,
+          attempts: 0,
+          created_at: new Date(Date.parse(dueAt)).toISOString(),
+          fired_at: null,
+          last_error: null,
+        })
+        .onConflict((oc) =>
+          oc
+            .columns(['kind', 'key'])
+            .doUpdateSet({ due_at: dueAt, payload: text })
+            .where('timers.state', '=', 'pending'),
+        )
+        .execute()
+    },
+    async cancelTimer(kind, key) {
+      const r = await db
+        .updateTable('timers')
+        .set({ state: 'cancelled' })
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .where('state', '=', 'pending')
+        .executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
+    },
+    async getTimer(kind, key) {
+      const r = await db
+        .selectFrom('timers')
+        .selectAll()
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .executeTakeFirst()
+      return r === undefined ? undefined : toTimer(r)
+    },
+    leaseDueTimers(kinds, now, owner, leaseUntil, limit) {
+      if (kinds.length === 0) return Promise.resolve([])
+      return tx(async (trx) => {
+        const due = await trx
+          .selectFrom('timers')
+          .selectAll()
+          .where('kind', 'in', kinds)
+          .where('state', '=', 'pending')
+          .where('due_at', '<=', now)
+          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+          .orderBy('due_at')
+          .limit(limit)
+          .$if(pg, (q) => q.forUpdate().skipLocked())
+          .execute()
+        const out: TimerRecord[] = []
+        for (const t of due) {
+          const r = await trx
+            .updateTable('timers')
+            .set({ lease_owner: owner, lease_until: leaseUntil, attempts: sql`attempts + 1` })
+            .where('kind', '=', t.kind)
+            .where('key', '=', t.key)
+            .where('state', '=', 'pending')
+            .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+            .executeTakeFirst()
+          if (Number(r.numUpdatedRows) === 1) out.push(toTimer({ ...t, attempts: Number(t.attempts) + 1 }))
+        }
+        return out
+      })
+    },
+    async completeTimer(kind, key, owner, at) {
+      const r = await db
+        .updateTable('timers')
+        .set({ state: 'fired', fired_at: at, lease_until: null })
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .where('lease_owner', '=', owner)
+        .where('state', '=', 'pending')
+        .executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
+    },
+    async failTimer(kind, key, owner, error, retryAt) {
+      await db
+        .updateTable('timers')
+        .set({ last_error: error.slice(0, 500), lease_until: null, due_at: retryAt })
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .where('lease_owner', '=', owner)
+        .where('state', '=', 'pending')
+        .execute()
+    },
+
+    async createWebhook(h, audit) {
+      await tx(async (trx) => {
+        await trx
+          .insertInto('webhooks')
+          .values({
+            id: h.id,
+            url: h.url,
+            events: JSON.stringify(h.events),
+            secret: h.secret,
+            created_at: h.createdAt,
+            deleted_at: null,
+            cursor: h.cursor,
+            attempts: 0,
+            next_attempt_at: h.nextAttemptAt,
+            last_error: null,
+            lease_owner: null,
+            lease_until: null,
+            delivered: 0,
+            failed: 0,
+          })
+          .execute()
+        await appendAuditIn(trx, [audit])
+      })
+    },
+    async listWebhooks() {
+      const rows = await db
+        .selectFrom('webhooks')
+        .selectAll()
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute()
+      return rows.map(toHook)
+    },
+    async getWebhook(id) {
+      const r = await db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst()
+      return r === undefined ? undefined : toHook(r)
+    },
+    deleteWebhook(id, at, audit) {
+      return tx(async (trx) => {
+        const r = await trx
+          .updateTable('webhooks')
+          .set({ deleted_at: at })
+          .where('id', '=', id)
+          .where('deleted_at', 'is', null)
+          .executeTakeFirst()
+        if (Number(r.numUpdatedRows) !== 1) return false
+        await appendAuditIn(trx, [audit])
+        return true
+      })
+    },
+    leaseDueWebhooks(now, owner, leaseUntil) {
+      return tx(async (trx) => {
+        const due = await trx
+          .selectFrom('webhooks')
+          .selectAll()
+          .where('deleted_at', 'is', null)
+          .where('next_attempt_at', '<=', now)
+          .where((eb) =>
+            eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now), eb('lease_owner', '=', owner)]),
+          )
+          .$if(pg, (q) => q.forUpdate().skipLocked())
+          .execute()
+        const out: WebhookRecord[] = []
+        for (const h of due) {
+          const r = await trx
+            .updateTable('webhooks')
+            .set({ lease_owner: owner, lease_until: leaseUntil })
+            .where('id', '=', h.id)
+            .where((eb) =>
+              eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now), eb('lease_owner', '=', owner)]),
+            )
+            .executeTakeFirst()
+          if (Number(r.numUpdatedRows) === 1) out.push(toHook(h))
+        }
+        return out
+      })
+    },
+    async saveWebhookProgress(id, owner, p) {
+      const r = await db
+        .updateTable('webhooks')
+        .set({
+          cursor: p.cursor,
+          attempts: p.attempts,
+          next_attempt_at: p.nextAttemptAt,
+          last_error: p.lastError,
+          delivered: p.delivered,
+          failed: p.failed,
+        })
+        .where('id', '=', id)
+        .where('lease_owner', '=', owner)
+        .executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
+    },
+    async releaseWebhook(id, owner) {
+      await db
+        .updateTable('webhooks')
+        .set({ lease_owner: null, lease_until: null })
+        .where('id', '=', id)
+        .where('lease_owner', '=', owner)
+        .execute()
+    },
+  }
+}

@@ -1,0 +1,39 @@
+import type { ActionOutcome } from '../policy/types.js'
+
+export const ACTION_STATES = [
+  'denied',
+  'escalated',
+  'awaiting_approval',
+  'authorized',
+  'credential_issued',
+  'executing',
+  'executed',
+  'failed',
+  'rejected',
+] as const
+/**
+ * `authorized`: allowed, not yet executed; `executing` is claimed exactly once (the connector is called once);
+ * `executed`/`failed` record the connector's answer; `rejected`: an approval denied, expired or superseded.
+ */
+export type ActionState = (typeof ACTION_STATES)[number]
+
+/** One tool call an agent asked for, and what came of it. */
+export interface ActionRecord {
+  readonly id: string
+  readonly caseId: string
+  readonly agentId: string
+  readonly tool: string
+  readonly params: Readonly<Record<string, unknown>>
+  /** sha256 hex of the canonical JSON of the params. */
+  readonly paramsDigest: string
+  readonly outcome: ActionOutcome
+  readonly state: ActionState
+  readonly decisionId: string
+  readonly createdAt: string
+  readonly updatedAt: string
+  /** The connector's HTTP status, once executed. */
+  readonly resultStatus: number | null
+  /** sha256 hex of the connector's response body, once executed. */
+  readonly resultDigest: string | null
+  readonly error: string | null
+}

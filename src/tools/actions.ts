@@ -1,0 +1,563 @@
+import { createHash } from 'node:crypto'
+import { type ApprovalRecord, approvalDigest, canonicalDigest } from '../approvals/approval.js'
+import type { AuditEntryBody } from '../audit/entry.js'
+import type { Handler } from '../cases/case.js'
+import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
+import type { AuthorityDeps } from '../credentials/deps.js'
+import type { AgentAuth } from '../credentials/oauth.js'
+import type { CredentialClaims } from '../credentials/tokens.js'
+import { BatonError } from '../errors.js'
+import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
+import type { CompiledPolicy } from '../policy/compile.js'
+import { decideAction } from '../policy/evaluate.js'
+import type { ActionResult, Facts, QueueFacts } from '../policy/types.js'
+import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
+import type { IssuedCredentialRecord } from '../store/authority-store.js'
+import type { CustomerRecord } from '../store/ports.js'
+import type { ActionRecord, ActionState } from './action.js'
+import type { CatalogTool } from './catalog.js'
+
+export interface ActionInput {
+  readonly tool: string
+  readonly params: Readonly<Record<string, unknown>>
+  /** Risk indicators the agent itself raises with this request; they only ever add, and stick to the case. */
+  readonly risk?: readonly RiskCategory[] | undefined
+}
+
+export interface ActionResponse {
+  readonly actionId: string
+  readonly caseId: string
+  readonly tool: string
+  readonly outcome: ActionResult['outcome']
+  readonly state: ActionState
+  readonly decision: {
+    readonly id: string
+    readonly rules: readonly string[]
+    readonly explanation: ActionResult['explanation']
+    readonly policy: ActionResult['policy']
+  }
+  readonly paramsDigest: string
+  readonly approval?: { readonly id: string; readonly approverRole: string; readonly expiresAt: string }
+  readonly handler?: Handler
+  readonly credential?: { readonly token: string; readonly expiresAt: string; readonly audience: string }
+  readonly result?: { readonly status: number | null; readonly digest: string | null; readonly error: string | null }
+}
+
+/** Rule id added when a hybrid case's agent asks for something the policy would allow: it may only propose. */
+export const HYBRID_PROPOSAL_RULE = 'hybrid-proposal'
+
+/**
+ * An agent asks to call a tool on a case it handles. Order of checks: credential scope (case, epoch, handler,
+ * tools) → the tool's grant → the parameter schema (422 naming the field) → policy. Then, in one transaction,
+ * the decision, the action and its audit entries (and the approval, or the handoff for `escalate`); an allowed
+ * call is then executed once through the connector, or a credential scoped to it is handed back.
+ */
+export async function requestAction(
+  deps: AuthorityDeps,
+  auth: AgentAuth,
+  caseId: string,
+  input: ActionInput,
+): Promise<ActionResponse> {
+  const { agent, claims } = auth
+  if (claims.case !== caseId) {
+    throw new BatonError('CREDENTIAL_SCOPE', `the credential is for case '${claims.case}', not '${caseId}'`)
+  }
+  const c = await deps.store.getCase(caseId)
+  if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
+  if ((c.authorityEpoch ?? 0) !== claims.epoch) {
+    throw new BatonError(
+      'CREDENTIAL_REVOKED',
+      `the case's authority changed since the credential was issued (handoff, risk, close or suspension); ask for a new token`,
+    )
+  }
+  if (c.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${c.state}`)
+  const holds = agentHoldsCase(c.handler, agent.id)
+  if (holds === null) throw new BatonError('NOT_CASE_HANDLER', `agent '${agent.id}' does not handle case '${caseId}'`)
+  const tool = deps.catalog.get(input.tool)
+  if (tool === undefined) throw new BatonError('TOOL_NOT_FOUND', `no tool '${input.tool}' in the catalog`)
+  if (!agent.tools.includes(tool.name)) {
+    throw new BatonError('TOOL_NOT_GRANTED', `agent '${agent.id}' is not granted tool '${tool.name}'`)
+  }
+  if (!claims.tools.includes(tool.name)) {
+    throw new BatonError('CREDENTIAL_SCOPE', `the credential does not cover tool '${tool.name}'`)
+  }
+  const problems = tool.check(input.params)
+  if (problems !== null) {
+    throw new BatonError('PARAMS_INVALID', problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
+      fields: problems,
+    })
+  }
+
+  const policy = deps.policy().policy
+  const at = deps.now()
+  const iso = at.toISOString()
+  const risk = mergeRisk(c.risk, input.risk ?? [])
+  const riskRose = RISK_CATEGORIES.some((r) => risk[r] === true && c.risk[r] !== true)
+  const customer = await deps.store.getCustomer(c.customerId)
+  const queues = readsQueues(policy) ? await deps.store.queueStats() : {}
+  const facts = actionFacts(policy, c, risk, customer, agent, tool.name, input.params, queues, at)
+  let result = decideAction(policy, facts)
+  if (holds === 'hybrid' && result.outcome === 'allow') {
+    // In a hybrid case an operator owns the case: the agent proposes, a human approves.
+    result = {
+      ...result,
+      outcome: 'approve',
+      rules: [...result.rules, HYBRID_PROPOSAL_RULE],
+      approverRole: 'operator',
+      queue: c.handler.kind === 'hybrid' ? c.handler.queue : result.queue,
+      explanation: [
+        ...result.explanation,
+        {
+          id: HYBRID_PROPOSAL_RULE,
+          reason: 'In a hybrid case the AI agent only proposes; an operator approves',
+          reads: { 'case.handler': 'hybrid' },
+        },
+      ],
+    }
+  }
+
+  const actionId = deps.newId('act')
+  const decisionId = deps.newId('dec')
+  const paramsDigest = canonicalDigest(input.params)
+  const actor = { kind: 'agent', id: agent.id }
+  const audit: AuditEntryBody[] = []
+  const decisionData = {
+    decisionId,
+    actionId,
+    kind: 'action',
+    tool: tool.name,
+    paramsDigest,
+    outcome: result.outcome,
+    rules: result.rules,
+    explanation: result.explanation,
+    approverRole: result.approverRole,
+    queue: result.queue,
+    policy: result.policy,
+    actor,
+    credential: claims.jti,
+    facts,
+  }
+  const decision: DecisionRecord = {
+    id: decisionId,
+    caseId,
+    kind: 'action',
+    outcome: result.outcome,
+    at: iso,
+    data: decisionData,
+  }
+  audit.push({
+    type: 'action.decided',
+    at: iso,
+    caseId,
+    actor,
+    data: {
+      actionId,
+      decisionId,
+      tool: tool.name,
+      paramsDigest,
+      outcome: result.outcome,
+      rules: result.rules,
+      explanation: result.explanation,
+      policy: result.policy,
+      credential: claims.jti,
+    },
+  })
+
+  let state: ActionState
+  let approval: ApprovalRecord | undefined
+  let caseChange: { case: CaseRecord; expectedVersion: number; events: CaseEvent[] } | undefined
+  const issued: IssuedCredentialRecord[] = []
+  let credential: ActionResponse['credential']
+  const epochAfter = claims.epoch + (result.outcome === 'escalate' || riskRose ? 1 : 0)
+
+  if (result.outcome === 'deny') {
+    state = 'denied'
+  } else if (result.outcome === 'escalate') {
+    state = 'escalated'
+    const queue = result.queue || policy.routing.fallbackQueue
+    const to: Handler = { kind: 'operator', queue }
+    const crosses = c.handler.kind === 'agent'
+    const next: CaseRecord = {
+      ...c,
+      handler: to,
+      handoffs: c.handoffs + (crosses ? 1 : 0),
+      risk,
+      version: c.version + 1,
+      updatedAt: iso,
+      stateSince: iso,
+      lastEvent: c.lastEvent + 1,
+    }
+    const data = {
+      from: c.handler,
+      to,
+      cause: { decisionId, rules: result.rules, trigger: 'action_escalated', actionId, tool: tool.name },
+      countsAsHandoff: crosses,
+    }
+    caseChange = {
+      case: next,
+      expectedVersion: c.version,
+      events: [{ caseId, seq: c.lastEvent + 1, type: 'case.handed_off', data, at: iso }],
+    }
+    audit.push({ type: 'case.handed_off', at: iso, caseId, actor, data: { caseSeq: c.lastEvent + 1, ...data } })
+    audit.push({
+      type: 'credential.revoked',
+      at: iso,
+      caseId,
+      actor,
+      data: { agentId: agent.id, reason: 'escalated', epoch: epochAfter },
+    })
+  } else if (result.outcome === 'approve') {
+    state = 'awaiting_approval'
+    const expiresAt = new Date(at.getTime() + deps.approvalTtlSeconds * 1000).toISOString()
+    approval = {
+      id: deps.newId('apr'),
+      caseId,
+      actionId,
+      tool: tool.name,
+      params: input.params,
+      digest: approvalDigest({ tool: tool.name, params: input.params, caseId, requester: agent.id }),
+      requester: agent.id,
+      approverRole: result.approverRole,
+      queue: result.queue,
+      rule: result.rules[result.rules.length - 1] ?? '',
+      state: 'pending',
+      caseEpoch: epochAfter,
+      createdAt: iso,
+      expiresAt,
+      decidedBy: null,
+      decidedAt: null,
+      reason: null,
+    }
+    audit.push({
+      type: 'approval.requested',
+      at: iso,
+      caseId,
+      actor,
+      data: {
+        approvalId: approval.id,
+        actionId,
+        tool: tool.name,
+        digest: approval.digest,
+        requester: agent.id,
+        approverRole: approval.approverRole,
+        queue: approval.queue,
+        rule: approval.rule,
+        expiresAt,
+      },
+    })
+  } else if (tool.connector?.mode === 'credential') {
+    state = 'credential_issued'
+    const minted = await mintFor(deps, agent.id, caseId, tool, actionId, paramsDigest, epochAfter, 'scoped', at)
+    issued.push(minted.record)
+    credential = { token: minted.token, expiresAt: minted.record.expiresAt, audience: minted.audience }
+    audit.push(issuedEntry(minted.claims, caseId, actor, iso))
+  } else {
+    state = 'authorized'
+  }
+  if (caseChange === undefined && riskRose) {
+    caseChange = {
+      case: { ...c, risk, version: c.version + 1, updatedAt: iso },
+      expectedVersion: c.version,
+      events: [],
+    }
+    audit.push({
+      type: 'credential.revoked',
+      at: iso,
+      caseId,
+      actor,
+      data: { agentId: agent.id, reason: 'risk_raised', risk: input.risk, epoch: epochAfter },
+    })
+  }
+
+  const action: ActionRecord = {
+    id: actionId,
+    caseId,
+    agentId: agent.id,
+    tool: tool.name,
+    params: input.params,
+    paramsDigest,
+    outcome: result.outcome,
+    state,
+    decisionId,
+    createdAt: iso,
+    updatedAt: iso,
+    resultStatus: null,
+    resultDigest: null,
+    error: null,
+  }
+  await deps.store.commitAction({
+    action,
+    decision,
+    expectedEpoch: claims.epoch,
+    caseChange,
+    approval,
+    issued,
+    audit,
+  })
+
+  const base: ActionResponse = {
+    actionId,
+    caseId,
+    tool: tool.name,
+    outcome: result.outcome,
+    state,
+    paramsDigest,
+    decision: { id: decisionId, rules: result.rules, explanation: result.explanation, policy: result.policy },
+    ...(approval === undefined
+      ? {}
+      : { approval: { id: approval.id, approverRole: approval.approverRole, expiresAt: approval.expiresAt } }),
+    ...(caseChange !== undefined && result.outcome === 'escalate' ? { handler: caseChange.case.handler } : {}),
+    ...(credential === undefined ? {} : { credential }),
+  }
+  if (state === 'authorized' && tool.connector !== null) {
+    const done = await executeAction(deps, action, input.params, epochAfter, actor)
+    return { ...base, state: done.state, result: done.result }
+  }
+  return base
+}
+
+/**
+ * Executes an authorized action through its connector, exactly once: the `authorized → executing` move is the
+ * claim (a second caller finds it gone and gets `APPROVAL_ALREADY_EXECUTED`). The parameters are checked against
+ * the digest recorded at authorization (`PARAMS_MISMATCH` otherwise). A per-call credential bound to the case, the
+ * tool and the parameter digest goes with the call; status and sha256 of the response are recorded and audited.
+ */
+export async function executeAction(
+  deps: AuthorityDeps,
+  action: ActionRecord,
+  params: Readonly<Record<string, unknown>>,
+  epoch: number,
+  actor: { kind: string; id: string },
+): Promise<{ state: ActionState; result: NonNullable<ActionResponse['result']> }> {
+  const tool = deps.catalog.get(action.tool)
+  if (tool?.connector === null || tool === undefined) {
+    throw new BatonError('TOOL_NOT_FOUND', `tool '${action.tool}' has no connector to execute through`)
+  }
+  const at = deps.now()
+  const iso = at.toISOString()
+  if (canonicalDigest(params) !== action.paramsDigest) {
+    await deps.store.appendAudit([
+      {
+        type: 'action.refused',
+        at: iso,
+        caseId: action.caseId,
+        actor,
+        data: { actionId: action.id, code: 'PARAMS_MISMATCH', paramsDigest: action.paramsDigest },
+      },
+    ])
+    throw new BatonError(
+      'PARAMS_MISMATCH',
+      'the parameters differ from those that were authorized; nothing was executed',
+    )
+  }
+  const minted = await mintFor(
+    deps,
+    action.agentId,
+    action.caseId,
+    tool,
+    action.id,
+    action.paramsDigest,
+    epoch,
+    'call',
+    at,
+  )
+  const claimed = await deps.store.moveAction(action.id, ['authorized'], 'executing', iso, {}, [
+    issuedEntry(minted.claims, action.caseId, actor, iso),
+  ])
+  if (!claimed) {
+    const now = await deps.store.getAction(action.id)
+    throw new BatonError(
+      'APPROVAL_ALREADY_EXECUTED',
+      `action ${action.id} is ${now?.state ?? 'unknown'}: it executes once; nothing was done`,
+    )
+  }
+  await deps.store.recordIssuedCredentials([minted.record], [])
+  let status: number | null = null
+  let digest: string | null = null
+  let error: string | null = null
+  try {
+    const res = await deps.connector({
+      url: tool.connector.url,
+      method: tool.connector.method,
+      credential: minted.token,
+      idempotencyKey: action.id,
+      body: { tool: action.tool, params, caseId: action.caseId, actionId: action.id },
+    })
+    status = res.status
+    digest = createHash('sha256').update(res.body).digest('hex')
+  } catch (e) {
+    error = e instanceof Error ? `${e.name}: ${e.message}` : 'connector call failed'
+  }
+  const ok = status !== null && status >= 200 && status < 300
+  const state: ActionState = ok ? 'executed' : 'failed'
+  const doneAt = deps.now().toISOString()
+  await deps.store.moveAction(
+    action.id,
+    ['executing'],
+    state,
+    doneAt,
+    { resultStatus: status, resultDigest: digest, error },
+    [
+      {
+        type: ok ? 'action.executed' : 'action.failed',
+        at: doneAt,
+        caseId: action.caseId,
+        actor,
+        data: {
+          actionId: action.id,
+          tool: action.tool,
+          paramsDigest: action.paramsDigest,
+          status,
+          responseDigest: digest,
+          error,
+          credential: minted.claims.jti,
+        },
+      },
+    ],
+  )
+  return { state, result: { status, digest, error } }
+}
+
+async function mintFor(
+  deps: AuthorityDeps,
+  agentId: string,
+  caseId: string,
+  tool: CatalogTool,
+  actionId: string,
+  paramsDigest: string,
+  epoch: number,
+  kind: 'call' | 'scoped',
+  at: Date,
+): Promise<{ token: string; claims: CredentialClaims; record: IssuedCredentialRecord; audience: string }> {
+  // The connector's URL is the audience: a credential for one tool service is useless at another.
+  const audience = tool.connector?.url ?? `tool:${tool.name}`
+  const { token, claims } = await deps.signer.mint(
+    {
+      aud: audience,
+      sub: agentId,
+      case: caseId,
+      tools: [tool.name],
+      epoch,
+      kind,
+      jti: deps.newId('cred'),
+      pd: paramsDigest,
+      act: actionId,
+      ttlSeconds: deps.callTtlSeconds,
+    },
+    at,
+  )
+  const record: IssuedCredentialRecord = {
+    jti: claims.jti,
+    agentId,
+    caseId,
+    kind,
+    tools: [tool.name],
+    epoch,
+    issuedAt: at.toISOString(),
+    expiresAt: new Date(claims.exp * 1000).toISOString(),
+  }
+  return { token, claims, record, audience }
+}
+
+function issuedEntry(
+  claims: CredentialClaims,
+  caseId: string,
+  actor: { kind: string; id: string },
+  at: string,
+): AuditEntryBody {
+  return {
+    type: 'credential.issued',
+    at,
+    caseId,
+    actor,
+    data: {
+      jti: claims.jti,
+      kind: claims.kind,
+      tools: claims.tools,
+      aud: claims.aud,
+      epoch: claims.epoch,
+      exp: claims.exp,
+      paramsDigest: claims.pd,
+      actionId: claims.act,
+    },
+  }
+}
+
+function mergeRisk(
+  prior: Readonly<Partial<Record<RiskCategory, boolean>>>,
+  raised: readonly RiskCategory[],
+): Partial<Record<RiskCategory, boolean>> {
+  const out: Partial<Record<RiskCategory, boolean>> = {}
+  for (const r of RISK_CATEGORIES) if (prior[r] === true || raised.includes(r)) out[r] = true
+  return out
+}
+
+const queueReaders = new WeakMap<CompiledPolicy, boolean>()
+
+/** Whether any tool rule reads `queue.*` (queue statistics cost a query; most policies never read them). */
+function readsQueues(policy: CompiledPolicy): boolean {
+  let v = queueReaders.get(policy)
+  if (v === undefined) {
+    v = policy.tools.sequence.some((r) => r.condition?.reads.some((p) => p === 'queue' || p.startsWith('queue.')))
+    queueReaders.set(policy, v)
+  }
+  return v
+}
+
+/**
+ * The facts a tool rule reads: the case (its sticky risk as `signals.risk`; message-level signals belong to
+ * routing and read as their defaults here), the customer, the acting agent, the tool and its parameters.
+ */
+export function actionFacts(
+  policy: CompiledPolicy,
+  c: CaseRecord,
+  risk: Readonly<Partial<Record<RiskCategory, boolean>>>,
+  customer: CustomerRecord | undefined,
+  agent: AgentRecord,
+  tool: string,
+  params: Readonly<Record<string, unknown>>,
+  queues: Record<string, { depth: number; oldestSince: string | null }>,
+  at: Date,
+): Facts {
+  const queue: Record<string, QueueFacts> = {}
+  for (const q of policy.known.queues) {
+    const s = queues[q]
+    queue[q] = { depth: s?.depth ?? 0, oldest_wait_s: s?.oldestSince ? seconds(at, s.oldestSince) : 0 }
+  }
+  return {
+    case: {
+      id: c.id,
+      channel: c.channel,
+      state: c.state,
+      handler: c.handler.kind,
+      handoffs: c.handoffs,
+      messages: c.messages,
+      age_s: seconds(at, c.createdAt),
+      time_in_state_s: seconds(at, c.stateSince),
+      risk_seen: Object.values(risk).some(Boolean),
+    },
+    signals: {
+      intent: '',
+      intent_confidence: 0,
+      agent_confidence: -1,
+      language: 'und',
+      secrets: 0,
+      secret_kinds: [],
+      pii: [],
+      sensitivity: [],
+      risk: Object.fromEntries(RISK_CATEGORIES.map((r) => [r, risk[r] === true])) as Facts['signals']['risk'],
+      topics: {},
+      duplicate_of: '',
+      custom: {},
+    },
+    customer: { id: c.customerId, tier: customer?.tier ?? '', verified: customer?.verified ?? false },
+    actor: { kind: 'agent', id: agent.id, roles: ['agent'] },
+    queue,
+    params,
+    tool,
+  }
+}
+
+function seconds(at: Date, since: string): number {
+  return Math.max(0, Math.floor((at.getTime() - Date.parse(since)) / 1000))
+}

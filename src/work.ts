@@ -1,0 +1,84 @@
+import { hostname } from 'node:os'
+import type { ActivePolicy } from './cases/intake.js'
+import { createWebhookDispatcher, type Poster, type WebhookDispatcher } from './events/dispatcher.js'
+import { onSlaDue, type WorkDeps } from './queues/work.js'
+import type { Store } from './store/ports.js'
+import { SLA_TIMER } from './store/work-store.js'
+import { createTimerScheduler, type TimerLog, type TimerScheduler } from './timers/scheduler.js'
+import type { Workspace } from './workspace/workspace.js'
+
+/**
+ * Queues, timers and events out, composed for `app.ts`: the queue use cases' dependencies, the durable timer
+ * scheduler (with the SLA handler registered; other capabilities register theirs, e.g. approval expiry, through
+ * `timers.register(kind, handler)` and schedule with `timers.schedule(kind, key, dueAt, payload)`), and the webhook
+ * dispatcher that tails the audit log.
+ */
+export interface WorkServices {
+  readonly deps: WorkDeps
+  readonly timers: TimerScheduler
+  readonly webhooks: WebhookDispatcher
+  /** CloudEvents `source` of every event Baton emits. */
+  readonly eventSource: string
+  /** How often the SSE stream looks for new audit entries, ms. */
+  readonly streamPollMs: number
+  /** Starts the timer and webhook loops. */
+  start(): void
+  stop(): Promise<void>
+}
+
+export interface WorkOptions {
+  readonly store: Store
+  readonly workspace: Workspace
+  readonly policy: () => ActivePolicy
+  readonly now: () => Date
+  readonly newId: (prefix: string) => string
+  readonly log?: TimerLog
+  readonly timerIntervalMs?: number
+  readonly webhookIntervalMs?: number
+  readonly streamPollMs?: number
+  readonly webhookBaseBackoffMs?: number
+  readonly post?: Poster
+}
+
+export async function createWorkServices(o: WorkOptions): Promise<WorkServices> {
+  await o.store.configureWork({
+    queues: o.workspace.queues.map((q) => ({ id: q.id, slaSeconds: q.slaSeconds })),
+    operators: o.workspace.operators.map((op) => ({ id: op.id, capacity: op.capacity })),
+  })
+  const deps: WorkDeps = {
+    store: o.store,
+    policy: o.policy,
+    operators: o.workspace.operators,
+    queues: o.workspace.queues,
+    now: o.now,
+    newId: o.newId,
+  }
+  const owner = `${hostname()}:${process.pid}:${o.newId('node')}`
+  const timers = createTimerScheduler({ store: o.store, now: o.now, owner, ...(o.log ? { log: o.log } : {}) })
+  timers.register(SLA_TIMER, (t) => onSlaDue(deps, t))
+  const eventSource = `urn:baton:${o.policy().policy.ref.name}`
+  const webhooks = createWebhookDispatcher({
+    store: o.store,
+    now: o.now,
+    random: Math.random,
+    owner,
+    source: eventSource,
+    ...(o.post ? { post: o.post } : {}),
+    ...(o.webhookBaseBackoffMs === undefined ? {} : { baseBackoffMs: o.webhookBaseBackoffMs }),
+    ...(o.log ? { log: o.log } : {}),
+  })
+  return {
+    deps,
+    timers,
+    webhooks,
+    eventSource,
+    streamPollMs: o.streamPollMs ?? 200,
+    start() {
+      timers.start(o.timerIntervalMs ?? 1000)
+      webhooks.start(o.webhookIntervalMs ?? 250)
+    },
+    async stop() {
+      await Promise.all([timers.stop(), webhooks.stop()])
+    },
+  }
+}
