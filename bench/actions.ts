@@ -90,21 +90,28 @@ export async function actionHttpVsIntake(): Promise<Figure> {
         },
       ],
     })
+    let n = 0
     const intake = await autocannon({
       url: baton.url,
       connections: CONNECTIONS,
       duration: DURATION_S,
-      idReplacement: true,
       requests: [
         {
           method: 'POST',
           path: '/v1/cases',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
-          body: JSON.stringify({
-            customer: 'cu_[<id>]',
-            channel: 'chat',
-            message: { text: 'Hi, where is my order #[<id>]? It was supposed to arrive yesterday.' },
-          }),
+          // A new customer and order each time, as intake_http_vs_bare does (without idReplacement's parsing).
+          setupRequest: (req) => {
+            n++
+            return {
+              ...req,
+              body: JSON.stringify({
+                customer: `cu_${n}`,
+                channel: 'chat',
+                message: { text: `Hi, where is my order #${10000 + n}? It was supposed to arrive yesterday.` },
+              }),
+            }
+          },
         },
       ],
     })

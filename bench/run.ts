@@ -3,6 +3,7 @@ import { actionHttpVsIntake, tokenVsRawCrypto } from './actions.js'
 import { auditAppendVsRaw, auditVerifyAndProofs } from './audit.js'
 import type { Figure } from './harness.js'
 import { intakeHttpVsBare } from './intake-http.js'
+import { intentsAndRouting } from './intents.js'
 import { routeDecision } from './route-decision.js'
 
 const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
@@ -12,6 +13,7 @@ const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   action_http_vs_intake: actionHttpVsIntake,
   token_vs_raw_crypto: tokenVsRawCrypto,
   route_decision: routeDecision,
+  intents_and_routing: intentsAndRouting,
 }
 
 const only = process.argv.slice(2)

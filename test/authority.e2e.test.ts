@@ -603,6 +603,26 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         approval: { state: 'approved', decidedBy: 'linus' },
         action: { state: 'authorized' },
       })
+      // A credential-mode tool in a hybrid case: approved, then the agent collects its scoped credential once.
+      const tok = await token(caseId)
+      const look = await act(caseId, tok, { tool: 'order_status', params: { order_id: 'A-77777' } })
+      expect(look.statusCode).toBe(202)
+      const lookId = look.json().approval.id as string
+      const early = await inject('POST', `/v1/approvals/${lookId}/credential`, tok)
+      expect(early.json().code).toBe('APPROVAL_NOT_PENDING')
+      await inject('POST', `/v1/approvals/${lookId}/decision`, ops.grace!, { decision: 'approve', reason: 'ok' })
+      const got = await inject('POST', `/v1/approvals/${lookId}/credential`, tok)
+      expect(got.statusCode, got.body).toBe(200)
+      const intro = await inject('POST', '/v1/oauth/introspect', t.keys.service, {
+        token: got.json().credential.token,
+        params: { order_id: 'A-77777' },
+      })
+      expect(intro.json()).toMatchObject({ active: true, kind: 'scoped', tools: ['order_status'] })
+      const twice = await inject('POST', `/v1/approvals/${lookId}/credential`, tok)
+      expect(twice.statusCode).toBe(409)
+      expect(twice.json().code).toBe('APPROVAL_ALREADY_EXECUTED')
+      const byOperator = await inject('POST', `/v1/approvals/${lookId}/credential`, ops.grace!)
+      expect(byOperator.statusCode).toBe(403)
     })
 
     it('publishes every new route in the OpenAPI document', async () => {
@@ -625,7 +645,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     it('lists agents and the privilege report', async () => {
       const list = (await inject('GET', '/v1/agents', t.keys.admin)).json().items
       expect(list.map((a: { id: string }) => a.id)).toContain('shop-assistant')
-      const rep = await inject('GET', '/v1/agents/review?days=1', t.keys.admin)
+      const rep = await inject('GET', '/v1/reports/privileges?days=1', t.keys.admin)
       expect(rep.statusCode).toBe(200)
       const sa = rep.json().items.find((r: { agentId: string }) => r.agentId === 'shop-assistant')
       expect(sa.used.refund).toBeGreaterThan(0)
@@ -633,7 +653,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(sa.findings.join(' ')).toMatch(/never reviewed/)
       expect(sa.outstandingCredentials).toBeGreaterThan(0)
       await inject('POST', '/v1/agents/shop-assistant/review', t.keys.admin, { by: 'dana.ops@shop.example' })
-      const again = (await inject('GET', '/v1/agents/review?days=1', t.keys.admin)).json()
+      const again = (await inject('GET', '/v1/reports/privileges?days=1', t.keys.admin)).json()
       const sa2 = again.items.find((r: { agentId: string }) => r.agentId === 'shop-assistant')
       expect(sa2.lastReview.by).toBe('dana.ops@shop.example')
     })

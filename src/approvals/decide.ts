@@ -1,10 +1,11 @@
 import type { Actor } from '../cases/intake.js'
 import { type AuthorityDeps, who } from '../credentials/deps.js'
+import type { AgentAuth } from '../credentials/oauth.js'
 import { BatonError } from '../errors.js'
 import { agentHoldsCase } from '../identity/principals.js'
 import { decideAction } from '../policy/evaluate.js'
 import type { ActionState } from '../tools/action.js'
-import { type ActionResponse, actionFacts, executeAction } from '../tools/actions.js'
+import { type ActionResponse, actionFacts, executeAction, issuedEntry, mintFor } from '../tools/actions.js'
 import { type ApprovalRecord, approvalDigest, eligibility } from './approval.js'
 
 export interface ApprovalDecisionInput {
@@ -186,5 +187,78 @@ export async function executeApproval(deps: AuthorityDeps, actor: Actor, id: str
   } catch (e) {
     if (e instanceof BatonError && e.code === 'APPROVAL_ALREADY_EXECUTED') return refuse(e.code, e.message)
     throw e
+  }
+}
+
+/**
+ * The requesting agent collects the credential of an approved action whose tool hands out credentials
+ * (`connector.mode: credential`): once, scoped to the case, the tool and exactly the approved parameters, while it
+ * still handles the case at the epoch of its access token.
+ */
+export async function collectApprovedCredential(
+  deps: AuthorityDeps,
+  auth: AgentAuth,
+  id: string,
+): Promise<{ actionId: string; credential: NonNullable<ActionResponse['credential']> }> {
+  const a = await deps.store.getApproval(id)
+  if (a === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `no approval with id '${id}'`)
+  if (a.requester !== auth.agent.id) {
+    throw new BatonError('CREDENTIAL_SCOPE', `approval ${a.id} was requested by another agent`)
+  }
+  if (auth.claims.case !== a.caseId) {
+    throw new BatonError('CREDENTIAL_SCOPE', `the credential is for case '${auth.claims.case}', not '${a.caseId}'`)
+  }
+  const c = await deps.store.getCase(a.caseId)
+  if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${a.caseId}'`)
+  if ((c.authorityEpoch ?? 0) !== auth.claims.epoch) {
+    throw new BatonError('CREDENTIAL_REVOKED', "the case's authority changed since the credential was issued")
+  }
+  if (agentHoldsCase(c.handler, auth.agent.id) === null) {
+    throw new BatonError('NOT_CASE_HANDLER', `agent '${auth.agent.id}' does not handle case '${a.caseId}'`)
+  }
+  if (a.state !== 'approved') throw new BatonError('APPROVAL_NOT_PENDING', `approval ${a.id} is ${a.state}`)
+  const tool = deps.catalog.get(a.tool)
+  if (tool?.connector?.mode !== 'credential') {
+    throw new BatonError(
+      'CONFLICT',
+      `tool '${a.tool}' is executed by Baton on approval; there is no credential to collect`,
+    )
+  }
+  if (approvalDigest(a) !== a.digest) {
+    throw new BatonError(
+      'PARAMS_MISMATCH',
+      `approval ${a.id}: the stored parameters no longer match the approved digest`,
+    )
+  }
+  const action = await deps.store.getAction(a.actionId)
+  if (action === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `the action of approval ${a.id} is missing`)
+  const at = deps.now()
+  const iso = at.toISOString()
+  const minted = await mintFor(
+    deps,
+    auth.agent.id,
+    a.caseId,
+    tool,
+    action.id,
+    action.paramsDigest,
+    auth.claims.epoch,
+    'scoped',
+    at,
+  )
+  const moved = await deps.store.moveAction(
+    action.id,
+    ['authorized'],
+    'credential_issued',
+    iso,
+    {},
+    [issuedEntry(minted.claims, a.caseId, who(auth.actor), iso)],
+    [minted.record],
+  )
+  if (!moved) {
+    throw new BatonError('APPROVAL_ALREADY_EXECUTED', `approval ${a.id}: its credential was already handed out`)
+  }
+  return {
+    actionId: action.id,
+    credential: { token: minted.token, expiresAt: minted.record.expiresAt, audience: minted.audience },
   }
 }

@@ -7,6 +7,7 @@ import { type Actor, openCase } from '../cases/intake.js'
 import { configFrom } from '../config.js'
 import { BatonError } from '../errors.js'
 import { decodeModel } from '../intents/codec.js'
+import type { IntentModel } from '../intents/model.js'
 import { parseRiskMap, type RoutedMessage, summarizeRouting } from '../intents/routing-eval.js'
 import { createSqliteStore } from '../store/sqlite/database.js'
 import { readLabelled } from './intents.js'
@@ -20,7 +21,7 @@ const HELPDESK: Actor = { kind: 'service', id: 'eval-routing', roles: ['service'
 export async function routeMessages(
   workspace: string,
   data: readonly { text: string; label: string }[],
-  modelFile?: string,
+  model?: string | IntentModel,
 ): Promise<RoutedMessage[]> {
   const dir = await mkdtemp(join(tmpdir(), 'baton-eval-'))
   const config = configFrom(process.env, {
@@ -51,9 +52,9 @@ export async function routeMessages(
       },
     })
     let deps = { ...app.services.intake, store }
-    if (modelFile !== undefined) {
-      const model = decodeModel(await readFile(modelFile, 'utf8'), modelFile)
-      deps = { ...deps, intents: { secondOpinionBelow: 0, ...deps.intents, model } }
+    if (model !== undefined) {
+      const m = typeof model === 'string' ? decodeModel(await readFile(model, 'utf8'), model) : model
+      deps = { ...deps, intents: { secondOpinionBelow: 0, ...deps.intents, model: m } }
     }
     const out: RoutedMessage[] = []
     for (const [i, row] of data.entries()) {

@@ -207,12 +207,8 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
           return undefined
         }
       }
-      // Read before the page's data: the page is at least this fresh, and live updates start from here.
       const actor = actorOf(session.key)
-      const [auditSize, operator] = await Promise.all([
-        s.store.auditSize(),
-        actor.kind === 'operator' ? s.store.getOperator(actor.id) : undefined,
-      ])
+      const operator = actor.kind === 'operator' ? await s.store.getOperator(actor.id) : undefined
       return {
         keyId: session.key.id,
         name: operator?.name ?? session.key.name,
@@ -220,7 +216,6 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
         operatorRoles: operator?.roles ?? [],
         actor,
         csrf: session.csrf,
-        auditSize,
       }
     }
 

@@ -12,8 +12,6 @@ export interface Viewer {
   /** Who the API sees: the same actor as a request with the key. */
   readonly actor: Actor
   readonly csrf: string
-  /** The audit log's size when the page was read: live updates announce changes after it. */
-  readonly auditSize: number
 }
 
 export type PageId = 'queue' | 'approvals' | 'agents' | 'audit' | 'overview' | 'case'
@@ -48,7 +46,6 @@ export function layout(opts: {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="csrf-token" content="${viewer.csrf}">
 <meta name="baton-role" content="${viewer.role}">
-<meta name="baton-audit-size" content="${viewer.auditSize}">
 <title>${opts.title} · Baton</title>
 <link rel="stylesheet" href="${ASSET.css}">
 <link rel="icon" href="data:,">

@@ -149,7 +149,7 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
     async () => ({ items: await s.store.listAgents() }),
   )
   app.get(
-    '/v1/agents/review',
+    '/v1/reports/privileges',
     {
       config: { roles: ADMIN },
       schema: {

@@ -1,13 +1,19 @@
 import type { FastifyInstance } from 'fastify'
-import { APPROVAL_STATES, type ApprovalState } from '../approvals/approval.js'
-import { decideApproval, executeApproval } from '../approvals/decide.js'
+import { APPROVAL_STATES, type ApprovalRecord, type ApprovalState } from '../approvals/approval.js'
+import { collectApprovedCredential, decideApproval, executeApproval } from '../approvals/decide.js'
 import { BatonError } from '../errors.js'
 import type { Role } from '../store/ports.js'
 import { approvalView } from './authority-schemas.js'
 import { errorResponses, idParam, problem } from './schemas.js'
+import { agentAuthOf, refusal } from './server.js'
 import type { Services } from './services.js'
 
 const READERS: readonly Role[] = ['admin', 'operator']
+
+/** A pending approval past its expiry reads as expired (it is settled so at the next decision attempt). */
+function shown(a: ApprovalRecord, now: Date): ApprovalRecord {
+  return a.state === 'pending' && now.getTime() >= Date.parse(a.expiresAt) ? { ...a, state: 'expired' } : a
+}
 
 const decisionResult = {
   type: 'object',
@@ -57,7 +63,12 @@ export function registerApprovalRoutes(app: FastifyInstance, s: Services): void 
     async (req) => {
       const q = req.query as { state?: ApprovalState; limit?: string }
       const limit = Number(q.limit ?? 100)
-      return { items: await s.store.listApprovals({ limit, ...(q.state === undefined ? {} : { state: q.state }) }) }
+      const now = deps.now()
+      const items = (await s.store.listApprovals({ limit, ...(q.state === undefined ? {} : { state: q.state }) }))
+        .map((a) => shown(a, now))
+        // A pending approval past its expiry can no longer be decided: it is off the work list.
+        .filter((a) => q.state === undefined || a.state === q.state)
+      return { items }
     },
   )
   app.get(
@@ -75,7 +86,7 @@ export function registerApprovalRoutes(app: FastifyInstance, s: Services): void 
       const { id } = req.params as { id: string }
       const a = await s.store.getApproval(id)
       if (a === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `no approval with id '${id}'`)
-      return a
+      return shown(a, deps.now())
     },
   )
   app.post(
@@ -119,6 +130,44 @@ export function registerApprovalRoutes(app: FastifyInstance, s: Services): void 
     async (req) => {
       const { id } = req.params as { id: string }
       return executeApproval(deps, req.actor, id)
+    },
+  )
+  app.post(
+    '/v1/approvals/:id/credential',
+    {
+      config: { agent: true },
+      schema: {
+        tags: ['approvals'],
+        summary:
+          'The requesting agent collects, once, the credential of an approved action whose tool hands out credentials (scoped to the case, tool and approved parameters)',
+        security: [{ agentToken: [] }],
+        params: idParam,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              actionId: { type: 'string' },
+              credential: {
+                type: 'object',
+                properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, audience: { type: 'string' } },
+              },
+            },
+          },
+          ...errorResponses,
+          404: problem,
+          409: problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params as { id: string }
+      const auth = agentAuthOf(req)
+      try {
+        return reply.header('cache-control', 'no-store').send(await collectApprovedCredential(deps, auth, id))
+      } catch (e) {
+        if (e instanceof BatonError) await refusal(s, req, e, auth.actor)
+        throw e
+      }
     },
   )
 }

@@ -13,7 +13,12 @@ export interface FeatureOptions {
   readonly charAcrossWords?: boolean | undefined
 }
 
-export const DEFAULT_FEATURES: FeatureOptions = { wordNgrams: [1, 2], charNgrams: [2, 5], charWeight: 1.5 }
+export const DEFAULT_FEATURES: FeatureOptions = {
+  wordNgrams: [1, 2],
+  charNgrams: [2, 5],
+  charWeight: 1.5,
+  charAcrossWords: true,
+}
 
 /** A sparse vector: parallel arrays of feature keys (hashes) and values. */
 export interface SparseTerms {

@@ -21,7 +21,7 @@ export interface TrainOptions {
 
 export const DEFAULT_TRAIN: TrainOptions = {
   features: DEFAULT_FEATURES,
-  minDf: 2,
+  minDf: 3,
   lambda: 1e-5,
   epochs: 6,
   eta0: 0.5,
@@ -134,12 +134,15 @@ export function trainSoftmax(
     for (const n of order) {
       const eta = opts.eta0 * (1 - t++ / total)
       const x = xs[n]!
+      const idx = x.index
+      const val = x.value
+      const nnz = idx.length
       // logits with the lazily applied scale: w_true = scale · w
       for (let k = 0; k < c; k++) p[k] = 0
-      for (let j = 0; j < x.index.length; j++) {
-        const base = x.index[j]! * c
-        const v = x.value[j]! * scale
-        for (let k = 0; k < c; k++) p[k]! += v * w[base + k]!
+      for (let j = 0; j < nnz; j++) {
+        const base = idx[j]! * c
+        const v = val[j]! * scale
+        for (let k = 0; k < c; k++) p[k] = p[k]! + v * w[base + k]!
       }
       for (let k = 0; k < c; k++) p[k]! += bias[k]!
       softmax(p)
@@ -149,12 +152,12 @@ export function trainSoftmax(
       // Once the model fits, most classes have a negligible gradient: update only the others.
       let na = 0
       for (let k = 0; k < c; k++) if (p[k]! > 1e-4 || p[k]! < -1e-4) active[na++] = k
-      for (let j = 0; j < x.index.length; j++) {
-        const base = x.index[j]! * c
-        const v = x.value[j]! * step
+      for (let j = 0; j < nnz; j++) {
+        const base = idx[j]! * c
+        const v = val[j]! * step
         for (let a = 0; a < na; a++) {
           const k = active[a]!
-          w[base + k]! -= v * p[k]!
+          w[base + k] = w[base + k]! - v * p[k]!
         }
       }
       for (let k = 0; k < c; k++) bias[k]! -= eta * p[k]!

@@ -89,7 +89,8 @@ export interface AuthorityStore {
   getAction(id: string): Promise<ActionRecord | undefined>
   /**
    * Moves the action from one of `from` to `to` (e.g. `authorized → executing`, claimed exactly once); false when
-   * it was in another state (nothing written). `patch` sets the result columns.
+   * it was in another state (nothing written). `patch` sets the result columns; `issued` records credentials minted
+   * for the move (the per-call credential of an execution) in the same transaction.
    */
   moveAction(
     id: string,
@@ -102,6 +103,7 @@ export interface AuthorityStore {
       readonly error?: string | null
     },
     audit: readonly AuditEntryBody[],
+    issued?: readonly IssuedCredentialRecord[],
   ): Promise<boolean>
   /** Tool → number of actions the agent asked for, `from <= created_at < to`. */
   toolUsage(agentId: string, from: string, to: string): Promise<Record<string, number>>
@@ -365,7 +367,7 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
       const r = await db.selectFrom('actions').selectAll().where('id', '=', id).executeTakeFirst()
       return r ? toAction(r) : undefined
     },
-    async moveAction(id, from, to, at, patch, audit) {
+    async moveAction(id, from, to, at, patch, audit, issued = []) {
       return tx(async (trx) => {
         const r = await trx
           .updateTable('actions')
@@ -380,6 +382,7 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
           .where('state', 'in', [...from])
           .executeTakeFirst()
         if (Number(r.numUpdatedRows) !== 1) return false
+        if (issued.length > 0) await trx.insertInto('issued_credentials').values(issued.map(fromIssued)).execute()
         await appendAuditIn(trx, audit)
         return true
       })

@@ -29,7 +29,7 @@ export function workMigration(engine: Engine): Migration {
       await db.schema
         .createIndex('work_items_queue_rank')
         .on('work_items')
-        .columns(['queue', 'operator_id', 'rank_ms'])
+        .columns(['queue', 'operator_id', 'rank_ms', 'case_id'])
         .execute()
       await db.schema.createIndex('work_items_operator').on('work_items').column('operator_id').execute()
       // Capacity and current load of each operator; `active` moves only by conditional updates (never over capacity).

@@ -132,6 +132,19 @@ export interface WorkStore {
     readonly actor: { readonly kind: string; readonly id: string }
   }): Promise<Assignment | undefined>
 
+  /**
+   * Up to `max` assignments in one transaction (the background assigner and bulk dispatch): each case as
+   * `assignNext` would, operators' capacity counted as it fills. Empty when nothing can be assigned; `CONFLICT`
+   * (retry) when the eligible operators with capacity are all held by concurrent assigners at that moment.
+   */
+  assignBatch(input: {
+    readonly queue: string
+    readonly candidates: (item: WorkItem) => readonly string[]
+    readonly at: string
+    readonly actor: { readonly kind: string; readonly id: string }
+    readonly max: number
+  }): Promise<Assignment[]>
+
   /** Schedules a timer; an existing pending timer of the same kind and key is moved to the new time and payload. */
   scheduleTimer(kind: string, key: string, dueAt: string, payload: Readonly<Record<string, unknown>>): Promise<void>
   /** Cancels a pending timer; false when there was none. */
@@ -232,52 +245,55 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       .execute()
   }
 
-  /** Writes the assignment onto the case: handler (operator cases name their operator), event and audit leaf. */
+  /**
+   * Writes assignments onto their cases: the handler of an operator case names its operator (one UPDATE, no read),
+   * then one INSERT of the `case.assigned` events and one audit append for them all.
+   */
   async function assignIn(
     trx: Transaction<Database>,
-    item: WorkItem,
-    operatorId: string,
+    picks: readonly { readonly item: WorkItem; readonly operatorId: string }[],
     at: string,
     actor: { readonly kind: string; readonly id: string },
     how: 'claim' | 'auto',
-  ): Promise<Assignment> {
-    const c = await trx
-      .selectFrom('cases')
-      .select(['handler', 'last_event', 'version', 'state'])
-      .where('id', '=', item.caseId)
-      .$if(pg, (q) => q.forUpdate())
-      .executeTakeFirst()
-    if (c === undefined || c.state !== 'open') {
-      throw new BatonError('CASE_NOT_QUEUED', `case '${item.caseId}' is not open`)
-    }
-    const handler = JSON.parse(c.handler) as { kind: string; operatorId?: string }
-    const nextHandler = handler.kind === 'operator' ? { ...handler, operatorId } : handler
-    const seq = Number(c.last_event) + 1
-    await trx
-      .updateTable('cases')
-      .set({
-        handler: JSON.stringify(nextHandler),
-        last_event: seq,
-        version: Number(c.version) + 1,
-        updated_at: at,
-      })
-      .where('id', '=', item.caseId)
-      .execute()
-    const data = { queue: item.queue, operatorId, how, slaDue: item.slaDue, reason: item.reason }
-    await trx
-      .insertInto('case_events')
-      .values({ case_id: item.caseId, seq, type: 'case.assigned', data: JSON.stringify(data), at })
-      .execute()
-    const [auditSeq] = await appendAuditIn(trx, [
-      {
+  ): Promise<Assignment[]> {
+    if (picks.length === 0) return []
+    const events: { case_id: string; seq: number; type: string; data: string; at: string }[] = []
+    const audit: AuditEntryBody[] = []
+    for (const { item, operatorId } of picks) {
+      const handler = pg
+        ? sql`(handler::jsonb || jsonb_build_object('operatorId', ${operatorId}::text))::text`
+        : sql`json_set(handler, '$.operatorId', ${operatorId})`
+      const r = await trx
+        .updateTable('cases')
+        .set({
+          handler: sql`case when handler_kind = 'operator' then ${handler} else handler end`,
+          last_event: sql`last_event + 1`,
+          version: sql`version + 1`,
+          updated_at: at,
+        })
+        .where('id', '=', item.caseId)
+        .where('state', '=', 'open')
+        .returning('last_event')
+        .executeTakeFirst()
+      if (r === undefined) throw new BatonError('CONFLICT', `case '${item.caseId}' closed while being assigned`)
+      const seq = Number(r.last_event)
+      const data = { queue: item.queue, operatorId, how, slaDue: item.slaDue, reason: item.reason }
+      events.push({ case_id: item.caseId, seq, type: 'case.assigned', data: JSON.stringify(data), at })
+      audit.push({
         type: 'case.assigned',
         at,
         caseId: item.caseId,
         actor: { kind: actor.kind, id: actor.id },
         data: { caseSeq: seq, ...data },
-      },
-    ])
-    return { item: { ...item, operatorId, assignedAt: at }, operatorId, auditSeq: auditSeq ?? -1 }
+      })
+    }
+    await trx.insertInto('case_events').values(events).execute()
+    const seqs = await appendAuditIn(trx, audit)
+    return picks.map(({ item, operatorId }, i) => ({
+      item: { ...item, operatorId, assignedAt: at },
+      operatorId,
+      auditSeq: seqs[i] ?? -1,
+    }))
   }
 
   async function enqueueIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void> {
@@ -382,7 +398,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
     }
   }
 
-  return {
+  const api: WorkStore & WorkStoreInternals = {
     async syncCaseIn(trx, commit) {
       const c = commit.case
       const human = c.state === 'open' && c.handler.kind !== 'agent'
@@ -511,18 +527,25 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           )
         }
         await takeCapacity(trx, input.operatorId)
-        return assignIn(
+        const [a] = await assignIn(
           trx,
-          toItem({ ...taken, operator_id: null, assigned_at: null }),
-          input.operatorId,
+          [{ item: toItem({ ...taken, operator_id: null, assigned_at: null }), operatorId: input.operatorId }],
           input.at,
           input.actor,
           'claim',
         )
+        if (a === undefined) throw new TypeError('assignIn returned nothing for one pick')
+        return a
       })
     },
 
-    assignNext(input) {
+    async assignNext(input) {
+      const [first] = await api.assignBatch({ ...input, max: 1 })
+      return first
+    },
+
+    assignBatch(input) {
+      if (!Number.isInteger(input.max) || input.max < 1) throw new TypeError(`max must be ≥ 1, got ${input.max}`)
       return tx(async (trx) => {
         const rows = await trx
           .selectFrom('work_items')
@@ -531,15 +554,20 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           .where('operator_id', 'is', null)
           .orderBy('rank_ms')
           .orderBy('case_id')
-          .limit(20)
+          .limit(input.max + 20)
           .$if(pg, (q) => q.forUpdate().skipLocked())
           .execute()
+        const ratio = pg ? sql`active::float8 / capacity` : sql`active * 1.0 / capacity`
+        const lock = pg ? sql`for update skip locked` : sql``
+        const picks: { item: WorkItem; operatorId: string }[] = []
+        // Candidate sets known to have no free capacity left in this transaction.
+        const full = new Set<string>()
         for (const row of rows) {
+          if (picks.length >= input.max) break
           const item = toItem(row)
           const ids = input.candidates(item)
-          if (ids.length === 0) continue
-          const ratio = pg ? sql`active::float8 / capacity` : sql`active * 1.0 / capacity`
-          const lock = pg ? sql`for update skip locked` : sql``
+          const key = ids.join('\u0000')
+          if (ids.length === 0 || full.has(key)) continue
           const picked = await sql<{ operator_id: string }>`
             update operator_load set active = active + 1
              where operator_id = (
@@ -550,7 +578,21 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
                and active < capacity
             returning operator_id`.execute(trx)
           const operatorId = picked.rows[0]?.operator_id
-          if (operatorId === undefined) continue
+          if (operatorId === undefined) {
+            if (pg && picks.length === 0) {
+              // Skipped because other assigners hold these operators right now, or really full?
+              const free = await trx
+                .selectFrom('operator_load')
+                .select('operator_id')
+                .where('operator_id', 'in', ids)
+                .where(sql<boolean>`active < capacity`)
+                .limit(1)
+                .executeTakeFirst()
+              if (free !== undefined) throw new BatonError('CONFLICT', 'every eligible operator is being assigned now')
+            }
+            full.add(key)
+            continue
+          }
           const r = await trx
             .updateTable('work_items')
             .set({ operator_id: operatorId, assigned_at: input.at })
@@ -558,9 +600,9 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
             .where('operator_id', 'is', null)
             .executeTakeFirst()
           if (Number(r.numUpdatedRows) !== 1) throw new BatonError('CONFLICT', `case '${item.caseId}' was taken`)
-          return assignIn(trx, item, operatorId, input.at, input.actor, 'auto')
+          picks.push({ item, operatorId })
         }
-        return undefined
+        return assignIn(trx, picks, input.at, input.actor, 'auto')
       })
     },
 
@@ -577,7 +619,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           lease_owner: null,
           lease_until: null,
           attempts: 0,
-          created_at: new Date(Date.parse(dueAt)).toISOString(),
+          created_at: new Date().toISOString(),
           fired_at: null,
           last_error: null,
         })
@@ -762,4 +804,5 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
         .execute()
     },
   }
+  return api
 }

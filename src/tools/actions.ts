@@ -361,9 +361,15 @@ export async function executeAction(
     'call',
     at,
   )
-  const claimed = await deps.store.moveAction(action.id, ['authorized'], 'executing', iso, {}, [
-    issuedEntry(minted.claims, action.caseId, actor, iso),
-  ])
+  const claimed = await deps.store.moveAction(
+    action.id,
+    ['authorized'],
+    'executing',
+    iso,
+    {},
+    [issuedEntry(minted.claims, action.caseId, actor, iso)],
+    [minted.record],
+  )
   if (!claimed) {
     const now = await deps.store.getAction(action.id)
     throw new BatonError(
@@ -371,7 +377,6 @@ export async function executeAction(
       `action ${action.id} is ${now?.state ?? 'unknown'}: it executes once; nothing was done`,
     )
   }
-  await deps.store.recordIssuedCredentials([minted.record], [])
   let status: number | null = null
   let digest: string | null = null
   let error: string | null = null
@@ -418,7 +423,8 @@ export async function executeAction(
   return { state, result: { status, digest, error } }
 }
 
-async function mintFor(
+/** Mints a per-call (`call`) or scoped credential for one action: its case, tool, parameter digest and epoch. */
+export async function mintFor(
   deps: AuthorityDeps,
   agentId: string,
   caseId: string,
@@ -459,7 +465,8 @@ async function mintFor(
   return { token, claims, record, audience }
 }
 
-function issuedEntry(
+/** The `credential.issued` audit entry of a minted credential (its id and scope, never the credential). */
+export function issuedEntry(
   claims: CredentialClaims,
   caseId: string,
   actor: { kind: string; id: string },

@@ -35,9 +35,9 @@ export async function api(method, url, body) {
 
 // ---- live updates -------------------------------------------------------------------------------------------------
 
-// Baton's own event stream (GET /v1/events, CloudEvents over SSE), with the session cookie. It starts right after
-// the audit entry this page was rendered at, so nothing between rendering and connecting is missed; on reconnection
-// the browser sends Last-Event-ID and the stream resumes there.
+// Baton's own event stream (GET /v1/events, CloudEvents over SSE), with the session cookie. The stream starts at the
+// log's end when it opens, so each part refreshes once on open to catch what changed since the page was rendered;
+// on reconnection the browser sends Last-Event-ID and the stream resumes where it stopped.
 const EVENT_TYPES = [
   'case.opened',
   'case.escalated',
@@ -52,8 +52,7 @@ const listeners = []
 function onChange(fn) {
   listeners.push(fn)
   if (listeners.length > 1) return
-  const since = Number(document.querySelector('meta[name="baton-audit-size"]')?.getAttribute('content') ?? '0')
-  const es = new EventSource(`/v1/events?after=${Math.max(-1, since - 1)}`)
+  const es = new EventSource('/v1/events')
   let timer
   const fire = () => {
     for (const l of listeners) l()
@@ -67,6 +66,7 @@ function onChange(fn) {
   }
   es.addEventListener('open', () => {
     document.body.dataset.live = 'open'
+    fire()
   })
   window.addEventListener('pagehide', () => es.close())
 }

@@ -1,0 +1,2 @@
+import { intakeHttpVsBare } from './.scratch-intake.js'
+process.stdout.write(`${JSON.stringify(await intakeHttpVsBare())}\n`)

@@ -1,0 +1,283 @@
+// Intent classifier and routing quality on real data (see bench/RESULTS.md, "Intents and routing quality").
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { activePolicyOf, knownNames } from '../src/app.js'
+import { routeMessages } from '../src/cli/eval.js'
+import { withIntentSignals } from '../src/intents/detector.js'
+import { evaluateModel } from '../src/intents/metrics.js'
+import { classify, type IntentModel } from '../src/intents/model.js'
+import { trainIntentModel } from '../src/intents/pipeline.js'
+import { parseRiskMap, percentile, type RiskClass, summarizeRouting } from '../src/intents/routing-eval.js'
+import { splitValidation } from '../src/intents/split.js'
+import { DEFAULT_TRAIN, type LabelledText, trainSoftmax } from '../src/intents/train.js'
+import { compilePolicy } from '../src/policy/compile.js'
+import { decideRoute } from '../src/policy/evaluate.js'
+import { neutralFacts } from '../src/policy/policy-test.js'
+import type { Facts } from '../src/policy/types.js'
+import { analyzeMessage } from '../src/signals/analyze.js'
+import { loadWorkspace } from '../src/workspace/workspace.js'
+import { type Figure, figure, ROOT } from './harness.js'
+
+const DATA = join(ROOT, '../shared/data')
+/** The seed and share of `baton intents split` (its defaults): the held-out part is never trained on. */
+const SPLIT_SEED = 20261126
+
+const read = (file: string): LabelledText[] =>
+  readFileSync(join(DATA, file), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const r = JSON.parse(l) as LabelledText
+      return { text: r.text, label: r.label }
+    })
+
+const cpuSeconds = (since: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(since)
+  return (u.user + u.system) / 1e6
+}
+
+function classifyP99Micros(m: IntentModel, texts: readonly string[]): number {
+  for (const t of texts.slice(0, 200)) classify(m, t)
+  const times: number[] = []
+  for (let rep = 0; rep < 3; rep++) {
+    for (const t of texts) {
+      const s = performance.now()
+      classify(m, t)
+      times.push((performance.now() - s) * 1000)
+    }
+  }
+  return percentile(times, 0.99)
+}
+
+interface CurvePoint {
+  readonly threshold: number
+  readonly unsafe: number
+  readonly automation: number
+}
+
+/**
+ * The trade-off as the policy's confidence threshold moves: every `signals.intent_confidence` comparison in the
+ * routing rules gets threshold t, the classifier's own unknown gate is off, and each held-out message goes through
+ * the real detectors, classifier signals and policy (no store).
+ */
+async function tradeoff(
+  workspace: string,
+  model: IntentModel,
+  heldout: readonly LabelledText[],
+  risk: ReadonlyMap<string, RiskClass>,
+): Promise<CurvePoint[]> {
+  const ws = await loadWorkspace(workspace)
+  const source = readFileSync(ws.policyFile, 'utf8')
+  const detector = { model: { ...model, unknownBelow: 0 }, secondOpinionBelow: 0 }
+  const base = activePolicyOf(compilePolicy(source, ws.policyFile, knownNames(ws)))
+  const prepared: { facts: Facts; cls: RiskClass | undefined }[] = []
+  for (const d of heldout) {
+    const a = analyzeMessage(d.text, { terms: base.riskTerms, topics: base.topicTerms })
+    const neutral = neutralFacts(base.policy)
+    const caller = await withIntentSignals(detector, base.policy, a.redactedText, undefined, neutral.signals.custom)
+    const { intent, intent_confidence, ...custom } = caller
+    prepared.push({
+      cls: risk.get(d.label),
+      facts: {
+        ...neutral,
+        signals: {
+          ...neutral.signals,
+          intent: String(intent),
+          intent_confidence: Number(intent_confidence),
+          language: a.language,
+          secrets: a.secrets.length,
+          secret_kinds: a.secretKinds,
+          pii: a.piiKinds,
+          sensitivity: a.sensitivity,
+          risk: a.risk,
+          topics: a.topics,
+          custom,
+        },
+      },
+    })
+  }
+  const points: CurvePoint[] = []
+  for (let i = 0; i <= 20; i++) {
+    const t = Math.min(0.99, i * 0.05)
+    const text = source.replace(/signals\.intent_confidence (>=|<) [0-9.]+/g, `signals.intent_confidence $1 ${t}`)
+    const policy = compilePolicy(text, ws.policyFile, knownNames(ws))
+    let human = 0
+    let humanAgent = 0
+    let ai = 0
+    let aiAgent = 0
+    for (const p of prepared) {
+      const agent = decideRoute(policy, p.facts).handler.kind === 'agent'
+      if (p.cls === 'human') {
+        human++
+        if (agent) humanAgent++
+      } else if (p.cls === 'ai') {
+        ai++
+        if (agent) aiAgent++
+      }
+    }
+    points.push({ threshold: t, unsafe: humanAgent / human, automation: aiAgent / ai })
+  }
+  return points
+}
+
+/** A small hand-written SVG line chart: automation (x) against unsafe automation (y), one line per workspace. */
+export function renderTradeoffSvg(series: Readonly<Record<string, readonly CurvePoint[]>>): string {
+  const W = 640
+  const H = 420
+  const L = 70
+  const R = 160
+  const T = 40
+  const B = 60
+  const maxY = Math.max(0.05, ...Object.values(series).flatMap((s) => s.map((p) => p.unsafe)))
+  const x = (v: number) => L + v * (W - L - R)
+  const y = (v: number) => H - B - (v / maxY) * (H - T - B)
+  const colors = ['#1f77b4', '#d62728', '#2ca02c']
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2 - 40}" y="22" font-size="14" text-anchor="middle">Unsafe automation vs automation as the confidence threshold moves</text>`,
+  ]
+  for (let i = 0; i <= 10; i++) {
+    const v = i / 10
+    out.push(`<line x1="${x(v)}" y1="${y(0)}" x2="${x(v)}" y2="${y(maxY)}" stroke="#eee"/>`)
+    out.push(`<text x="${x(v)}" y="${y(0) + 16}" text-anchor="middle">${v.toFixed(1)}</text>`)
+  }
+  for (let i = 0; i <= 5; i++) {
+    const v = (maxY * i) / 5
+    out.push(`<line x1="${x(0)}" y1="${y(v)}" x2="${x(1)}" y2="${y(v)}" stroke="#eee"/>`)
+    out.push(`<text x="${x(0) - 6}" y="${y(v) + 4}" text-anchor="end">${(v * 100).toFixed(1)}%</text>`)
+  }
+  out.push(`<line x1="${x(0)}" y1="${y(0.01)}" x2="${x(1)}" y2="${y(0.01)}" stroke="#999" stroke-dasharray="4 3"/>`)
+  out.push(`<text x="${x(1) + 4}" y="${y(0.01) + 4}" fill="#666">unsafe ≤ 1%</text>`)
+  out.push(`<line x1="${x(0.85)}" y1="${y(0)}" x2="${x(0.85)}" y2="${y(maxY)}" stroke="#999" stroke-dasharray="4 3"/>`)
+  out.push(`<text x="${x(0.85)}" y="${y(maxY) - 6}" text-anchor="middle" fill="#666">automation ≥ 85%</text>`)
+  out.push(
+    `<text x="${(x(0) + x(1)) / 2}" y="${H - 18}" text-anchor="middle">automation rate (share of "ai" messages kept by the AI agent)</text>`,
+  )
+  out.push(
+    `<text transform="translate(18 ${(y(0) + y(maxY)) / 2}) rotate(-90)" text-anchor="middle">unsafe automation rate ("human" messages kept by the AI agent)</text>`,
+  )
+  Object.entries(series).forEach(([name, points], i) => {
+    const c = colors[i % colors.length]!
+    const path = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p.automation).toFixed(1)},${y(p.unsafe).toFixed(1)}`)
+    out.push(`<path d="${path.join(' ')}" fill="none" stroke="${c}" stroke-width="2"/>`)
+    for (const p of points) {
+      out.push(
+        `<circle cx="${x(p.automation).toFixed(1)}" cy="${y(p.unsafe).toFixed(1)}" r="3" fill="${c}"><title>${name} t=${p.threshold.toFixed(2)}: automation ${(p.automation * 100).toFixed(1)}%, unsafe ${(p.unsafe * 100).toFixed(2)}%</title></circle>`,
+      )
+    }
+    out.push(`<rect x="${x(1) + 12}" y="${T + 20 * i}" width="12" height="12" fill="${c}"/>`)
+    out.push(`<text x="${x(1) + 30}" y="${T + 10 + 20 * i}">${name}</text>`)
+  })
+  out.push(`<text x="${x(1) + 12}" y="${T + 70}" fill="#666">points: threshold</text>`)
+  out.push(`<text x="${x(1) + 12}" y="${T + 86}" fill="#666">0, 0.05 … 0.99</text>`)
+  out.push('</svg>')
+  return `${out.join('\n')}\n`
+}
+
+export async function intentsAndRouting(): Promise<Figure[]> {
+  const oos = read('clinc150/train.jsonl')
+    .filter((r) => r.label === 'oos')
+    .map((r) => r.text)
+  const bankRisk = parseRiskMap(readFileSync(join(DATA, 'risk-maps/banking77.json'), 'utf8'), 'banking77.json')
+  const shopRisk = parseRiskMap(readFileSync(join(DATA, 'risk-maps/bitext.json'), 'utf8'), 'bitext.json')
+  const bank = splitValidation(read('banking77/train.jsonl'), 0.1, SPLIT_SEED)
+  const shop = splitValidation(read('bitext-customer-support/train.jsonl'), 0.2, SPLIT_SEED)
+
+  // the baseline first: plain TF-IDF word unigrams, same trainer, no calibration
+  const unigram = trainSoftmax(bank.train, {
+    ...DEFAULT_TRAIN,
+    minDf: 1,
+    features: { wordNgrams: [1, 1], charNgrams: [1, 0], charWeight: 0 },
+  })
+  const baseline = evaluateModel(unigram, bank.validation)
+
+  const started = performance.now()
+  const cpu = process.cpuUsage()
+  const trained = trainIntentModel(bank.train, { outOfScope: oos })
+  const trainS = (performance.now() - started) / 1000
+  const trainCpuS = cpuSeconds(cpu)
+  const report = evaluateModel(trained.model, bank.validation)
+  const texts = bank.validation.map((d) => d.text)
+  const p99 = classifyP99Micros(trained.model, texts)
+  const p99Baseline = classifyP99Micros(unigram, texts)
+
+  const shopModel = trainIntentModel(shop.train, { outOfScope: oos }).model
+  const shopReport = evaluateModel(shopModel, shop.validation)
+  const bankRouting = summarizeRouting(
+    await routeMessages(join(ROOT, 'examples/bank'), bank.validation, trained.model),
+    bankRisk,
+  )
+  const shopRouting = summarizeRouting(
+    await routeMessages(join(ROOT, 'examples/shop'), shop.validation, shopModel),
+    shopRisk,
+  )
+  const curves = {
+    bank: await tradeoff(join(ROOT, 'examples/bank'), trained.model, bank.validation, bankRisk),
+    shop: await tradeoff(join(ROOT, 'examples/shop'), shopModel, shop.validation, shopRisk),
+  }
+  writeFileSync(join(ROOT, 'docs/routing-tradeoff.svg'), renderTradeoffSvg(curves))
+  const rounded = (ps: readonly CurvePoint[]) =>
+    ps.map((p) => [p.threshold, Number(p.automation.toFixed(4)), Number(p.unsafe.toFixed(4))])
+
+  const heldout = { heldout: 'banking77/train.jsonl, 10% grouped stratified split, seed 20261126' }
+  return [
+    figure(
+      'intent_accuracy_banking77',
+      report.accuracy,
+      'accuracy',
+      baseline.accuracy,
+      report.accuracy / baseline.accuracy,
+      '>= 0.90',
+      {
+        ...heldout,
+        n: report.n,
+        baseline: 'TF-IDF word unigrams, same SGD softmax',
+        macro_f1: report.macro_f1,
+        baseline_macro_f1: baseline.macro_f1,
+        ece: report.ece,
+        unknown_rate: report.unknown_rate,
+        features: trained.model.idf.length,
+        validation: trained.validation,
+      },
+    ),
+    figure('intent_train_s', trainS, 's', trainCpuS, trainS / trainCpuS, '<= 60', {
+      baseline: 'CPU seconds of the same training (wall > CPU means the machine was shared)',
+      examples: bank.train.length,
+      pipeline: 'vocabulary, 6 epochs on 90%, temperature and unknown threshold on 10%, 2 warm epochs on all',
+    }),
+    figure('intent_p99_us', p99, 'µs', p99Baseline, p99 / p99Baseline, '<= 1000', {
+      baseline: 'p99 of the unigram baseline model',
+      messages: texts.length * 3,
+    }),
+    figure('intent_accuracy_bitext', shopReport.accuracy, 'accuracy', shopReport.macro_f1, 1, null, {
+      baseline: 'macro-F1 of the same run',
+      n: shopReport.n,
+      heldout: 'bitext train.jsonl, 20% grouped stratified split, seed 20261126',
+    }),
+    figure(
+      'routing_unsafe_bank',
+      bankRouting.unsafe_automation_rate,
+      'share',
+      bankRouting.automation_rate,
+      1,
+      '<= 0.01 with automation >= 0.85',
+      {
+        eval: bankRouting,
+        curve: rounded(curves.bank),
+      },
+    ),
+    figure(
+      'routing_unsafe_shop',
+      shopRouting.unsafe_automation_rate,
+      'share',
+      shopRouting.automation_rate,
+      1,
+      '<= 0.01 with automation >= 0.85',
+      {
+        eval: shopRouting,
+        curve: rounded(curves.shop),
+      },
+    ),
+  ]
+}
