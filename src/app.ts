@@ -40,10 +40,12 @@ export interface App {
 const SYSTEM: Actor = { kind: 'admin', id: 'system', roles: ['admin'] }
 
 /** Opens the store the configuration names: PostgreSQL when a URL is set, else SQLite in the data directory. */
-export function openStore(config: Pick<Config, 'databaseUrl' | 'dataDir'>): Store {
+export function openStore(
+  config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'sqliteSync'>>,
+): Store {
   return config.databaseUrl
     ? createPostgresStore(config.databaseUrl)
-    : createSqliteStore(join(config.dataDir, 'baton.db'))
+    : createSqliteStore(join(config.dataDir, 'baton.db'), { sync: config.sqliteSync ?? 'group' })
 }
 
 export function newId(prefix: string): string {

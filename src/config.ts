@@ -8,6 +8,11 @@ export interface Config {
   readonly dataDir: string
   /** PostgreSQL instead of the embedded store when set. */
   readonly databaseUrl: string | undefined
+  /**
+   * How the embedded store makes commits durable: `group` (default; commits share one WAL fsync before they are
+   * acknowledged) or `full` (SQLite fsyncs inside each commit). Both acknowledge only what is on disk.
+   */
+  readonly sqliteSync: 'group' | 'full'
   readonly workspace: string
   /** Bootstrap admin key for automation; otherwise one is generated on first start and printed once. */
   readonly adminKey: string | undefined
@@ -55,8 +60,15 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
       },
     )
   }
+  const sqliteSync = flags.sqliteSync ?? (env.BATON_SQLITE_SYNC || 'group')
+  if (sqliteSync !== 'group' && sqliteSync !== 'full') {
+    throw new BatonError('VALIDATION_FAILED', `BATON_SQLITE_SYNC: expected 'group' or 'full', found '${sqliteSync}'`, {
+      fields: [{ field: 'BATON_SQLITE_SYNC', message: "must be 'group' or 'full'" }],
+    })
+  }
   return {
     port,
+    sqliteSync,
     host: flags.host ?? env.BATON_HOST ?? DEFAULTS.host,
     dataDir,
     databaseUrl: flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined),

@@ -57,14 +57,35 @@ export interface StoreParts {
  * live in `sqlite/database.ts` and `postgres/database.ts` (same file names); the queries are the same SQL, so they
  * are written once here rather than twice.
  */
-export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
-  const tx = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
+export function createKyselyStore(
+  db: Kysely<Database>,
+  engine: Engine,
+  options: {
+    /** Awaited after each transaction commits and before its result is handed back (SQLite's group commit). */
+    readonly afterCommit?: () => Promise<void>
+    readonly onClose?: () => Promise<void>
+  } = {},
+): Store {
+  const afterCommit = options.afterCommit
+  const run = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
     db
       .transaction()
       .execute(fn)
       .catch((e: unknown) => {
         throw translate(e)
       })
+  const tx =
+    afterCommit === undefined
+      ? run
+      : async <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> => {
+          const r = await run(fn)
+          try {
+            await afterCommit()
+          } catch (e) {
+            throw new BatonError('STORE_UNAVAILABLE', 'the store could not make a commit durable', { cause: e })
+          }
+          return r
+        }
 
   // Capability stores spread into `store` below: `...authorityStore(parts)` and so on.
   const parts: StoreParts = { db, engine, tx }
@@ -130,6 +151,7 @@ export function createKyselyStore(db: Kysely<Database>, engine: Engine): Store {
     async close() {
       await lease?.release()
       await db.destroy()
+      await options.onClose?.()
     },
     async ping() {
       try {

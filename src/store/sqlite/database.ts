@@ -5,18 +5,23 @@ import { Kysely, SqliteDialect } from 'kysely'
 import { createKyselyStore } from '../kysely-store.js'
 import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
+import { createWalSync } from './wal-sync.js'
 
 /**
- * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on disk before Baton
- * acknowledges it. `file` may be ':memory:' for tests.
+ * The embedded store: one SQLite file in WAL mode. Every transaction is on disk before Baton acknowledges it: by
+ * group commit (`synchronous=NORMAL` and one shared fsync of the WAL per group of commits, see `wal-sync.ts`), or,
+ * with `BATON_SQLITE_SYNC=full`, by SQLite's own fsync inside each commit. `file` may be ':memory:' for tests.
  */
-export function createSqliteStore(file: string): Store {
+export function createSqliteStore(file: string, options: { readonly sync?: 'group' | 'full' } = {}): Store {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('synchronous = FULL')
+  const group = file !== ':memory:' && (options.sync ?? 'group') === 'group'
+  sqlite.pragma(group ? 'synchronous = NORMAL' : 'synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
-  return createKyselyStore(db, 'sqlite')
+  if (!group) return createKyselyStore(db, 'sqlite')
+  const wal = createWalSync(`${file}-wal`)
+  return createKyselyStore(db, 'sqlite', { afterCommit: () => wal.sync(), onClose: () => wal.close() })
 }
