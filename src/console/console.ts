@@ -337,7 +337,8 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       if (v === undefined) return page(reply, notFoundPage(viewer, `No case with id ${id}.`), 404)
       const now = new Date()
       const actions = caseActions(await loadApprovals(s, viewer.actor, now, { caseId: id }), now, viewer.csrf)
-      return page(reply, casePage(viewer, v, { now, canClaim: claimAvailable(app), actions }))
+      const agents = s.workspace.agents.filter((a) => a.state === 'active').map((a) => a.id)
+      return page(reply, casePage(viewer, v, { now, canClaim: claimAvailable(app), actions, agents }))
     })
 
     c.get('/console/approvals', { schema: { hide: true } }, async (req, reply) => {

@@ -340,17 +340,26 @@ function drawCharts(s) {
       },
     },
     'chart-approval-wait': {
-      type: 'line',
+      type: 'bar',
       data: {
         labels,
-        datasets: [{ label: 'mean wait (s)', data: s.approvalWait, borderColor: PALETTE[3], spanGaps: true }],
+        datasets: [{ label: 'mean wait (s)', data: s.approvalWait, backgroundColor: PALETTE[3] }],
       },
     },
     'chart-sla': {
       type: 'line',
       data: {
         labels,
-        datasets: [{ label: 'SLA met (%)', data: s.slaAttainment, borderColor: PALETTE[2], spanGaps: true }],
+        datasets: [
+          {
+            label: 'SLA met (%)',
+            data: s.slaAttainment,
+            borderColor: PALETTE[2],
+            backgroundColor: PALETTE[2],
+            pointRadius: 4,
+            spanGaps: true,
+          },
+        ],
       },
       max: 100,
     },
@@ -403,14 +412,25 @@ document.addEventListener('submit', async (ev) => {
       const r = await api('POST', `/v1/approvals/${encodeURIComponent(id)}/decision`, { decision, reason })
       const executed = r.action?.state ? ` Action ${r.action.state}` : ''
       const status = r.result?.status ? ` (connector answered ${r.result.status})` : ''
-      out.textContent = `${r.approval.state === 'approved' ? 'Approved' : 'Denied'}.${executed}${status}`
-      out.className = 'result ok'
-      form.closest('[data-approval]').dataset.decided = r.approval.state
+      // The inbox refreshes live and the decided item leaves it: the outcome is kept in a log above it.
+      logDecision(id, `${r.approval.state === 'approved' ? 'Approved' : 'Denied'}.${executed}${status}`, 'ok')
       refreshApprovals?.()
     } catch (e) {
       out.textContent = `Refused: ${e.message}${e.code ? ` (${e.code})` : ''}`
       out.className = 'result bad'
       for (const b of form.querySelectorAll('button')) b.disabled = false
+    }
+  } else if (form.matches('form.handler-change')) {
+    ev.preventDefault()
+    const out = form.querySelector('.result')
+    const body = { reason: form.elements.reason.value.trim() }
+    if (form.elements.agentId) body.agentId = form.elements.agentId.value
+    try {
+      await api('POST', `/v1/cases/${encodeURIComponent(form.dataset.case)}/${form.dataset.verb}`, body)
+      window.location.reload()
+    } catch (e) {
+      out.textContent = `Refused: ${e.message}${e.code ? ` (${e.code})` : ''}`
+      out.className = 'result bad'
     }
   } else if (form.matches('form.lifecycle')) {
     ev.preventDefault()
@@ -431,6 +451,19 @@ document.addEventListener('submit', async (ev) => {
 })
 
 let refreshApprovals
+
+function logDecision(id, text, cls) {
+  let log = document.getElementById('decision-log')
+  if (!log) {
+    log = Object.assign(document.createElement('div'), { id: 'decision-log', className: 'card' })
+    log.setAttribute('role', 'status')
+    log.setAttribute('aria-live', 'polite')
+    document.querySelector('main h1')?.after(log)
+  }
+  const p = Object.assign(document.createElement('p'), { className: cls, textContent: `${id}: ${text}` })
+  p.dataset.approval = id
+  log.prepend(p)
+}
 const inbox = document.querySelector('[data-live="approvals"]')
 if (inbox) {
   let busy = false
@@ -450,17 +483,12 @@ if (inbox) {
       for (const f of inbox.querySelectorAll('form.decide')) {
         typed.set(f.dataset.approval, f.elements.reason.value)
       }
-      const justDecided = [...inbox.querySelectorAll('article[data-decided]')]
       const doc = new DOMParser().parseFromString(`<div>${await r.text()}</div>`, 'text/html')
       inbox.replaceChildren(...doc.body.firstChild.childNodes)
       for (const [id, text] of typed) {
         const f = inbox.querySelector(`form.decide[data-approval="${CSS.escape(id)}"]`)
         if (f) f.elements.reason.value = text
       }
-      const pendingSection = inbox.querySelector('section')
-      for (const a of justDecided)
-        if (!inbox.querySelector(`article[data-approval="${CSS.escape(a.dataset.approval)}"]`))
-          pendingSection?.append(a)
       inbox.dataset.refreshed = String(Date.now())
       announce(`Approvals updated: ${inbox.querySelector('[data-pending-count]')?.dataset.pendingCount ?? 0} pending`)
     } finally {

@@ -53,7 +53,14 @@ function kindClass(h: Handler | undefined): string {
 /** The handler timeline: the first route, then every handoff, each with the decision that caused it. */
 function timeline(v: CaseView): SafeHtml {
   const byId = new Map(v.decisions.map((d) => [d.id, d]))
-  const steps: { at: string; handler: Handler; decisionId: string; trigger: string; from?: Handler }[] = []
+  const steps: {
+    at: string
+    handler: Handler
+    decisionId: string
+    trigger: string
+    from?: Handler
+    taken?: { operatorId: string; how: string }
+  }[] = []
   for (const e of v.events) {
     if (e.type === 'case.decided' && steps.length === 0) {
       steps.push({
@@ -62,6 +69,18 @@ function timeline(v: CaseView): SafeHtml {
         decisionId: String(e.data.decisionId),
         trigger: String(e.data.trigger ?? ''),
       })
+    } else if (e.type === 'case.assigned') {
+      // A human took the case from its queue: same handler, now with a named owner.
+      const prev = steps.at(-1)
+      if (prev !== undefined) {
+        steps.push({
+          ...prev,
+          at: e.at,
+          decisionId: '',
+          trigger: '',
+          taken: { operatorId: String(e.data.operatorId ?? ''), how: String(e.data.how ?? 'claim') },
+        })
+      }
     } else if (e.type === 'case.handed_off') {
       const cause = (e.data.cause ?? {}) as { decisionId?: string; trigger?: string }
       steps.push({
@@ -76,7 +95,7 @@ function timeline(v: CaseView): SafeHtml {
   return html`<ol class="timeline">${steps.map((st) => {
     const d = byId.get(st.decisionId)
     return html`<li class="${kindClass(st.handler)}">
-  <p><strong>${handlerLabel(st.handler)}</strong> ${time(st.at)}${st.trigger === '' ? '' : html` <span class="badge">trigger: ${st.trigger}</span>`}</p>
+  <p><strong>${handlerLabel(st.handler)}</strong>${st.taken === undefined ? '' : html` · taken by <strong>${st.taken.operatorId}</strong> (${st.taken.how})`} ${time(st.at)}${st.trigger === '' ? '' : html` <span class="badge">trigger: ${st.trigger}</span>`}</p>
   ${d === undefined ? '' : explanation((d.data.explanation ?? []) as Explained[])}
   ${d === undefined ? '' : html`<p><small>decision <a class="mono" href="#${d.id}">${d.id}</a> · policy ${policyText(d)}</small></p>`}
 </li>`
@@ -115,10 +134,39 @@ function decisionsTable(v: CaseView): SafeHtml {
   )}</tbody></table>`
 }
 
+/** Take over from the AI, or hand back to it: always with a reason, through the queues API. */
+function handlerForm(id: string, h: Handler, agents: readonly string[], csrf: string): SafeHtml {
+  if (h.kind === 'agent') {
+    return html`<form class="handler-change" data-case="${id}" data-verb="takeover">
+    <input type="hidden" name="_csrf" value="${csrf}">
+    <label for="takeover-reason">Reason to take over from the AI</label>
+    <input id="takeover-reason" name="reason" required minlength="3" maxlength="2000" size="40">
+    <button type="submit">Take over</button>
+    <p class="result" role="status"></p>
+  </form>`
+  }
+  if (agents.length === 0) return html``
+  return html`<form class="handler-change" data-case="${id}" data-verb="handback">
+    <input type="hidden" name="_csrf" value="${csrf}">
+    <label for="handback-agent">Hand back to</label>
+    <select id="handback-agent" name="agentId">${agents.map((a) => html`<option>${a}</option>`)}</select>
+    <label for="handback-reason">Reason</label>
+    <input id="handback-reason" name="reason" required minlength="3" maxlength="2000" size="32">
+    <button type="submit" class="secondary">Hand back to the AI</button>
+    <p class="result" role="status"></p>
+  </form>`
+}
+
 export function casePage(
   viewer: Viewer,
   v: CaseView,
-  opts: { readonly now: Date; readonly canClaim: boolean; readonly actions?: HtmlValue },
+  opts: {
+    readonly now: Date
+    readonly canClaim: boolean
+    readonly actions?: HtmlValue
+    /** AI agents a human may hand the case back to (hand-back happens only where the policy routes it there). */
+    readonly agents?: readonly string[]
+  },
 ): SafeHtml {
   const c = v.record
   const why = whyOf(v.decisions, c.stateSince)
@@ -150,6 +198,7 @@ export function casePage(
     }
   </dl>
   ${waiting && unassigned && opts.canClaim ? html`<button type="button" class="claim" data-claim="${c.id}">Claim this case</button>` : ''}
+  ${c.state === 'open' && viewer.actor.kind === 'operator' ? handlerForm(c.id, c.handler, opts.agents ?? [], viewer.csrf) : ''}
 </section>
 
 <section aria-labelledby="h-why" class="card" id="why">
