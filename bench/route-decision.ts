@@ -79,7 +79,6 @@ const CEDAR_RULES: readonly (readonly [id: string, when: string])[] = [
   ['complaint-or-person-intent', `${cedarSet(PERSON_INTENTS)}.contains(context.signals.intent)`],
   ['payment-issue-intent', 'context.signals.intent == "payment_issue"'],
   ['account-deletion-intent', 'context.signals.intent == "delete_account"'],
-  ['unknown-intent', 'context.signals.intent == "unknown"'],
   [
     'runner-up-is-human',
     `context.signals.custom.intent_alt_confidence >= 2500 && ${cedarSet(HUMAN_INTENTS)}.contains(context.signals.custom.intent_alt)`,
@@ -95,6 +94,7 @@ const CEDAR_RULES: readonly (readonly [id: string, when: string])[] = [
     'order-status',
     'context.signals.topics.order_status || (["order_status", "track_order"].contains(context.signals.intent) && context.signals.intent_confidence >= 6000)',
   ],
+  ['unknown-intent', 'context.signals.intent == "unknown"'],
   [
     'assistant-intent',
     `context.signals.intent_confidence >= 6000 && context.signals.sensitivity.isEmpty() && context.signals.custom.order_value < 20000000 && ${cedarSet(ASSISTANT_INTENTS)}.contains(context.signals.intent)`,
@@ -238,7 +238,6 @@ function handwritten(f: Facts): Routed {
   else if (PERSON.has(s.intent)) [id, handler] = ['complaint-or-person-intent', H.general]
   else if (s.intent === 'payment_issue') [id, handler] = ['payment-issue-intent', H.billingOperator]
   else if (s.intent === 'delete_account') [id, handler] = ['account-deletion-intent', H.accountsOperator]
-  else if (s.intent === 'unknown') [id, handler] = ['unknown-intent', H.general]
   else if ((s.custom['intent_alt_confidence'] as number) >= 0.25 && HUMAN.has(s.custom['intent_alt'] as string))
     [id, handler] = ['runner-up-is-human', H.general]
   else if (ORDER_CHANGE.has(s.intent)) [id, handler] = ['order-change-intent', H.hybridGeneral]
@@ -256,6 +255,7 @@ function handwritten(f: Facts): Routed {
     ((s.intent === 'order_status' || s.intent === 'track_order') && s.intent_confidence >= 0.6)
   )
     [id, handler] = ['order-status', H.agent]
+  else if (s.intent === 'unknown') [id, handler] = ['unknown-intent', H.general]
   else if (
     s.intent_confidence >= 0.6 &&
     s.sensitivity.length === 0 &&

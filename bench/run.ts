@@ -1,6 +1,7 @@
 // npm run bench [-- name...]: prints one JSON line per figure (see bench/RESULTS.md).
 import { actionHttpVsIntake, tokenVsRawCrypto } from './actions.js'
 import { auditAppendVsRaw, auditVerifyAndProofs } from './audit.js'
+import { claimPg8vs1 } from './claim.js'
 import type { Figure } from './harness.js'
 import { intakeHttpVsBare } from './intake-http.js'
 import { intentsAndRouting } from './intents.js'
@@ -10,6 +11,7 @@ const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   intake_http_vs_bare: intakeHttpVsBare,
   audit_append_vs_raw: auditAppendVsRaw,
   audit_verify_1m_s: auditVerifyAndProofs,
+  claim_pg_8_vs_1: claimPg8vs1,
   action_http_vs_intake: actionHttpVsIntake,
   token_vs_raw_crypto: tokenVsRawCrypto,
   route_decision: routeDecision,

@@ -40,6 +40,13 @@ export interface WorkOptions {
   readonly post?: Poster
 }
 
+/** Webhook requests: 10 s timeout, redirects not followed (a 3xx is a failed attempt). */
+export const fetchPoster: Poster = async (url, headers, body) => {
+  const r = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000), redirect: 'manual' })
+  await r.arrayBuffer().catch(() => undefined)
+  return r.status
+}
+
 export async function createWorkServices(o: WorkOptions): Promise<WorkServices> {
   await o.store.configureWork({
     queues: o.workspace.queues.map((q) => ({ id: q.id, slaSeconds: q.slaSeconds })),
@@ -63,7 +70,7 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     random: Math.random,
     owner,
     source: eventSource,
-    ...(o.post ? { post: o.post } : {}),
+    post: o.post ?? fetchPoster,
     ...(o.webhookBaseBackoffMs === undefined ? {} : { baseBackoffMs: o.webhookBaseBackoffMs }),
     ...(o.log ? { log: o.log } : {}),
   })

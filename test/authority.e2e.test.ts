@@ -229,6 +229,23 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(audit.map((e) => e.type)).toEqual(expect.arrayContaining(['case.handed_off', 'credential.revoked']))
     })
 
+    it('an agent closes a case within its closure authority; the close ends its credentials', async () => {
+      const caseId = await openAgentCase()
+      const tok = await token(caseId)
+      const r = await act(caseId, tok, { tool: 'close_case', params: { outcome: 'resolved' } })
+      expect(r.statusCode, r.body).toBe(200)
+      expect(r.json()).toMatchObject({ outcome: 'allow', state: 'executed' })
+      expect((await inject('GET', `/v1/cases/${caseId}`, t.keys.operator)).json().state).toBe('closed')
+      await expectRefusedAndAudited(
+        await act(caseId, tok, { tool: 'reply', params: { text: 'bye' } }),
+        401,
+        'CREDENTIAL_REVOKED',
+        caseId,
+      )
+      const types = (await auditOf(caseId)).map((e) => e.type)
+      expect(types).toEqual(expect.arrayContaining(['case.closed', 'credential.revoked']))
+    })
+
     it('a credential-mode tool hands back a credential scoped to the case, tool and exact parameters', async () => {
       const caseId = await openAgentCase()
       const tok = await token(caseId)
@@ -272,6 +289,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           scope: 'reply cancel_subscription',
         })
         await expectRefusedAndAudited(ask, 403, 'TOOL_NOT_GRANTED', caseId)
+        expect(ask.json().error).toBe('invalid_scope')
       })
 
       it('after a handoff the credential fails at once', async () => {

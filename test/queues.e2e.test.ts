@@ -148,6 +148,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         assigned++
       }
       expect(assigned).toBeGreaterThanOrEqual(4)
+      // An operator pulling the next case gets it for themselves.
+      const next = await open('I need a real person to look at this')
+      const pulled = await inject('POST', '/v1/queues/general/assign-next', h.ops.linus!)
+      expect(pulled.statusCode).toBe(200)
+      expect(pulled.json()).toMatchObject({ caseId: next.id, operatorId: 'linus' })
       const loads = await h.app.store.operatorLoads()
       for (const o of h.app.services.workspace.operators) {
         expect(loads.find((l) => l.operatorId === o.id)?.active ?? 0).toBeLessThanOrEqual(o.capacity)

@@ -149,8 +149,8 @@ export async function decideApproval(
 }
 
 /**
- * Executes an approved action that has not run (e.g. an earlier attempt was interrupted before the claim). A
- * replay of an executed (or executing) approval does nothing and says so: `APPROVAL_ALREADY_EXECUTED`, audited.
+ * Executes an approved action that has not run (e.g. an earlier attempt was interrupted before the claim), by its
+ * approver or an admin. A replay of an executed (or executing) approval does nothing and says so: `APPROVAL_ALREADY_EXECUTED`, audited.
  */
 export async function executeApproval(deps: AuthorityDeps, actor: Actor, id: string): Promise<ApprovalDecisionResult> {
   const a = await deps.store.getApproval(id)
@@ -170,6 +170,12 @@ export async function executeApproval(deps: AuthorityDeps, actor: Actor, id: str
     throw new BatonError(code, message)
   }
   if (a.state !== 'approved') return refuse('APPROVAL_NOT_PENDING', `approval ${a.id} is ${a.state}; it cannot execute`)
+  if (actor.kind !== 'admin' && actor.id !== a.decidedBy) {
+    return refuse(
+      'APPROVER_NOT_ELIGIBLE',
+      `only the approver ('${a.decidedBy}') or an admin may execute approval ${a.id}`,
+    )
+  }
   if (action === undefined) return refuse('APPROVAL_NOT_FOUND', `the action of approval ${a.id} is missing`)
   if (action.state !== 'authorized') {
     return refuse(

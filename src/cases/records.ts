@@ -51,6 +51,7 @@ export const CASE_EVENT_TYPES = [
   'case.linked',
   'case.assigned',
   'case.sla_breached',
+  'case.closed',
 ] as const
 export type CaseEventType = (typeof CASE_EVENT_TYPES)[number]
 

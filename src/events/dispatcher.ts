@@ -18,7 +18,8 @@ export interface DispatcherDeps {
   readonly owner: string
   /** CloudEvents `source` of every event, e.g. `urn:baton:shop`. */
   readonly source: string
-  readonly post?: Poster
+  /** The HTTP client (the composition root passes `fetch`; tests pass a fake). */
+  readonly post: Poster
   /** First retry delay (default 1 s), doubling up to `maxBackoffMs` (default 5 min). */
   readonly baseBackoffMs?: number
   readonly maxBackoffMs?: number
@@ -36,12 +37,6 @@ export interface WebhookDispatcher {
 
 const BATCH = 200
 
-export const fetchPoster: Poster = async (url, headers, body) => {
-  const r = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000), redirect: 'manual' })
-  await r.arrayBuffer().catch(() => undefined)
-  return r.status
-}
-
 /**
  * Webhook delivery by tailing the audit log. Each subscription keeps its own durable cursor (the next audit seq to
  * consider) and retry state in the store, so delivery resumes after a restart where it stopped: in order, at least
@@ -49,7 +44,7 @@ export const fetchPoster: Poster = async (url, headers, body) => {
  * the events behind it wait (per-subscription order is kept). Subscriptions are leased per node.
  */
 export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher {
-  const post = deps.post ?? fetchPoster
+  const post = deps.post
   const base = deps.baseBackoffMs ?? 1000
   const max = deps.maxBackoffMs ?? 300_000
   const maxAttempts = deps.maxAttempts ?? 12

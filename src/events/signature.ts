@@ -7,7 +7,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
  */
 export const SECRET_PREFIX = 'whsec_'
 
-export interface SignedHeaders {
+// A type, not an interface: it is also a plain header record (`Record<string, string>`).
+export type SignedHeaders = {
   readonly 'webhook-id': string
   /** Unix seconds. */
   readonly 'webhook-timestamp': string

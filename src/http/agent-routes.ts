@@ -13,6 +13,7 @@ import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { Role } from '../store/ports.js'
 import { requestAction } from '../tools/actions.js'
 import { actionBody, actionResult, agentSchema, agentView, operatorView, tokenBody } from './authority-schemas.js'
+import { type Problem, problemOf, sendProblem } from './problem.js'
 import { errorResponses, idParam, problem } from './schemas.js'
 import { agentAuthOf, refusal } from './server.js'
 import type { Services } from './services.js'
@@ -42,6 +43,30 @@ const lifecycle = {
   required: ['reason'],
   properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
 } as const
+
+/** A problem document that also carries OAuth's `error` and `error_description` (RFC 6749 §5.2). */
+const oauthProblem = {
+  ...problem,
+  properties: { ...problem.properties, error: { type: 'string' }, error_description: { type: 'string' } },
+} as const
+
+function oauthError(e: BatonError): string {
+  switch (e.code) {
+    case 'VALIDATION_FAILED':
+      return e.fields.some((f) => f.field === 'grant_type') ? 'unsupported_grant_type' : 'invalid_request'
+    case 'TOOL_NOT_GRANTED':
+      return 'invalid_scope'
+    case 'CREDENTIAL_INVALID':
+    case 'CREDENTIAL_EXPIRED':
+    case 'CREDENTIAL_REVOKED':
+    case 'UNAUTHENTICATED':
+      return 'invalid_client'
+    case 'AGENT_INACTIVE':
+      return 'unauthorized_client'
+    default:
+      return 'invalid_grant'
+  }
+}
 
 /** Agents (registry, lifecycle, credentials, privilege report), OAuth endpoints, JWKS and tool actions. */
 export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
@@ -85,15 +110,27 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
               case_id: { type: 'string' },
             },
           },
-          ...errorResponses,
-          404: problem,
-          409: problem,
+          400: oauthProblem,
+          401: oauthProblem,
+          403: oauthProblem,
+          404: oauthProblem,
+          409: oauthProblem,
         },
       },
     },
     async (req, reply) => {
-      const r = await issueAccessToken(deps, req.body as TokenRequest)
-      return reply.header('cache-control', 'no-store').send(r)
+      reply.header('cache-control', 'no-store')
+      try {
+        return reply.send(await issueAccessToken(deps, req.body as TokenRequest))
+      } catch (e) {
+        if (!(e instanceof BatonError)) throw e
+        // OAuth clients read `error` (RFC 6749 §5.2); the problem document carries Baton's code beside it.
+        return sendProblem(reply, {
+          ...problemOf(e, '/v1/oauth/token'),
+          error: oauthError(e),
+          error_description: e.message,
+        } as Problem)
+      }
     },
   )
 

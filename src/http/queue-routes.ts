@@ -249,7 +249,7 @@ export function registerQueueRoutes(app: FastifyInstance, s: Services): void {
       schema: {
         tags: ['queues'],
         summary:
-          'Auto-assignment: the most urgent waiting case goes to the least-loaded eligible operator with free capacity (204 when none can be assigned)',
+          'Auto-assignment: the most urgent waiting case goes to the least-loaded eligible operator with free capacity; an operator key pulls the next case for itself (204 when none can be assigned)',
         params: idParam,
         response: { 200: assignment, 204: { type: 'null' }, ...errorResponses, 404: problem },
       },

@@ -3,8 +3,9 @@ import type { FeatureOptions } from './features.js'
 import type { IntentModel } from './model.js'
 
 /**
- * The model file: JSON with the arrays as base64 (little-endian). Weights are stored as int8 with one float32
- * scale per feature row (max |w| / 127), which keeps a 77-intent model near 2 MB with no measurable accuracy loss.
+ * The model file: JSON with the arrays as base64 (little-endian). Only non-zero weights are stored (the pipeline
+ * prunes all but the largest quarter), each as int8 with one float32 scale per feature row (max |w| / 127), by row:
+ * a count per row, then the class index and the value of each weight.
  */
 export const MODEL_FORMAT = 'baton-intents/1'
 
@@ -18,7 +19,7 @@ interface ModelFile {
   readonly vocab: { readonly word: string; readonly char: string }
   readonly idf: string
   readonly bias: readonly number[]
-  readonly weights: { readonly rowScale: string; readonly q: string }
+  readonly weights: { readonly rowScale: string; readonly count: string; readonly cls: string; readonly q: string }
 }
 
 const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64')
@@ -35,13 +36,22 @@ export function encodeModel(m: IntentModel): string {
   const c = m.labels.length
   const rows = m.idf.length
   const rowScale = new Float32Array(rows)
-  const q = new Int8Array(rows * c)
+  const count = new Uint16Array(rows)
+  const cls: number[] = []
+  const q: number[] = []
   for (let f = 0; f < rows; f++) {
     let max = 0
     for (let k = 0; k < c; k++) max = Math.max(max, Math.abs(m.weights[f * c + k]!))
     const s = max / 127
     rowScale[f] = s
-    if (s > 0) for (let k = 0; k < c; k++) q[f * c + k] = Math.round(m.weights[f * c + k]! / s)
+    if (s === 0) continue
+    for (let k = 0; k < c; k++) {
+      const v = Math.round(m.weights[f * c + k]! / s)
+      if (v === 0) continue
+      count[f]!++
+      cls.push(k)
+      q.push(v)
+    }
   }
   const keysOf = (b: 0 | 1) => {
     const keys = new Uint32Array(m.vocab[b].size)
@@ -58,7 +68,12 @@ export function encodeModel(m: IntentModel): string {
     vocab: { word: b64(keysOf(0)), char: b64(keysOf(1)) },
     idf: b64(m.idf),
     bias: [...m.bias],
-    weights: { rowScale: b64(rowScale), q: b64(q) },
+    weights: {
+      rowScale: b64(rowScale),
+      count: b64(count),
+      cls: b64(c <= 256 ? Uint8Array.from(cls) : Uint16Array.from(cls)),
+      q: b64(Int8Array.from(q)),
+    },
   }
   return `${JSON.stringify(file)}\n`
 }
@@ -78,14 +93,31 @@ export function decodeModel(text: string, file = 'model'): IntentModel {
   const char = fromB64(f.vocab.char, (b) => new Uint32Array(b))
   const idf = fromB64(f.idf, (b) => new Float32Array(b))
   const rowScale = fromB64(f.weights.rowScale, (b) => new Float32Array(b))
+  const count = fromB64(f.weights.count, (b) => new Uint16Array(b))
   const q = fromB64(f.weights.q, (b) => new Int8Array(b))
   const c = f.labels.length
+  const cls = fromB64(f.weights.cls, (b) => (c <= 256 ? new Uint8Array(b) : new Uint16Array(b)))
   const rows = word.length + char.length
-  if (idf.length !== rows || rowScale.length !== rows || q.length !== rows * c || f.bias.length !== c) {
+  const stored = count.reduce((n, x) => n + x, 0)
+  if (
+    idf.length !== rows ||
+    rowScale.length !== rows ||
+    count.length !== rows ||
+    q.length !== stored ||
+    cls.length !== stored ||
+    f.bias.length !== c
+  ) {
     throw new BatonError('WORKSPACE_INVALID', `${file}: array sizes do not agree (${rows} rows, ${c} labels)`)
   }
-  const weights = new Float32Array(q.length)
-  for (let r = 0; r < rows; r++) for (let k = 0; k < c; k++) weights[r * c + k] = q[r * c + k]! * rowScale[r]!
+  const weights = new Float32Array(rows * c)
+  let e = 0
+  for (let r = 0; r < rows; r++) {
+    for (let n = 0; n < count[r]!; n++, e++) {
+      const k = cls[e]!
+      if (k >= c) throw new BatonError('WORKSPACE_INVALID', `${file}: class index ${k} out of range`)
+      weights[r * c + k] = q[e]! * rowScale[r]!
+    }
+  }
   const vocab: [Map<number, number>, Map<number, number>] = [new Map(), new Map()]
   for (let i = 0; i < word.length; i++) vocab[0].set(word[i]!, i)
   for (let i = 0; i < char.length; i++) vocab[1].set(char[i]!, word.length + i)

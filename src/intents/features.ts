@@ -39,19 +39,21 @@ export function words(text: string): string[] {
   return normalizeText(text).match(WORD) ?? []
 }
 
-function fnv1a(s: string, seed: number): number {
-  let h = seed
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
-}
-
 const WORD_SEED = 0x811c9dc5
 const CHAR_SEED = 0x9e3779b9
 
-/** Raw term counts of one text, before IDF: key → count, per block. */
+const PRIME = 0x01000193
+
+function add(m: Map<number, number>, h: number): void {
+  // 30 bits: V8 keeps such keys as small integers, which makes every map lookup several times cheaper
+  const k = h >>> 2
+  m.set(k, (m.get(k) ?? 0) + 1)
+}
+
+/**
+ * Raw term counts of one text, before IDF: key → count, per block. Hashes are computed incrementally over the
+ * characters (the FNV-1a of each n-gram string, without building the strings).
+ */
 export function termCounts(
   text: string,
   opts: FeatureOptions = DEFAULT_FEATURES,
@@ -59,20 +61,24 @@ export function termCounts(
   const ws = words(text)
   const word = new Map<number, number>()
   const [wLo, wHi] = opts.wordNgrams
-  for (let n = wLo; n <= wHi; n++) {
-    for (let i = 0; i + n <= ws.length; i++) {
-      const k = fnv1a(ws.slice(i, i + n).join(' '), WORD_SEED)
-      word.set(k, (word.get(k) ?? 0) + 1)
+  for (let i = 0; i < ws.length; i++) {
+    let h = WORD_SEED
+    for (let n = 1; n <= wHi && i + n <= ws.length; n++) {
+      if (n > 1) h = Math.imul(h ^ 0x20, PRIME)
+      const w = ws[i + n - 1]!
+      for (let j = 0; j < w.length; j++) h = Math.imul(h ^ w.charCodeAt(j), PRIME)
+      if (n >= wLo) add(word, h)
     }
   }
   const char = new Map<number, number>()
   const [cLo, cHi] = opts.charNgrams
   for (const w of opts.charAcrossWords ? [ws.join(' ')] : ws) {
     const padded = ` ${w} `
-    for (let n = cLo; n <= cHi; n++) {
-      for (let i = 0; i + n <= padded.length; i++) {
-        const k = fnv1a(padded.slice(i, i + n), CHAR_SEED)
-        char.set(k, (char.get(k) ?? 0) + 1)
+    for (let i = 0; i < padded.length; i++) {
+      let h = CHAR_SEED
+      for (let n = 1; n <= cHi && i + n <= padded.length; n++) {
+        h = Math.imul(h ^ padded.charCodeAt(i + n - 1), PRIME)
+        if (n >= cLo) add(char, h)
       }
     }
   }

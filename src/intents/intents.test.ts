@@ -4,6 +4,7 @@ import { decodeModel, encodeModel } from './codec.js'
 import { evaluateModel } from './metrics.js'
 import { classify, UNKNOWN_INTENT } from './model.js'
 import { trainIntentModel } from './pipeline.js'
+import { parseRiskMap, summarizeRouting } from './routing-eval.js'
 import { splitValidation } from './split.js'
 import { DEFAULT_TRAIN, type LabelledText, trainSoftmax } from './train.js'
 
@@ -107,5 +108,34 @@ describe('the validation split', () => {
     expect(side('Message  NUMBER 3')).toBe(side('message number 3'))
     expect(va.filter((d) => d.label === 'a').length).toBeGreaterThan(0)
     expect(va.filter((d) => d.label === 'b').length).toBeGreaterThan(0)
+  })
+})
+
+describe('routing quality against a risk map', () => {
+  const risk = parseRiskMap('{"intents":{"a":"ai","b":"approval","h":"human"}}', 'map.json')
+  it('counts human messages left with an agent as unsafe and ai messages left with an agent as automated', () => {
+    const r = summarizeRouting(
+      [
+        { label: 'h', handler: 'agent', micros: 10, intakeMicros: 20 },
+        { label: 'h', handler: 'operator', micros: 10, intakeMicros: 20 },
+        { label: 'h', handler: 'hybrid', micros: 10, intakeMicros: 20 },
+        { label: 'h', handler: 'operator', micros: 10, intakeMicros: 20 },
+        { label: 'a', handler: 'agent', micros: 30, intakeMicros: 40 },
+        { label: 'a', handler: 'operator', micros: 10, intakeMicros: 20 },
+        { label: 'b', handler: 'hybrid', micros: 10, intakeMicros: 20 },
+        { label: 'oos', handler: 'operator', micros: 10, intakeMicros: 20 },
+      ],
+      risk,
+    )
+    expect(r.n).toBe(8)
+    expect(r.unsafe_automation_rate).toBe(0.25)
+    expect(r.automation_rate).toBe(0.5)
+    expect(r.by_class.unmapped).toEqual({ n: 1, agent: 0, hybrid: 0, operator: 1 })
+    expect(r.p99_decision_us).toBe(30)
+  })
+  it('refuses a map with a class outside ai, approval, human', () => {
+    expect(() => parseRiskMap('{"intents":{"a":"maybe"}}', 'm.json')).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+    )
   })
 })

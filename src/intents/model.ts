@@ -73,6 +73,45 @@ export function vectorize(
   return { index: Int32Array.from(index), value: Float32Array.from(value) }
 }
 
+/** The non-zero weights by feature row (compressed sparse rows), built once per model. */
+interface SparseRows {
+  readonly start: Int32Array
+  readonly cls: Uint16Array
+  readonly w: Float32Array
+}
+
+const sparseRows = new WeakMap<Float32Array, SparseRows | null>()
+
+function rowsOf(weights: Float32Array, c: number): SparseRows | null {
+  let cached = sparseRows.get(weights)
+  if (cached !== undefined) return cached
+  let nz = 0
+  for (const x of weights) if (x !== 0) nz++
+  // only worth it for a pruned model
+  if (nz > weights.length / 2) cached = null
+  else {
+    const rows = weights.length / c
+    const start = new Int32Array(rows + 1)
+    const cls = new Uint16Array(nz)
+    const w = new Float32Array(nz)
+    let e = 0
+    for (let r = 0; r < rows; r++) {
+      start[r] = e
+      for (let k = 0; k < c; k++) {
+        const x = weights[r * c + k]!
+        if (x !== 0) {
+          cls[e] = k
+          w[e++] = x
+        }
+      }
+    }
+    start[rows] = e
+    cached = { start, cls, w }
+  }
+  sparseRows.set(weights, cached)
+  return cached
+}
+
 /** Raw class scores (logits) of a vector. */
 export function logits(
   m: Pick<IntentModel, 'weights' | 'bias' | 'labels'>,
@@ -81,13 +120,38 @@ export function logits(
 ): Float64Array {
   const c = m.labels.length
   const z = out ?? new Float64Array(c)
-  for (let k = 0; k < c; k++) z[k] = m.bias[k]!
-  for (let j = 0; j < x.index.length; j++) {
-    const base = x.index[j]! * c
-    const v = x.value[j]!
-    for (let k = 0; k < c; k++) z[k]! += v * m.weights[base + k]!
+  const idx = x.index
+  const val = x.value
+  z.set(m.bias)
+  const sparse = rowsOf(m.weights, c)
+  if (sparse !== null) {
+    const { start, cls, w } = sparse
+    for (let j = 0; j < idx.length; j++) {
+      const r = idx[j]!
+      const v = val[j]!
+      const end = start[r + 1]!
+      for (let e = start[r]!; e < end; e++) {
+        const k = cls[e]!
+        z[k] = z[k]! + v * w[e]!
+      }
+    }
+    return z
+  }
+  const w = m.weights
+  for (let j = 0; j < idx.length; j++) {
+    const base = idx[j]! * c
+    const v = val[j]!
+    for (let k = 0; k < c; k++) z[k] = z[k]! + v * w[base + k]!
   }
   return z
+}
+
+/** Zeroes all but the `keep` share of the weights with the largest magnitude (faster, smaller, ~same accuracy). */
+export function pruneWeights<T extends IntentModel>(m: T, keep: number): T {
+  if (keep >= 1) return m
+  const abs = Float32Array.from(m.weights, Math.abs).sort()
+  const tau = abs[Math.min(abs.length - 1, Math.floor((1 - keep) * abs.length))] ?? 0
+  return { ...m, weights: m.weights.map((x) => (Math.abs(x) < tau ? 0 : x)) }
 }
 
 /** In-place softmax of `z / temperature`. */
@@ -112,8 +176,15 @@ export function probabilities(m: IntentModel, text: string): Float64Array {
 /** Classifies one message: the top `k` intents with calibrated confidence, or `unknown` under the threshold. */
 export function classify(m: IntentModel, text: string, k = 3): IntentPrediction {
   const p = probabilities(m, text)
-  const order = [...p.keys()].sort((a, b) => p[b]! - p[a]!).slice(0, Math.max(1, k))
-  const top = order.map((i) => ({ intent: m.labels[i]!, confidence: p[i]! }))
+  // top k by repeated selection: k is small, no sort of every label
+  const top: IntentScore[] = []
+  const taken = new Set<number>()
+  for (let n = 0; n < Math.min(Math.max(1, k), p.length); n++) {
+    let best = -1
+    for (let i = 0; i < p.length; i++) if (!taken.has(i) && (best < 0 || p[i]! > p[best]!)) best = i
+    taken.add(best)
+    top.push({ intent: m.labels[best]!, confidence: p[best]! })
+  }
   const best = top[0]!
   return { intent: best.confidence < m.unknownBelow ? UNKNOWN_INTENT : best.intent, confidence: best.confidence, top }
 }

@@ -1,5 +1,5 @@
 import { evaluateModel, round } from './metrics.js'
-import { type IntentModel, probabilities } from './model.js'
+import { type IntentModel, probabilities, pruneWeights } from './model.js'
 import { splitValidation } from './split.js'
 import {
   buildVocabulary,
@@ -24,6 +24,8 @@ export interface PipelineOptions {
   readonly refit: boolean
   /** Epochs of that continuation, warm-started from the calibrated model at a quarter of the learning rate. */
   readonly refitEpochs: number
+  /** Share of the weights kept (largest magnitude first); the rest are zero and not stored. */
+  readonly keepWeights: number
 }
 
 export const DEFAULT_PIPELINE: PipelineOptions = {
@@ -33,6 +35,7 @@ export const DEFAULT_PIPELINE: PipelineOptions = {
   coverage: 0.95,
   refit: true,
   refitEpochs: 2,
+  keepWeights: 0.25,
 }
 
 export interface PipelineResult {
@@ -75,7 +78,8 @@ export function trainIntentModel(
     o.train.features,
     o.train.minDf,
   )
-  const first = trainSoftmax(train, o.train, { vocabulary })
+  const dense = trainSoftmax(train, o.train, { vocabulary })
+  const first = pruneWeights(dense, o.keepWeights)
   const eceBefore = evaluateModel(first, validation).ece
   const temperature = fitTemperature(first, validation)
   const calibrated: IntentModel = { ...first, temperature }
@@ -100,13 +104,16 @@ export function trainIntentModel(
     unknownBelow === undefined ? cap : o.unknownBelow === undefined ? Math.min(unknownBelow, cap) : unknownBelow
   const report = evaluateModel({ ...calibrated, unknownBelow }, validation)
   const base = o.refit
-    ? trainSoftmax(data, { ...o.train, epochs: o.refitEpochs, eta0: o.train.eta0 / 4 }, { from: first })
+    ? pruneWeights(
+        trainSoftmax(data, { ...o.train, epochs: o.refitEpochs, eta0: o.train.eta0 / 4 }, { from: dense }),
+        o.keepWeights,
+      )
     : first
   const model: IntentModel = {
     ...base,
     temperature,
     unknownBelow,
-    meta: { ...base.meta, validation: validation.length, refit: o.refit },
+    meta: { ...base.meta, validation: validation.length, refit: o.refit, keepWeights: o.keepWeights },
   }
   return {
     model,

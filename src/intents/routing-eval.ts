@@ -52,6 +52,7 @@ export interface RoutingSummary {
   /** Per class (and `unmapped` for labels outside the map, e.g. CLINC150 `oos`): where the messages went. */
   readonly by_class: Readonly<Record<string, ClassCount>>
   readonly p99_decision_us: number
+  readonly p50_decision_us: number
   readonly p99_intake_us: number
 }
 
@@ -78,6 +79,12 @@ export function summarizeRouting(
       percentile(
         routed.map((m) => m.micros),
         0.99,
+      ),
+    ),
+    p50_decision_us: Math.round(
+      percentile(
+        routed.map((m) => m.micros),
+        0.5,
       ),
     ),
     p99_intake_us: Math.round(

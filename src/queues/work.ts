@@ -59,14 +59,18 @@ export async function claimCase(deps: WorkDeps, actor: Actor, caseId: string, op
   })
 }
 
-/** Gives the most urgent waiting case of `queueId` to the least-loaded eligible operator with free capacity. */
+/**
+ * Gives the most urgent waiting case of `queueId` to the least-loaded eligible operator with free capacity. An
+ * operator asking pulls the next case for themselves (only they are candidates); an admin dispatches to anyone.
+ */
 export async function assignNext(deps: WorkDeps, actor: Actor, queueId: string): Promise<Assignment | undefined> {
   const queue = findQueue(deps, queueId)
+  const pool = actor.kind === 'operator' ? [findOperator(deps, actor.id)] : deps.operators
   for (let attempt = 1; ; attempt++) {
     try {
       return await deps.store.assignNext({
         queue: queueId,
-        candidates: (item) => eligibleOperators(deps.operators, queue.skills, item.language).map((o) => o.id),
+        candidates: (item) => eligibleOperators(pool, queue.skills, item.language).map((o) => o.id),
         at: deps.now().toISOString(),
         actor: { kind: actor.kind, id: actor.id },
       })

@@ -731,7 +731,8 @@ function toCase(r: Database['cases']): CaseRecord {
     updatedAt: r.updated_at,
     stateSince: r.state_since,
     authorityEpoch: Number(r.authority_epoch ?? 0),
-    aiTurns: Number(r.ai_turns ?? 0),
+    // Omitted while 0 (the usual case: no agent answering): records stay equal to what their writers built.
+    ...(Number(r.ai_turns ?? 0) > 0 ? { aiTurns: Number(r.ai_turns) } : {}),
   }
 }
 

@@ -26,11 +26,11 @@ export function workMigration(engine: Engine): Migration {
         .addColumn('assigned_at', 'text')
         .addColumn('breached', 'integer', (c) => c.notNull().defaultTo(0))
         .execute()
-      await db.schema
-        .createIndex('work_items_queue_rank')
-        .on('work_items')
-        .columns(['queue', 'operator_id', 'rank_ms', 'case_id'])
-        .execute()
+      // The waiting cases of a queue in priority order, straight from a partial index (no sort, however long the
+      // queue): `operator_id is null` is not an equality, so a plain index on it could not give the order.
+      await sql`create index work_items_waiting on work_items (queue, rank_ms, case_id) where operator_id is null`.execute(
+        db,
+      )
       await db.schema.createIndex('work_items_operator').on('work_items').column('operator_id').execute()
       // Capacity and current load of each operator; `active` moves only by conditional updates (never over capacity).
       await db.schema

@@ -312,7 +312,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
         const sig = e.data.signals as { language?: unknown } | undefined
         if (typeof sig?.language === 'string') language = sig.language
       } else if (e.type === 'case.decided' || e.type === 'case.handed_off') {
-        const cause = (e.type === 'case.handed_off' ? e.data.cause : e.data) as {
+        const cause = ((e.type === 'case.handed_off' ? e.data.cause : e.data) ?? {}) as {
           rules?: unknown
           trigger?: unknown
           reason?: unknown
@@ -459,6 +459,9 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
             .onConflict((oc) => oc.column('operator_id').doUpdateSet({ capacity: o.capacity }))
             .execute()
         }
+        // Another node may be assigning: wait for its transactions and hold new ones off while counting, so the
+        // count sees every committed assignment and none lands in between.
+        if (pg) await sql`lock table operator_load in share row exclusive mode`.execute(trx)
         await sql`update operator_load set active = (select count(*) from work_items w where w.operator_id = operator_load.operator_id)`.execute(
           trx,
         )

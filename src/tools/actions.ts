@@ -43,6 +43,9 @@ export interface ActionResponse {
   readonly result?: { readonly status: number | null; readonly digest: string | null; readonly error: string | null }
 }
 
+/** The built-in tool that closes a case; its `outcome` must be within the agent's closure authority. */
+export const CLOSE_TOOL = 'close_case'
+
 /** Rule id added when a hybrid case's agent asks for something the policy would allow: it may only propose. */
 export const HYBRID_PROPOSAL_RULE = 'hybrid-proposal'
 
@@ -86,6 +89,15 @@ export async function requestAction(
     throw new BatonError('PARAMS_INVALID', problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
       fields: problems,
     })
+  }
+  if (tool.name === CLOSE_TOOL) {
+    const outcome = String(input.params.outcome ?? '')
+    if (!agent.closure.includes(outcome)) {
+      throw new BatonError(
+        'TOOL_NOT_GRANTED',
+        `agent '${agent.id}' may not close a case as '${outcome}' (its closure authority: ${agent.closure.join(', ') || 'none'})`,
+      )
+    }
   }
 
   const policy = deps.policy().policy
@@ -168,7 +180,8 @@ export async function requestAction(
   let caseChange: { case: CaseRecord; expectedVersion: number; events: CaseEvent[] } | undefined
   const issued: IssuedCredentialRecord[] = []
   let credential: ActionResponse['credential']
-  const epochAfter = claims.epoch + (result.outcome === 'escalate' || riskRose ? 1 : 0)
+  const closes = tool.name === CLOSE_TOOL && tool.connector === null && result.outcome === 'allow'
+  const epochAfter = claims.epoch + (result.outcome === 'escalate' || riskRose || closes ? 1 : 0)
 
   if (result.outcome === 'deny') {
     state = 'denied'
@@ -244,6 +257,31 @@ export async function requestAction(
         rule: approval.rule,
         expiresAt,
       },
+    })
+  } else if (tool.name === CLOSE_TOOL && tool.connector === null) {
+    // Baton closes the case itself, in the decision's transaction; the close ends every credential on it.
+    state = 'executed'
+    const data = { outcome: input.params.outcome, actionId, decisionId, by: actor }
+    caseChange = {
+      case: {
+        ...c,
+        state: 'closed',
+        risk,
+        version: c.version + 1,
+        updatedAt: iso,
+        stateSince: iso,
+        lastEvent: c.lastEvent + 1,
+      },
+      expectedVersion: c.version,
+      events: [{ caseId, seq: c.lastEvent + 1, type: 'case.closed', data, at: iso }],
+    }
+    audit.push({ type: 'case.closed', at: iso, caseId, actor, data: { caseSeq: c.lastEvent + 1, ...data } })
+    audit.push({
+      type: 'credential.revoked',
+      at: iso,
+      caseId,
+      actor,
+      data: { agentId: agent.id, reason: 'closed', epoch: claims.epoch + 1 },
     })
   } else if (tool.connector?.mode === 'credential') {
     state = 'credential_issued'

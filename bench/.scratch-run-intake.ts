@@ -1,2 +1,0 @@
-import { intakeHttpVsBare } from './.scratch-intake.js'
-process.stdout.write(`${JSON.stringify(await intakeHttpVsBare())}\n`)
