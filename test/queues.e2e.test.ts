@@ -284,6 +284,21 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       while (!t2.includes(`id: ${id}`)) t2 += Buffer.from((await r2.read()).value ?? new Uint8Array()).toString()
       ctl2.abort()
       expect(t2).toContain(`"subject":"${c.id}"`)
+
+      // The same through the `after` query parameter (what a browser's EventSource can send).
+      const ctl3 = new AbortController()
+      const third = await fetch(`${address}/v1/events?types=case.escalated&after=${Number(id) - 1}`, {
+        headers: auth(h.admin),
+        signal: ctl3.signal,
+      })
+      expect(third.status).toBe(200)
+      const r3 = third.body!.getReader()
+      let t3 = ''
+      while (!t3.includes(`id: ${id}`)) t3 += Buffer.from((await r3.read()).value ?? new Uint8Array()).toString()
+      ctl3.abort()
+      expect(t3).toContain(`"subject":"${c.id}"`)
+      const bad = await fetch(`${address}/v1/events?after=1.5`, { headers: auth(h.admin) })
+      expect(bad.status).toBe(400)
       expect((await fetch(`${address}/v1/events`)).status).toBe(401)
     })
 

@@ -180,7 +180,12 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
           additionalProperties: false,
           properties: {
             types: { type: 'string', maxLength: 1000, description: 'Comma-separated event types (default: all)' },
-            after: { type: 'integer', minimum: -1, description: 'Resume after this audit seq (as Last-Event-ID)' },
+            // Query strings are text and the server does not coerce types: the pattern keeps it a safe integer.
+            after: {
+              type: 'string',
+              pattern: '^(-1|[0-9]{1,15})$',
+              description: 'Resume after this audit seq (as Last-Event-ID); -1 replays from the start',
+            },
           },
         },
         headers: {
@@ -194,7 +199,7 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
       },
     },
     async (req, reply) => {
-      const q = req.query as { types?: string; after?: number }
+      const q = req.query as { types?: string; after?: string }
       const filter =
         q.types === undefined
           ? ['*']
@@ -213,7 +218,7 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
         typeof lastId === 'string'
           ? Number(lastId) + 1
           : q.after !== undefined
-            ? q.after + 1
+            ? Number(q.after) + 1
             : await s.store.auditSize()
       const raw = reply.raw
       reply.hijack()

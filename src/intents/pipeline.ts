@@ -63,7 +63,7 @@ function topProbability(m: IntentModel, text: string): number {
 
 /**
  * Holds out a validation split, trains, fits the temperature (NLL) and the unknown threshold on it, and (with
- * `refit`) retrains on everything. Pure and deterministic for a given seed.
+ * `refit`) continues training on everything; prunes to the largest weights. Pure and deterministic for a seed.
  */
 export function trainIntentModel(
   data: readonly LabelledText[],
