@@ -147,7 +147,8 @@ export function renderTradeoffSvg(series: Readonly<Record<string, readonly Curve
   const y = (v: number) => H - B - (v / maxY) * (H - T - B)
   const colors = ['#1f77b4', '#d62728', '#2ca02c']
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12" role="img">`,
+    '<title>Unsafe automation rate against automation rate as the confidence threshold moves</title>',
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2 - 40}" y="22" font-size="14" text-anchor="middle">Unsafe automation vs automation as the confidence threshold moves</text>`,
   ]

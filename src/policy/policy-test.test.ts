@@ -64,7 +64,7 @@ describe('runPolicyTests', () => {
     })
     expect(Object.values(n.signals.risk).every((v) => v === false)).toBe(true)
     expect(n.signals.topics).toEqual({ account_change: false, payment: false, order_status: false })
-    expect(n.signals.custom).toEqual({ order_value: 0 })
+    expect(n.signals.custom).toEqual({ order_value: 0, intent_alt: '', intent_alt_confidence: 0 })
     expect(Object.keys(n.queue)).toEqual(SHOP_KNOWN.queues)
     expect(n.case.handler).toBe('')
   })
