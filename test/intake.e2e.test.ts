@@ -224,6 +224,36 @@ routing:
       expect(still.json().decision.policy.hash).toBe(before.hash)
     })
 
+    it('reads queue depths from the store for a policy whose conditions read them', async () => {
+      const busy = `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: shop, version: 100, owner: x@y.z }
+routing:
+  default: { handler: operator, queue: general, reason: a person reads it }
+  rules:
+    - id: general-is-busy
+      when: queue.general.depth >= 1000000
+      route: { handler: agent, agent: shop-assistant }
+      reason: never in this test; it makes the policy read the queue
+`
+      const put = await t.app.server.inject({
+        method: 'PUT',
+        url: '/v1/policy',
+        headers: { ...bearer(t.keys.admin), 'content-type': 'application/yaml' },
+        payload: busy,
+      })
+      expect(put.statusCode).toBe(200)
+      const before = (await t.app.store.queueStats()).general?.depth ?? 0
+      const r = await post('/v1/cases', { customer: 'cu_q', channel: 'chat', message: { text: 'hello there' } })
+      expect(r.statusCode).toBe(201)
+      expect(r.json().decision.rules).toEqual(['default'])
+      const d = (
+        await t.app.server.inject({ url: `/v1/decisions/${r.json().decision.id}`, headers: bearer(t.keys.admin) })
+      ).json()
+      expect(d.facts.queue.general.depth).toBe(before)
+      expect(before).toBeGreaterThan(0)
+    })
+
     it('creates keys for other roles, shows each once, and stops accepting a revoked key at once', async () => {
       const r = await post('/v1/keys', { role: 'service', name: 'zendesk' }, t.keys.admin)
       expect(r.statusCode).toBe(201)

@@ -85,7 +85,7 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
   const [stored, open, queues] = await Promise.all([
     deps.store.getCustomer(input.customerId),
     deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
-    deps.store.queueStats(),
+    queueStatsFor(deps, active.policy),
   ])
   const duplicate = findDuplicate(
     analysis.redactedText,
@@ -175,7 +175,10 @@ export async function receiveMessage(
     const current = await deps.store.getCase(caseId)
     if (current === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
     if (current.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${current.state}`)
-    const [stored, queues] = await Promise.all([deps.store.getCustomer(current.customerId), deps.store.queueStats()])
+    const [stored, queues] = await Promise.all([
+      deps.store.getCustomer(current.customerId),
+      queueStatsFor(deps, active.policy),
+    ])
     const at = deps.now()
     const iso = at.toISOString()
     const messageId = deps.newId('msg')
@@ -446,4 +449,23 @@ function queueFacts(
 
 function seconds(at: Date, since: string): number {
   return Math.max(0, Math.floor((at.getTime() - Date.parse(since)) / 1000))
+}
+
+const queueReaders = new WeakMap<CompiledPolicy, boolean>()
+
+/**
+ * Queue depth and wait, read from the store only when a routing condition reads `queue` (an aggregate over the open
+ * cases: not worth a query per message for a policy that never looks at it). Otherwise every queue reads as empty,
+ * which is also what the facts of such a policy's decisions record.
+ */
+function queueStatsFor(
+  deps: IntakeDeps,
+  policy: CompiledPolicy,
+): Promise<Record<string, { depth: number; oldestSince: string | null }>> {
+  let reads = queueReaders.get(policy)
+  if (reads === undefined) {
+    reads = policy.routing.sequence.some((r) => r.condition?.reads.some((p) => p === 'queue' || p.startsWith('queue.')))
+    queueReaders.set(policy, reads)
+  }
+  return reads ? deps.store.queueStats() : Promise.resolve({})
 }
