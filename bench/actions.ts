@@ -130,7 +130,7 @@ export async function actionHttpVsIntake(): Promise<Figure> {
         non_2xx: actions.non2xx + actions.errors,
         intake_non_2xx: intake.non2xx + intake.errors,
         tool: 'reply (allow, decided and recorded; no connector)',
-        store: 'sqlite synchronous=FULL',
+        store: 'sqlite WAL, group commit (BATON_SQLITE_SYNC=group)',
       },
     )
   } finally {

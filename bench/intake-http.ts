@@ -76,7 +76,7 @@ export async function intakeHttpVsBare(): Promise<Figure> {
       p99_ms: r.latency.p99,
       bare_p99_ms: bareResult.latency.p99,
       non_2xx: non2xx,
-      store: 'sqlite synchronous=FULL',
+      store: 'sqlite WAL, group commit (BATON_SQLITE_SYNC=group)',
     },
   )
 }
