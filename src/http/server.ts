@@ -42,7 +42,6 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     // pino's Logger is a FastifyBaseLogger; widen it so the instance has fastify's default logger type
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
-    disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     return503OnClosing: true,
