@@ -25,6 +25,13 @@ const body = fc.oneof(
     },
     { requiredKeys: [] },
   ),
+  // Valid bodies (for one route or the other) in every run, so both sides of validation are reached whatever the seed.
+  fc.record({ message: fc.record({ text: fc.string({ minLength: 1, maxLength: 200 }) }) }),
+  fc.record({
+    customer: fc.string({ minLength: 1, maxLength: 40 }),
+    channel: fc.constantFrom('chat', 'email', 'web'),
+    message: fc.record({ text: fc.string({ minLength: 1, maxLength: 200 }) }),
+  }),
   fc.anything(),
   fc.json().map((j) => ({ raw: j })),
 )

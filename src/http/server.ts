@@ -43,7 +43,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
     requestIdHeader: 'x-request-id',
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, allowUnionTypes: true } },
     return503OnClosing: true,
   })
   app.addContentTypeParser(
