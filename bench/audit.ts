@@ -12,6 +12,7 @@ import { verifyStore } from '../src/audit/verify.js'
 import { leavesFromWorker } from '../src/cli/verify-worker.js'
 import { createGroupCommitAppender, createGroupCommitWriter } from '../src/store/group-commit.js'
 import { createSqliteStore } from '../src/store/sqlite/database.js'
+import { withStatementCache } from '../src/store/sqlite/statement-cache.js'
 import { type Figure, figure } from './harness.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
@@ -73,7 +74,7 @@ export async function auditAppendVsRaw(): Promise<Figure> {
       'create table raw_entries (seq integer primary key, entry text not null, leaf_hash blob not null, created_at text not null)',
     )
     const raw = new Kysely<{ raw_entries: { seq: number; entry: string; leaf_hash: Uint8Array; created_at: string } }>({
-      dialect: new SqliteDialect({ database: rawDb }),
+      dialect: new SqliteDialect({ database: withStatementCache(rawDb) }), // the store's own stack
     })
     const pool = Array.from({ length: 1024 }, (_, i) => {
       const entry = canonicalEntry(i, decisionBody(i))

@@ -5,6 +5,7 @@ import { Kysely, SqliteDialect } from 'kysely'
 import { createKyselyStore } from '../kysely-store.js'
 import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
+import { withStatementCache } from './statement-cache.js'
 import { createWalSync } from './wal-sync.js'
 
 /**
@@ -20,7 +21,7 @@ export function createSqliteStore(file: string, options: { readonly sync?: 'grou
   sqlite.pragma(group ? 'synchronous = NORMAL' : 'synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
   if (!group) return createKyselyStore(db, 'sqlite')
   const wal = createWalSync(`${file}-wal`)
   return createKyselyStore(db, 'sqlite', { afterCommit: () => wal.sync(), onClose: () => wal.close() })
