@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
+import { expireApproval } from './approvals/decide.js'
 import { type AuditService, startAuditService } from './audit/service.js'
 import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
 import type { Config } from './config.js'
@@ -17,6 +18,7 @@ import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy } from './policy/compile.js'
 import type { PolicyRef } from './policy/types.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
+import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
 import type { Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { createSqliteStore } from './store/sqlite/database.js'
@@ -165,6 +167,9 @@ export async function createApp(
     env: process.env,
     connector: options.connector,
     actor: SYSTEM,
+  })
+  work.timers.register(APPROVAL_EXPIRY_TIMER, async (t) => {
+    await expireApproval(store, String(t.payload.approvalId), now())
   })
 
   const services: Services = {

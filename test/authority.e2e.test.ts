@@ -2,6 +2,7 @@ import { createHash, createHmac, randomUUID } from 'node:crypto'
 import { type CryptoKey, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canonicalDigest } from '../src/approvals/approval.js'
+import { APPROVAL_EXPIRY_TIMER } from '../src/store/authority-store.js'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
 import { startConnector } from './support/connector.js'
 import { pgAvailable } from './support/pg.js'
@@ -197,6 +198,41 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(fields).toContain('params.amount')
       expect(fields).toContain('params.currency')
       expect((await auditOf(caseId)).some((e) => e.type === 'action.decided')).toBe(false)
+    })
+
+    it('expires a pending approval by its durable timer, once, and audits it', async () => {
+      const caseId = await openAgentCase()
+      const tok = await token(caseId)
+      const big = await act(caseId, tok, { tool: 'refund', params: { order_id: 'A-9', amount: 450, currency: 'EUR' } })
+      expect(big.statusCode).toBe(202)
+      const approvalId = big.json().approval.id as string
+      // The timer was written with the approval, due at its expiry.
+      const timer = await t.app.store.getTimer(APPROVAL_EXPIRY_TIMER, approvalId)
+      expect(timer).toMatchObject({ state: 'pending', dueAt: big.json().approval.expiresAt })
+      const timers = t.app.services.work.timers
+      expect(await timers.pollOnce()).toBe(0)
+
+      // Move the approval's expiry, and its timer, into the past (as if a day went by).
+      const past = new Date(Date.now() - 1000).toISOString()
+      await sqlOn(t, 'update approvals set expires_at = ? where id = ?', [past, approvalId])
+      await sqlOn(t, 'update timers set due_at = ? where kind = ? and key = ?', [
+        past,
+        APPROVAL_EXPIRY_TIMER,
+        approvalId,
+      ])
+      expect(await timers.pollOnce()).toBe(1)
+      expect(await timers.pollOnce()).toBe(0)
+      expect((await t.app.store.getApproval(approvalId))?.state).toBe('expired')
+      expect((await t.app.store.getTimer(APPROVAL_EXPIRY_TIMER, approvalId))?.state).toBe('fired')
+      const expired = (await auditOf(caseId)).filter((e) => e.type === 'approval.expired')
+      expect(expired).toHaveLength(1)
+      // An operator who would have been eligible can no longer approve it.
+      const late = await inject('POST', `/v1/approvals/${approvalId}/decision`, ops.ada!, {
+        decision: 'approve',
+        reason: 'too late',
+      })
+      expect(late.statusCode).toBeGreaterThanOrEqual(400)
+      expect(late.statusCode).toBeLessThan(500)
     })
 
     it('a large refund needs approval; a refund on a case with fraud is escalated and the case moves to a human', async () => {
@@ -689,6 +725,26 @@ async function tamperApprovalParams(t: TestApp, id: string, params: Record<strin
     const c = new pg.Client({ connectionString: t.databaseUrl })
     await c.connect()
     await c.query('update approvals set params = $1 where id = $2', [JSON.stringify(params), id])
+    await c.end()
+  }
+}
+
+/** Runs one statement on the test app's database (`?` placeholders, rewritten to `$n` for PostgreSQL). */
+async function sqlOn(t: TestApp, text: string, params: readonly unknown[]): Promise<void> {
+  if (t.databaseUrl === undefined) {
+    const SQLite = (await import('better-sqlite3')).default
+    const db = new SQLite(`${t.dataDir}/baton.db`)
+    db.prepare(text).run(...params)
+    db.close()
+  } else {
+    const pg = (await import('pg')).default
+    const c = new pg.Client({ connectionString: t.databaseUrl })
+    await c.connect()
+    let n = 0
+    await c.query(
+      text.replace(/\?/g, () => `$${++n}`),
+      [...params],
+    )
     await c.end()
   }
 }

@@ -268,3 +268,27 @@ export async function collectApprovedCredential(
     credential: { token: minted.token, expiresAt: minted.record.expiresAt, audience: minted.audience },
   }
 }
+
+/**
+ * The approval-expiry timer's handler: settles approval `approvalId` as `expired` (audited `approval.expired`) when it
+ * is still pending at `at` and past its expiry. Idempotent: an approval decided, superseded or already expired is
+ * left alone, so a timer that fires again after a crash changes nothing.
+ */
+export async function expireApproval(
+  store: Pick<AuthorityDeps['store'], 'getApproval' | 'settleApproval'>,
+  approvalId: string,
+  at: Date,
+): Promise<'expired' | 'unchanged'> {
+  const a = await store.getApproval(approvalId)
+  if (a === undefined || a.state !== 'pending' || at.getTime() < Date.parse(a.expiresAt)) return 'unchanged'
+  const iso = at.toISOString()
+  try {
+    await store.settleApproval(a.id, 'expired', null, iso, 'expired before a decision', 'rejected', [
+      { type: 'approval.expired', at: iso, caseId: a.caseId, data: { approvalId: a.id, expiresAt: a.expiresAt } },
+    ])
+    return 'expired'
+  } catch (e) {
+    if (e instanceof BatonError && e.code === 'APPROVAL_NOT_PENDING') return 'unchanged'
+    throw e
+  }
+}

@@ -6,6 +6,10 @@ import { BatonError } from '../errors.js'
 import type { AgentCredentialRecord, AgentRecord, AgentState, OperatorRecord } from '../identity/principals.js'
 import type { ActionRecord, ActionState } from '../tools/action.js'
 import { appendAuditIn, type StoreParts } from './kysely-store.js'
+
+/** Timer kind of an approval's expiry (key: the approval id). */
+export const APPROVAL_EXPIRY_TIMER = 'approval_expiry'
+
 import type { Database } from './schema.js'
 
 /** A credential Baton minted (access token, per-call or scoped credential), kept for the privilege report. */
@@ -356,7 +360,27 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
           })
           .execute()
         await trx.insertInto('actions').values(fromAction(c.action)).execute()
-        if (c.approval !== undefined) await trx.insertInto('approvals').values(fromApproval(c.approval)).execute()
+        if (c.approval !== undefined) {
+          await trx.insertInto('approvals').values(fromApproval(c.approval)).execute()
+          // Its expiry is a durable timer written with it: it fires once, even across a restart (see work-store.ts).
+          await trx
+            .insertInto('timers')
+            .values({
+              kind: APPROVAL_EXPIRY_TIMER,
+              key: c.approval.id,
+              due_at: c.approval.expiresAt,
+              payload: JSON.stringify({ approvalId: c.approval.id, caseId: c.approval.caseId }),
+              state: 'pending',
+              lease_owner: null,
+              lease_until: null,
+              attempts: 0,
+              created_at: c.action.createdAt,
+              fired_at: null,
+              last_error: null,
+            })
+            .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
+            .execute()
+        }
         if (c.issued !== undefined && c.issued.length > 0) {
           await trx.insertInto('issued_credentials').values(c.issued.map(fromIssued)).execute()
         }
