@@ -1,5 +1,7 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { analyzeMessage } from './analyze.js'
+import { findDuplicate } from './duplicates.js'
 import { compileTerms, DEFAULT_RISK_TERMS } from './terms.js'
 import { RISK_CATEGORIES } from './types.js'
 
@@ -11,6 +13,22 @@ const opts = {
 const AWS_ID = ['AKIA', 'Z7QW3RTY', 'UI2OPLKJ'].join('')
 
 describe('analyzeMessage', () => {
+  // Found by the HTTP fuzz test: the word 'constructor' made a lookup in a plain object find Object.prototype's.
+  it('treats the names of Object.prototype members as plain words (no lookup finds the prototype)', () => {
+    const names = Object.getOwnPropertyNames(Object.prototype)
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...names, 'hello', 'refund', "don't"), { maxLength: 8 }), (ws) => {
+        const text = ws.join(' ')
+        const a = analyzeMessage(text, opts)
+        expect(Object.values(a.risk).every((v) => typeof v === 'boolean')).toBe(true)
+        const d = findDuplicate(text, [{ caseId: 'cs_1', text: 'constructor toString valueOf' }])
+        expect(d?.caseId ?? 'none').toMatch(/^(cs_1|none)$/)
+      }),
+      { numRuns: 300 },
+    )
+    expect(analyzeMessage('constructor ', opts).redactedText).toBe('constructor ')
+  })
+
   it('given a message with an AWS key, reports one secret and redacts it', () => {
     const text = `Hi, I pasted our key ${AWS_ID} by mistake, please delete it`
     const a = analyzeMessage(text, opts)

@@ -148,6 +148,11 @@ interface Profile {
   readonly grams: ReadonlySet<string>
 }
 
+/** The concept a word stands for; own keys only, so 'constructor' or '__proto__' in a message are just words. */
+function concept(w: string): string | undefined {
+  return Object.hasOwn(CONCEPTS, w) ? CONCEPTS[w] : undefined
+}
+
 function profile(text: string): Profile {
   const words = text
     .normalize('NFKC')
@@ -156,7 +161,7 @@ function profile(text: string): Profile {
     .replace(/['\u2019]/g, '')
     .split(/[^\p{L}\p{N}]+/u)
     .filter((w) => w !== '' && !STOP_WORDS.has(w))
-    .map((w) => CONCEPTS[w] ?? CONCEPTS[stem(w)] ?? stem(w))
+    .map((w) => concept(w) ?? concept(stem(w)) ?? stem(w))
   const terms = new Map<string, number>()
   const add = (t: string, weight: number): void => {
     terms.set(t, (terms.get(t) ?? 0) + weight)

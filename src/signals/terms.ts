@@ -86,7 +86,8 @@ function words(text: string): string[] {
     }
     const had = w.includes("'")
     const flat = w.replace(/'/g, '')
-    const expanded = CONTRACTIONS[flat]
+    // own keys only: a customer's word 'constructor' must not find Object.prototype's
+    const expanded = Object.hasOwn(CONTRACTIONS, flat) ? CONTRACTIONS[flat] : undefined
     if (expanded !== undefined && (had || !APOSTROPHE_ONLY.has(flat))) out.push(...expanded)
     else if (had && w.endsWith("n't")) out.push(w.slice(0, -3), 'not')
     else out.push(flat)
