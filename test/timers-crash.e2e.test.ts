@@ -60,7 +60,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         rmSync(dir, { recursive: true, force: true })
       })
 
-      it('fires each pending SLA timer exactly once after a restart, and delivers its webhook event', async () => {
+      it('fires each pending SLA and approval-expiry timer exactly once after a restart, and delivers its webhook event', async () => {
         const workspace = join(dir, 'shop')
         cpSync(SHOP, workspace, { recursive: true })
         const queues = readFileSync(join(workspace, 'queues.yaml'), 'utf8')
@@ -70,6 +70,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           BATON_DATA_DIR: join(dir, 'data'),
           BATON_ADMIN_KEY: adminKey,
           BATON_WORKSPACE: workspace,
+          BATON_APPROVAL_TTL_S: String(SLA_S),
         }
         if (engine === 'postgres') {
           const db = await freshDatabase()
@@ -98,6 +99,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         const headers = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }
         const first = await startServer(env)
         const ids: string[] = []
+        let approvalCase = ''
         try {
           const hook = await fetch(`${first.url}/v1/webhooks`, {
             method: 'POST',
@@ -120,6 +122,44 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             expect(b.handler.queue).toBe('billing')
             ids.push(b.id)
           }
+          // An approval pending at the kill: the agent asks for a large refund on a case it holds.
+          const cred = await fetch(`${first.url}/v1/agents/shop-assistant/credentials`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ kind: 'secret' }),
+          })
+          expect(cred.status).toBe(201)
+          const clientSecret = ((await cred.json()) as { secret: string }).secret
+          const opened = await fetch(`${first.url}/v1/cases`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({
+              customer: 'cu_appr',
+              channel: 'chat',
+              message: { text: 'Hi, where is my order #12345? It is late.' },
+            }),
+          })
+          const agentCase = (await opened.json()) as { id: string; handler: { kind: string } }
+          expect(agentCase.handler.kind).toBe('agent')
+          approvalCase = agentCase.id
+          const tok = await fetch(`${first.url}/v1/oauth/token`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({
+              grant_type: 'client_credentials',
+              client_id: 'shop-assistant',
+              client_secret: clientSecret,
+              case_id: agentCase.id,
+            }).toString(),
+          })
+          expect(tok.status).toBe(200)
+          const accessToken = ((await tok.json()) as { access_token: string }).access_token
+          const asked = await fetch(`${first.url}/v1/cases/${agentCase.id}/actions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ tool: 'refund', params: { order_id: 'A-77', amount: 400, currency: 'EUR' } }),
+          })
+          expect(asked.status).toBe(202)
         } finally {
           // Killed before any SLA is due: the timers are only rows now.
           await kill(first.proc, 'SIGKILL')
@@ -142,13 +182,25 @@ for (const engine of ['sqlite', 'postgres'] as const) {
               await store.close()
             }
           }
+          const approvalExpiries = async () => {
+            const store = openStore({ dataDir: env.BATON_DATA_DIR!, databaseUrl: env.BATON_DATABASE_URL })
+            try {
+              const types = (await store.listCaseAudit(approvalCase)).map((e) => JSON.parse(e.entry).type as string)
+              return types.filter((t) => t === 'approval.expired').length
+            } finally {
+              await store.close()
+            }
+          }
           let counts = new Map<string, number>()
           for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
             counts = await breaches()
-            if ([...counts.values()].every((n) => n >= 1) && received.size >= ids.length) break
+            const expiredApprovals = await approvalExpiries()
+            if ([...counts.values()].every((n) => n >= 1) && received.size >= ids.length && expiredApprovals >= 1) break
             await new Promise((r) => setTimeout(r, 250))
           }
           expect([...counts.values()]).toEqual(ids.map(() => 1))
+          // The approval pending at the kill expired by its timer after the restart, once.
+          expect(await approvalExpiries()).toBe(1)
           // Webhook delivery resumed after the restart: one event per breach, each signed.
           expect(new Set([...received.values()].map((v) => v.subject))).toEqual(new Set(ids))
           expect([...received.values()].every((v) => v.ok)).toBe(true)
@@ -169,6 +221,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             expect(types.filter((t) => t === 'case.sla_breached')).toHaveLength(1)
             expect(types.filter((t) => t === 'case.handed_off')).toHaveLength(1)
           }
+          const approvalTypes = (await store.listCaseAudit(approvalCase)).map((e) => JSON.parse(e.entry).type as string)
+          expect(approvalTypes.filter((t) => t === 'approval.requested')).toHaveLength(1)
+          expect(approvalTypes.filter((t) => t === 'approval.expired')).toHaveLength(1)
         } finally {
           await store.close()
           await new Promise((r) => receiver.close(r))
