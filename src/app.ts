@@ -288,10 +288,8 @@ export async function createApp(
 async function settingBytes(store: Store, key: string): Promise<Uint8Array> {
   const existing = await store.getSetting(key)
   if (existing !== undefined) return Buffer.from(existing, 'base64url')
-  const fresh = randomBytes(32)
-  await store.putSetting(key, fresh.toString('base64url'))
-  // Another node may have raced us: whatever landed is the key.
-  return Buffer.from((await store.getSetting(key)) ?? fresh.toString('base64url'), 'base64url')
+  // Another node may race us: the first value stored is every node's.
+  return Buffer.from(await store.claimSetting(key, randomBytes(32).toString('base64url')), 'base64url')
 }
 
 async function bootstrapAdmin(services: Services, given: string | undefined): Promise<string | undefined> {

@@ -87,9 +87,8 @@ function loadAssets(): Map<string, { body: Buffer; type: string }> {
 async function secretSetting(store: Store, key: string): Promise<Buffer> {
   const existing = await store.getSetting(key)
   if (existing !== undefined) return Buffer.from(existing, 'base64url')
-  await store.putSetting(key, randomBytes(32).toString('base64url'))
-  // Another node may have raced us: whatever landed is the secret.
-  return Buffer.from((await store.getSetting(key)) ?? '', 'base64url')
+  // Another node may race us: the first secret stored is every node's.
+  return Buffer.from(await store.claimSetting(key, randomBytes(32).toString('base64url')), 'base64url')
 }
 
 /** The same actor an API request with this key gets (src/http/server.ts): a key naming an operator acts as them. */

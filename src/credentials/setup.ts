@@ -34,9 +34,11 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
   let pkcs8 = await o.store.getSetting(SETTING)
   if (pkcs8 === undefined) {
     const { privateKey } = generateKeyPairSync('ed25519')
-    await o.store.putSetting(SETTING, privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64url'))
-    // Another node may have raced us: whatever landed is the key.
-    pkcs8 = (await o.store.getSetting(SETTING)) ?? ''
+    // Another node may race us: the first key stored is every node's key.
+    pkcs8 = await o.store.claimSetting(
+      SETTING,
+      privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64url'),
+    )
   }
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8, 'base64url'), format: 'der', type: 'pkcs8' })
   const issuer = o.env.BATON_ISSUER ?? 'urn:baton'

@@ -227,6 +227,16 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     )
 
     it(
+      'lets the first of racing writers claim a setting, and every racer reads that one',
+      withStore(async (s) => {
+        const got = await Promise.all(['a', 'b', 'c', 'd'].map((v) => s.claimSetting('shared', v)))
+        expect(new Set(got).size).toBe(1)
+        expect(await s.getSetting('shared')).toBe(got[0])
+        expect(await s.claimSetting('shared', 'late')).toBe(got[0])
+      }),
+    )
+
+    it(
       'integrates tree nodes and a signed head in one transaction, and refuses a stale or overreaching one',
       withStore(async (s) => {
         await s.appendAudit(Array.from({ length: 5 }, (_, i) => audit('x', i)))

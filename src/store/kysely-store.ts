@@ -638,12 +638,26 @@ export function createKyselyStore(
       const r = await db.selectFrom('kv').select('value').where('key', '=', key).executeTakeFirst()
       return r?.value
     },
+    async claimSetting(key, value) {
+      return tx(async (trx) => {
+        await trx
+          .insertInto('kv')
+          .values({ key, value })
+          .onConflict((oc) => oc.column('key').doNothing())
+          .execute()
+        const r = await trx.selectFrom('kv').select('value').where('key', '=', key).executeTakeFirstOrThrow()
+        return r.value
+      })
+    },
     async putSetting(key, value) {
-      await db
-        .insertInto('kv')
-        .values({ key, value })
-        .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
-        .execute()
+      // Through `tx`, so that it is durable before it resolves (signing keys and session secrets live here).
+      await tx((trx) =>
+        trx
+          .insertInto('kv')
+          .values({ key, value })
+          .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+          .execute(),
+      )
     },
   }
   return store

@@ -212,4 +212,9 @@ export interface Store extends AuthorityStore, WorkStore {
 
   getSetting(key: string): Promise<string | undefined>
   putSetting(key: string, value: string): Promise<void>
+  /**
+   * Stores `value` under `key` unless a value is already there, durably, and returns what is stored: the first
+   * writer wins, so nodes that race to create a shared secret all end up with the same one.
+   */
+  claimSetting(key: string, value: string): Promise<string>
 }

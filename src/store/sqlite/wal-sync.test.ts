@@ -35,9 +35,18 @@ describe('WAL group commit', () => {
     }
   })
 
-  it('fails the waiting commit when the WAL cannot be synced', async () => {
-    const wal = createWalSync(join(dir, 'missing.db-wal'))
+  it('fails the waiting commit when the WAL cannot be synced, and recovers once it can', async () => {
+    const file = join(dir, 'late.db')
+    const wal = createWalSync(`${file}-wal`)
     await expect(wal.sync()).rejects.toMatchObject({ code: 'ENOENT' })
-    await wal.close().catch(() => undefined)
+    const db = new SQLite(file)
+    db.pragma('journal_mode = WAL')
+    db.exec('create table t (x integer)')
+    try {
+      await expect(wal.sync()).resolves.toBeUndefined()
+    } finally {
+      await wal.close()
+      db.close()
+    }
   })
 })

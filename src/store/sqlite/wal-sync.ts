@@ -24,7 +24,10 @@ export function createWalSync(walFile: string): WalSync {
     stats.fsyncs++
     // The WAL exists once a transaction has committed; it keeps its inode while the database is open (a checkpoint
     // rewinds it in place), so one handle serves for the store's lifetime.
-    handle ??= open(walFile, 'r+')
+    handle ??= open(walFile, 'r+').catch((e: unknown) => {
+      handle = undefined // try again at the next sync rather than failing every later commit
+      throw e
+    })
     const p: Promise<void> = handle
       .then((h) => h.sync())
       .finally(() => {
