@@ -54,7 +54,8 @@ export function createWalSync(walFile: string): WalSync {
       await Promise.allSettled([current, next])
       const h = handle
       handle = undefined
-      if (h !== undefined) await (await h).close()
+      const fh = await h?.catch(() => undefined) // a WAL that never opened has nothing to close
+      await fh?.close()
     },
   }
 }
