@@ -1,44 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openStore } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
 import { runCli } from './support/audit.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
-
-const ROOT = resolve(import.meta.dirname, '..')
-
-/** Starts `baton serve` as a real process and resolves with its base URL once it listens. */
-function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 30_000)
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /Baton (http:\/\/[^ ]+)/.exec(out)
-      if (m?.[1]) {
-        clearTimeout(timer)
-        resolvePromise({ proc, url: m[1] })
-      }
-    })
-    proc.stderr?.on('data', (d: Buffer) => {
-      err += d.toString()
-    })
-    proc.on('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`server exited with ${code}: ${err}`))
-    })
-  })
-}
+import { startServer } from './support/server.js'
 
 const engines = [
   { name: 'sqlite', enabled: true },

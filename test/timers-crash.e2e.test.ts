@@ -1,47 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openStore } from '../src/app.js'
 import { verify } from '../src/events/signature.js'
 import { formatKey } from '../src/identity/keys.js'
 import { SHOP } from './support/app.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
+import { startServer } from './support/server.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
 const SLA_S = 4
-
-function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 30_000)
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /Baton (http:\/\/[^ ]+)/.exec(out)
-      if (m?.[1]) {
-        clearTimeout(timer)
-        resolvePromise({ proc, url: m[1] })
-      }
-    })
-    proc.stderr?.on('data', (d: Buffer) => {
-      err += d.toString()
-    })
-    proc.on('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`server exited with ${code}: ${err}`))
-    })
-  })
-}
 
 const kill = (proc: ChildProcess, signal: NodeJS.Signals) =>
   new Promise<void>((r) => {

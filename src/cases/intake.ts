@@ -431,7 +431,7 @@ function actorFacts(actor: Actor): ActorFacts {
   return { kind: actor.kind, id: actor.id, roles: actor.roles }
 }
 
-function queueFacts(
+export function queueFacts(
   policy: CompiledPolicy,
   stats: Record<string, { depth: number; oldestSince: string | null }>,
   at: Date,
@@ -451,21 +451,14 @@ function seconds(at: Date, since: string): number {
   return Math.max(0, Math.floor((at.getTime() - Date.parse(since)) / 1000))
 }
 
-const queueReaders = new WeakMap<CompiledPolicy, boolean>()
-
 /**
  * Queue depth and wait, read from the store only when a routing condition reads `queue` (an aggregate over the open
  * cases: not worth a query per message for a policy that never looks at it). Otherwise every queue reads as empty,
  * which is also what the facts of such a policy's decisions record.
  */
-function queueStatsFor(
-  deps: IntakeDeps,
+export function queueStatsFor(
+  deps: Pick<IntakeDeps, 'store'>,
   policy: CompiledPolicy,
 ): Promise<Record<string, { depth: number; oldestSince: string | null }>> {
-  let reads = queueReaders.get(policy)
-  if (reads === undefined) {
-    reads = policy.routing.sequence.some((r) => r.condition?.reads.some((p) => p === 'queue' || p.startsWith('queue.')))
-    queueReaders.set(policy, reads)
-  }
-  return reads ? deps.store.queueStats() : Promise.resolve({})
+  return policy.routing.readsQueues ? deps.store.queueStats() : Promise.resolve({})
 }

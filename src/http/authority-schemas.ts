@@ -1,3 +1,5 @@
+import { ruleMatch } from './schemas.js'
+
 /** JSON schemas of the agent, action and approval routes (they validate requests and generate /openapi.json). */
 
 const strings = { type: 'array', items: { type: 'string' } } as const
@@ -84,15 +86,6 @@ export const actionBody = {
       items: { type: 'string', enum: ['fraud', 'legal', 'regulatory', 'safety', 'self_harm', 'human_request'] },
       uniqueItems: true,
     },
-  },
-} as const
-
-const ruleMatch = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    reason: { type: 'string' },
-    reads: { type: 'object', additionalProperties: true },
   },
 } as const
 

@@ -11,7 +11,8 @@ const handler = {
   },
 } as const
 
-const ruleMatch = {
+/** One matched rule of a decision's explanation. */
+export const ruleMatch = {
   type: 'object',
   properties: {
     id: { type: 'string' },

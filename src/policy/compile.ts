@@ -91,6 +91,8 @@ export interface CompiledPolicy {
     readonly fallbackQueue: string
     /** Every trigger a decision of this policy may name: the built-in ones and those declared. */
     readonly triggers: readonly string[]
+    /** Whether any routing condition reads `queue` (queue statistics cost a query; most policies never read them). */
+    readonly readsQueues: boolean
   }
   readonly tools: {
     /** Overrides, then rules, in evaluation order. */
@@ -98,7 +100,13 @@ export interface CompiledPolicy {
     /** The sequence filtered for each tool a rule names; `anyTool` for other tools. */
     readonly byTool: ReadonlyMap<string, readonly CompiledToolRule[]>
     readonly anyTool: readonly CompiledToolRule[]
+    /** Whether any tool condition reads `queue`. */
+    readonly readsQueues: boolean
   }
+}
+
+function readsQueues(rules: readonly { readonly condition: CompiledCondition | null }[]): boolean {
+  return rules.some((r) => r.condition?.reads.some((p) => p === 'queue' || p.startsWith('queue.')) === true)
 }
 
 export interface PolicyAnalysis {
@@ -212,11 +220,13 @@ class Analysis {
         maxHandoffs: doc.routing.maxHandoffs,
         fallbackQueue: doc.routing.fallbackQueue,
         triggers: [...BUILTIN_TRIGGERS, ...doc.routing.triggers.map((t) => t.name)],
+        readsQueues: readsQueues(routingRules),
       },
       tools: {
         sequence: toolRules,
         byTool,
         anyTool: toolRules.filter((r) => r.tools.includes('*')),
+        readsQueues: readsQueues(toolRules),
       },
     })
   }

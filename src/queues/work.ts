@@ -1,7 +1,7 @@
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { Handler } from '../cases/case.js'
 import type { ActivePolicy, Actor } from '../cases/intake.js'
-import { sameHandler } from '../cases/intake.js'
+import { queueFacts, queueStatsFor, sameHandler } from '../cases/intake.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { decideRoute } from '../policy/evaluate.js'
@@ -337,14 +337,13 @@ async function redecide(
   extra: { readonly sla_breached?: boolean },
 ): Promise<{ facts: Facts; route: RouteResult }> {
   const active = deps.policy()
-  const [decisions, stats] = await Promise.all([deps.store.listDecisions(current.id), deps.store.queueStats()])
+  const [decisions, stats] = await Promise.all([
+    deps.store.listDecisions(current.id),
+    queueStatsFor(deps, active.policy),
+  ])
   const last = [...decisions].reverse().find((d) => d.kind === 'route')
   const prior = (last?.data.facts ?? {}) as Partial<Facts>
-  const queue: Record<string, { depth: number; oldest_wait_s: number }> = {}
-  for (const q of active.policy.known.queues) {
-    const s = stats[q]
-    queue[q] = { depth: s?.depth ?? 0, oldest_wait_s: s?.oldestSince ? seconds(at, s.oldestSince) : 0 }
-  }
+  const queue = queueFacts(active.policy, stats, at)
   const facts: Facts = {
     case: {
       id: current.id,

@@ -106,7 +106,7 @@ export async function requestAction(
   const risk = mergeRisk(c.risk, input.risk ?? [])
   const riskRose = RISK_CATEGORIES.some((r) => risk[r] === true && c.risk[r] !== true)
   const customer = await deps.store.getCustomer(c.customerId)
-  const queues = readsQueues(policy) ? await deps.store.queueStats() : {}
+  const queues = policy.tools.readsQueues ? await deps.store.queueStats() : {}
   const facts = actionFacts(policy, c, risk, customer, agent, tool.name, input.params, queues, at)
   let result = decideAction(policy, facts)
   if (holds === 'hybrid' && result.outcome === 'allow') {
@@ -535,18 +535,6 @@ function mergeRisk(
   const out: Partial<Record<RiskCategory, boolean>> = {}
   for (const r of RISK_CATEGORIES) if (prior[r] === true || raised.includes(r)) out[r] = true
   return out
-}
-
-const queueReaders = new WeakMap<CompiledPolicy, boolean>()
-
-/** Whether any tool rule reads `queue.*` (queue statistics cost a query; most policies never read them). */
-function readsQueues(policy: CompiledPolicy): boolean {
-  let v = queueReaders.get(policy)
-  if (v === undefined) {
-    v = policy.tools.sequence.some((r) => r.condition?.reads.some((p) => p === 'queue' || p.startsWith('queue.')))
-    queueReaders.set(policy, v)
-  }
-  return v
 }
 
 /**

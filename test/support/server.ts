@@ -1,0 +1,33 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+
+/** Starts `baton serve` as a real process and resolves with its base URL once it listens. */
+export function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 30_000)
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /Baton (http:\/\/[^ ]+)/.exec(out)
+      if (m?.[1]) {
+        clearTimeout(timer)
+        resolvePromise({ proc, url: m[1] })
+      }
+    })
+    proc.stderr?.on('data', (d: Buffer) => {
+      err += d.toString()
+    })
+    proc.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited with ${code}: ${err}`))
+    })
+  })
+}
