@@ -9,7 +9,7 @@ const ADMIN_URL =
   process.env.BATON_BENCH_DATABASE_URL ??
   process.env.BATON_TEST_DATABASE_URL ??
   'postgres://postgres@127.0.0.1:5432/postgres'
-const CASES = 40_000
+const CASES = 150_000
 const OPERATORS = 64
 const SLICE_MS = 4000
 const ROUNDS = 2

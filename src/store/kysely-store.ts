@@ -1,7 +1,8 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
-import { type AuditEntryBody, canonicalEntry, leafHash } from '../audit/entry.js'
+import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
+import { appendAuditRows } from './audit-append.js'
 import { authorityStore } from './authority-store.js'
 import { migrateToLatest } from './migrations.js'
 import type {
@@ -23,22 +24,7 @@ import { workStore } from './work-store.js'
  * Capability stores (`src/store/*-store.ts`) call this from their own transactions.
  */
 export async function appendAuditIn(trx: Transaction<Database>, bodies: readonly AuditEntryBody[]): Promise<number[]> {
-  if (bodies.length === 0) return []
-  // The counter row serialises audit appends across transactions, so sequence numbers are dense and commit
-  // in order: a leaf is never visible before the leaves below it.
-  const row = await trx
-    .updateTable('audit_state')
-    .set({ next_seq: sql`next_seq + ${bodies.length}` })
-    .where('id', '=', 1)
-    .returning('next_seq')
-    .executeTakeFirstOrThrow()
-  const first = Number(row.next_seq) - bodies.length
-  const rows = bodies.map((body, i) => {
-    const entry = canonicalEntry(first + i, body)
-    return { seq: first + i, entry, leaf_hash: leafHash(entry), created_at: body.at }
-  })
-  await trx.insertInto('audit_entries').values(rows).execute()
-  return rows.map((r) => r.seq)
+  return appendAuditRows(trx, bodies)
 }
 
 /**
