@@ -245,13 +245,46 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       .execute()
   }
 
+  /** Whether any of `ids` has room (after a SKIP LOCKED pick found none: held by concurrent assigners, or full?). */
+  async function anyFree(trx: Transaction<Database>, ids: readonly string[]): Promise<boolean> {
+    const free = await trx
+      .selectFrom('operator_load')
+      .select('operator_id')
+      .where('operator_id', 'in', ids)
+      .where(sql<boolean>`active < capacity`)
+      .limit(1)
+      .executeTakeFirst()
+    return free !== undefined
+  }
+
+  /** Names the operator in an open case's handler and bumps its event counter; returns the event's case seq. */
+  async function handCase(trx: Transaction<Database>, caseId: string, operatorId: string, at: string): Promise<number> {
+    const handler = pg
+      ? sql`(handler::jsonb || jsonb_build_object('operatorId', ${operatorId}::text))::text`
+      : sql`json_set(handler, '$.operatorId', ${operatorId})`
+    const r = await trx
+      .updateTable('cases')
+      .set({
+        handler: sql`case when handler_kind = 'operator' then ${handler} else handler end`,
+        last_event: sql`last_event + 1`,
+        version: sql`version + 1`,
+        updated_at: at,
+      })
+      .where('id', '=', caseId)
+      .where('state', '=', 'open')
+      .returning('last_event')
+      .executeTakeFirst()
+    if (r === undefined) throw new BatonError('CONFLICT', `case '${caseId}' closed while being assigned`)
+    return Number(r.last_event)
+  }
+
   /**
    * Writes assignments onto their cases: the handler of an operator case names its operator (one UPDATE, no read),
    * then one INSERT of the `case.assigned` events and one audit append for them all.
    */
   async function assignIn(
     trx: Transaction<Database>,
-    picks: readonly { readonly item: WorkItem; readonly operatorId: string }[],
+    picks: readonly { readonly item: WorkItem; readonly operatorId: string; readonly caseSeq?: number }[],
     at: string,
     actor: { readonly kind: string; readonly id: string },
     how: 'claim' | 'auto',
@@ -259,24 +292,8 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
     if (picks.length === 0) return []
     const events: { case_id: string; seq: number; type: string; data: string; at: string }[] = []
     const audit: AuditEntryBody[] = []
-    for (const { item, operatorId } of picks) {
-      const handler = pg
-        ? sql`(handler::jsonb || jsonb_build_object('operatorId', ${operatorId}::text))::text`
-        : sql`json_set(handler, '$.operatorId', ${operatorId})`
-      const r = await trx
-        .updateTable('cases')
-        .set({
-          handler: sql`case when handler_kind = 'operator' then ${handler} else handler end`,
-          last_event: sql`last_event + 1`,
-          version: sql`version + 1`,
-          updated_at: at,
-        })
-        .where('id', '=', item.caseId)
-        .where('state', '=', 'open')
-        .returning('last_event')
-        .executeTakeFirst()
-      if (r === undefined) throw new BatonError('CONFLICT', `case '${item.caseId}' closed while being assigned`)
-      const seq = Number(r.last_event)
+    for (const { item, operatorId, caseSeq } of picks) {
+      const seq = caseSeq ?? (await handCase(trx, item.caseId, operatorId, at))
       const data = { queue: item.queue, operatorId, how, slaDue: item.slaDue, reason: item.reason }
       events.push({ case_id: item.caseId, seq, type: 'case.assigned', data: JSON.stringify(data), at })
       audit.push({
@@ -560,9 +577,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           .limit(input.max + 20)
           .$if(pg, (q) => q.forUpdate().skipLocked())
           .execute()
-        const ratio = pg ? sql`active::float8 / capacity` : sql`active * 1.0 / capacity`
-        const lock = pg ? sql`for update skip locked` : sql``
-        const picks: { item: WorkItem; operatorId: string }[] = []
+        const picks: { item: WorkItem; operatorId: string; caseSeq?: number }[] = []
         // Candidate sets known to have no free capacity left in this transaction.
         const full = new Set<string>()
         for (const row of rows) {
@@ -571,28 +586,60 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           const ids = input.candidates(item)
           const key = ids.join('\u0000')
           if (ids.length === 0 || full.has(key)) continue
+          if (pg) {
+            // One statement per case on PostgreSQL: the operator's capacity, the work item and the case's handler
+            // (each step only if the one before it happened), so a batch costs one round trip and plan per case.
+            const r = await sql<{ operator_id: string | null; case_id: string | null; last_event: number | null }>`
+              with op as (
+                update operator_load set active = active + 1
+                 where operator_id = (
+                   select operator_id from operator_load
+                    where operator_id in (${sql.join(ids)}) and active < capacity
+                    order by active::float8 / capacity, operator_id
+                    limit 1 for update skip locked)
+                   and active < capacity
+                returning operator_id),
+              wi as (
+                update work_items set operator_id = op.operator_id, assigned_at = ${input.at} from op
+                 where work_items.case_id = ${item.caseId} and work_items.operator_id is null
+                returning work_items.case_id, op.operator_id),
+              cs as (
+                update cases
+                   set handler = case when handler_kind = 'operator'
+                         then (handler::jsonb || jsonb_build_object('operatorId', wi.operator_id))::text
+                         else handler end,
+                       last_event = last_event + 1, version = version + 1, updated_at = ${input.at}
+                  from wi where cases.id = wi.case_id and cases.state = 'open'
+                returning cases.last_event)
+              select (select operator_id from op) as operator_id, (select case_id from wi) as case_id,
+                     (select last_event from cs) as last_event`.execute(trx)
+            const row = r.rows[0]
+            const operatorId = row?.operator_id ?? undefined
+            if (operatorId === undefined) {
+              if (picks.length === 0 && (await anyFree(trx, ids))) {
+                throw new BatonError('CONFLICT', 'every eligible operator is being assigned now')
+              }
+              full.add(key)
+              continue
+            }
+            if (row?.case_id == null) throw new BatonError('CONFLICT', `case '${item.caseId}' was taken`)
+            if (row.last_event == null) {
+              throw new BatonError('CONFLICT', `case '${item.caseId}' closed while being assigned`)
+            }
+            picks.push({ item, operatorId, caseSeq: Number(row.last_event) })
+            continue
+          }
           const picked = await sql<{ operator_id: string }>`
             update operator_load set active = active + 1
              where operator_id = (
                select operator_id from operator_load
                 where operator_id in (${sql.join(ids)}) and active < capacity
-                order by ${ratio}, operator_id
-                limit 1 ${lock})
+                order by active * 1.0 / capacity, operator_id
+                limit 1)
                and active < capacity
             returning operator_id`.execute(trx)
           const operatorId = picked.rows[0]?.operator_id
           if (operatorId === undefined) {
-            if (pg && picks.length === 0) {
-              // Skipped because other assigners hold these operators right now, or really full?
-              const free = await trx
-                .selectFrom('operator_load')
-                .select('operator_id')
-                .where('operator_id', 'in', ids)
-                .where(sql<boolean>`active < capacity`)
-                .limit(1)
-                .executeTakeFirst()
-              if (free !== undefined) throw new BatonError('CONFLICT', 'every eligible operator is being assigned now')
-            }
             full.add(key)
             continue
           }
