@@ -44,9 +44,18 @@ const SYSTEM: Actor = { kind: 'admin', id: 'system', roles: ['admin'] }
 /** Opens the store the configuration names: PostgreSQL when a URL is set, else SQLite in the data directory. */
 export function openStore(
   config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'sqliteSync'>>,
+  logger?: Logger,
 ): Store {
   return config.databaseUrl
-    ? createPostgresStore(config.databaseUrl)
+    ? createPostgresStore(
+        config.databaseUrl,
+        logger === undefined
+          ? {}
+          : {
+              onDrainError: (e) =>
+                logger.error({ err: e }, 'audit queue drain failed; retried on the next write or read'),
+            },
+      )
     : createSqliteStore(join(config.dataDir, 'baton.db'), { sync: config.sqliteSync ?? 'group' })
 }
 
@@ -90,7 +99,7 @@ export async function createApp(
         censor: '[redacted]',
       },
     })
-  const store = options.store ?? openStore(config)
+  const store = options.store ?? openStore(config, logger)
   try {
     await store.migrate()
   } catch (e) {

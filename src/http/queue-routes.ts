@@ -58,7 +58,6 @@ const assignment = {
     queue: { type: 'string' },
     operatorId: { type: 'string' },
     assignedAt: { type: 'string' },
-    auditSeq: { type: 'integer' },
   },
 } as const
 
@@ -121,7 +120,6 @@ function assignmentView(a: Assignment) {
     queue: a.item.queue,
     operatorId: a.operatorId,
     assignedAt: a.item.assignedAt ?? '',
-    auditSeq: a.auditSeq,
   }
 }
 

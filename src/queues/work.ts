@@ -86,7 +86,6 @@ export interface HandlerChange {
   readonly handler: Handler
   readonly trigger: string
   readonly decisionId: string
-  readonly auditSeqs: readonly number[]
 }
 
 /** An operator takes a case over (from an AI agent, a hybrid draft or a queue), with a reason; audited. */
@@ -148,8 +147,8 @@ export async function takeOver(
       },
     ]
     try {
-      const auditSeqs = await commit(deps, current, next, events, [decision], actor, at)
-      return { caseId, handler, trigger: 'manual', decisionId, auditSeqs }
+      await commit(deps, current, next, events, [decision], actor, at)
+      return { caseId, handler, trigger: 'manual', decisionId }
     } catch (e) {
       if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
       throw e
@@ -224,8 +223,8 @@ export async function handBack(
       },
     ]
     try {
-      const auditSeqs = await commit(deps, current, next, events, [decision], actor, iso)
-      return { caseId, handler, trigger: 'handback', decisionId, auditSeqs }
+      await commit(deps, current, next, events, [decision], actor, iso)
+      return { caseId, handler, trigger: 'handback', decisionId }
     } catch (e) {
       if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
       throw e
@@ -309,7 +308,7 @@ async function commit(
   decisions: readonly DecisionRecord[],
   actor: Actor,
   at: string,
-): Promise<readonly number[]> {
+): Promise<void> {
   const events: CaseEvent[] = drafts.map((e, i) => ({ ...e, caseId: current.id, seq: current.lastEvent + i + 1, at }))
   const audit: AuditEntryBody[] = events.map((e) => ({
     type: e.type,
@@ -318,14 +317,13 @@ async function commit(
     actor: { kind: actor.kind, id: actor.id },
     data: { caseSeq: e.seq, ...e.data },
   }))
-  const r = await deps.store.commitCase({
+  await deps.store.commitCase({
     case: { ...next, lastEvent: current.lastEvent + events.length },
     expectedVersion: current.version,
     events,
     decisions,
     audit,
   })
-  return r.auditSeqs
 }
 
 /** Routing decided again on the case's latest facts (those of its last routing decision), brought up to `at`. */

@@ -75,10 +75,13 @@ export function createGroupCommitWriter<T, R>(
   }
 }
 
-/** Audit appends through one group-commit writer: resolves with the entry's sequence number once durable. */
+/** Audit appends through one group-commit writer: resolves once the entry is durable. */
 export function createGroupCommitAppender(
   store: Pick<Store, 'appendAudit'>,
   options: { readonly maxBatch?: number } = {},
-): GroupCommitWriter<AuditEntryBody, number> {
-  return createGroupCommitWriter((bodies) => store.appendAudit(bodies), options)
+): GroupCommitWriter<AuditEntryBody, void> {
+  return createGroupCommitWriter(async (bodies) => {
+    await store.appendAudit(bodies)
+    return bodies.map(() => undefined)
+  }, options)
 }

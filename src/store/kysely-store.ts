@@ -3,6 +3,7 @@ import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { appendAuditRows } from './audit-append.js'
+import { createAuditQueueDrainer, queueAuditIn, queueAuditOf } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
 import { migrateToLatest } from './migrations.js'
 import type {
@@ -23,8 +24,11 @@ import { workStore } from './work-store.js'
  * Appends audit entries inside `trx` (invariant 1: the caller's state change and its leaves commit together).
  * Capability stores (`src/store/*-store.ts`) call this from their own transactions.
  */
-export async function appendAuditIn(trx: Transaction<Database>, bodies: readonly AuditEntryBody[]): Promise<number[]> {
-  return appendAuditRows(trx, bodies)
+export async function appendAuditIn(trx: Transaction<Database>, bodies: readonly AuditEntryBody[]): Promise<void> {
+  if (bodies.length === 0) return
+  // PostgreSQL transactions queue their bodies (no shared lock until commit); see audit-queue.ts.
+  if (await queueAuditIn(trx, bodies)) return
+  await appendAuditRows(trx, bodies)
 }
 
 /**
@@ -49,10 +53,16 @@ export function createKyselyStore(
   options: {
     /** Awaited after each transaction commits and before its result is handed back (SQLite's group commit). */
     readonly afterCommit?: () => Promise<void>
+    /** A background drain of PostgreSQL's audit queue failed (it is retried by the next write or read). */
+    readonly onDrainError?: (e: unknown) => void
     readonly onClose?: () => Promise<void>
   } = {},
 ): Store {
   const afterCommit = options.afterCommit
+  const drainer =
+    engine === 'postgres'
+      ? createAuditQueueDrainer(db, options.onDrainError === undefined ? {} : { onError: options.onDrainError })
+      : undefined
   const run = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
     db
       .transaction()
@@ -60,9 +70,32 @@ export function createKyselyStore(
       .catch((e: unknown) => {
         throw translate(e)
       })
+  const runQueuing =
+    drainer === undefined
+      ? run
+      : async <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> => {
+          let queued = false
+          const r = await run((trx) => {
+            queueAuditOf(trx, () => {
+              queued = true
+            })
+            return fn(trx)
+          })
+          if (queued) drainer.kick()
+          return r
+        }
+  /** Every audit read waits for what was queued before it (a no-op on SQLite). */
+  const settled = async (): Promise<void> => {
+    if (drainer === undefined) return
+    try {
+      await drainer.flush()
+    } catch (e) {
+      throw translate(e)
+    }
+  }
   const tx =
     afterCommit === undefined
-      ? run
+      ? runQueuing
       : async <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> => {
           const r = await run(fn)
           try {
@@ -135,6 +168,7 @@ export function createKyselyStore(
     engine,
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, engine),
     async close() {
+      await drainer?.close()
       await lease?.release()
       await db.destroy()
       await options.onClose?.()
@@ -285,8 +319,7 @@ export function createKyselyStore(
             )
             .execute()
         }
-        const auditSeqs = await appendAuditIn(trx, commit.audit)
-        return { auditSeqs }
+        await appendAuditIn(trx, commit.audit)
       })
     },
     async getCase(id) {
@@ -388,7 +421,9 @@ export function createKyselyStore(
     },
 
     appendAudit: (entries) => tx((trx) => appendAuditIn(trx, entries)),
+    flushAudit: settled,
     async readAudit(from, to) {
+      await settled()
       const rows = await db
         .selectFrom('audit_entries')
         .selectAll()
@@ -400,6 +435,7 @@ export function createKyselyStore(
     },
     async *scanAudit(from, batchSize) {
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new TypeError(`batchSize must be ≥ 1, got ${batchSize}`)
+      await settled()
       let cursor = from
       for (;;) {
         const rows = await db
@@ -416,6 +452,7 @@ export function createKyselyStore(
       }
     },
     async readLeafHashes(from, limit) {
+      await settled()
       const rows = await db
         .selectFrom('audit_entries')
         .select(['seq', 'leaf_hash'])
@@ -426,6 +463,7 @@ export function createKyselyStore(
       return rows.map((r) => ({ seq: Number(r.seq), leafHash: bytesOf(r.leaf_hash) }))
     },
     async listCaseAudit(caseId) {
+      await settled()
       // The sequencer indexes cases as it integrates entries; the tail it has not reached yet (about a second of
       // entries) is filtered with the engine's JSON functions. One statement: one snapshot.
       const { rows } = await sql<Database['audit_entries']>`
@@ -616,6 +654,7 @@ export function createKyselyStore(
       )
     },
     async auditSize() {
+      await settled()
       const r = await db.selectFrom('audit_state').select('next_seq').where('id', '=', 1).executeTakeFirstOrThrow()
       return Number(r.next_seq)
     },

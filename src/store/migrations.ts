@@ -336,6 +336,14 @@ function migrations(engine: Engine): Record<string, Migration> {
       },
     },
     '0004_work': workMigration(engine),
+    // PostgreSQL's audit intake queue (see audit-queue.ts): bodies wait here, written by the transactions that
+    // produced them, until the drainer sequences them into audit_entries. SQLite appends directly and has no queue.
+    '0005_audit_queue': {
+      async up(db: Kysely<unknown>) {
+        if (engine !== 'postgres') return
+        await sql`create table audit_queue (id bigserial primary key, body text not null)`.execute(db)
+      },
+    },
   }
 }
 

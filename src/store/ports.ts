@@ -126,7 +126,7 @@ export interface Store extends AuthorityStore, WorkStore {
   putCustomer(customer: CustomerRecord, audit: AuditEntryBody): Promise<void>
   getCustomer(id: string): Promise<CustomerRecord | undefined>
 
-  commitCase(commit: CaseCommit): Promise<{ readonly auditSeqs: readonly number[] }>
+  commitCase(commit: CaseCommit): Promise<void>
   getCase(id: string): Promise<CaseRecord | undefined>
   /** Events of one case in order. */
   listCaseEvents(caseId: string): Promise<CaseEvent[]>
@@ -149,7 +149,14 @@ export interface Store extends AuthorityStore, WorkStore {
   listPolicyVersions(): Promise<PolicyVersionRecord[]>
 
   /** Appends audit entries on their own (events that change no other table). */
-  appendAudit(entries: readonly AuditEntryBody[]): Promise<readonly number[]>
+  appendAudit(entries: readonly AuditEntryBody[]): Promise<void>
+  /**
+   * Resolves once every audit entry committed before the call has its sequence number. PostgreSQL queues the
+   * entries of a writing transaction and sequences them just after (`audit-queue.ts`); the audit reads below
+   * (`readAudit`, `scanAudit`, `readLeafHashes`, `listCaseAudit`, `auditSize`) wait for this themselves. SQLite
+   * sequences in the writing transaction: nothing to wait for.
+   */
+  flushAudit(): Promise<void>
   /** Entries with `from <= seq < to`, in order. */
   readAudit(from: number, to: number): Promise<StoredAuditEntry[]>
   auditSize(): Promise<number>

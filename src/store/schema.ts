@@ -79,6 +79,11 @@ export interface Database extends WorkTables {
     id: number
     next_seq: number
   }
+  /** PostgreSQL only: audit bodies (canonical JSON) waiting for their sequence numbers (`audit-queue.ts`). */
+  audit_queue: {
+    id: Generated<number>
+    body: string
+  }
   kv: {
     key: string
     value: string

@@ -36,8 +36,6 @@ export interface OperatorLoad {
 export interface Assignment {
   readonly item: WorkItem
   readonly operatorId: string
-  /** Audit sequence number of the `case.assigned` entry. */
-  readonly auditSeq: number
 }
 
 /** A durable timer. `kind` names its handler; (`kind`, `key`) is unique. */
@@ -305,12 +303,8 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       })
     }
     await trx.insertInto('case_events').values(events).execute()
-    const seqs = await appendAuditIn(trx, audit)
-    return picks.map(({ item, operatorId }, i) => ({
-      item: { ...item, operatorId, assignedAt: at },
-      operatorId,
-      auditSeq: seqs[i] ?? -1,
-    }))
+    await appendAuditIn(trx, audit)
+    return picks.map(({ item, operatorId }) => ({ item: { ...item, operatorId, assignedAt: at }, operatorId }))
   }
 
   async function enqueueIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void> {

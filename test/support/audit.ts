@@ -113,6 +113,8 @@ export async function buildLog(f: AuditFixture): Promise<void> {
     await f.sequencer.sequenceOnce()
   }
   await append(43)
+  // Sequenced before the tests tamper with the tables underneath the store (PostgreSQL queues entries first).
+  await f.store.flushAudit()
 }
 
 /** Runs the real CLI (`node --import tsx src/cli/main.ts …`) with `env`. */

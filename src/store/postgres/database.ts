@@ -7,7 +7,10 @@ import type { Database } from '../schema.js'
 const INT8 = 20
 
 /** The production store on PostgreSQL. `synchronous_commit` stays at its durable default (`on`). */
-export function createPostgresStore(url: string, options: { readonly poolSize?: number } = {}): Store {
+export function createPostgresStore(
+  url: string,
+  options: { readonly poolSize?: number; readonly onDrainError?: (e: unknown) => void } = {},
+): Store {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
@@ -23,5 +26,9 @@ export function createPostgresStore(url: string, options: { readonly poolSize?: 
     // An idle client lost its connection; the pool replaces it. Queries report their own errors.
   })
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  return createKyselyStore(db, 'postgres')
+  return createKyselyStore(
+    db,
+    'postgres',
+    options.onDrainError === undefined ? {} : { onDrainError: options.onDrainError },
+  )
 }
