@@ -38,6 +38,11 @@ export async function queueAuditIn(trx: Transaction<Database>, bodies: readonly 
   const noted = queuing.get(trx)
   if (noted === undefined) return false
   const rows = bodies.map((b) => {
+    // canonicalEntry's own checks, here, so that no body the drainer would refuse ever enters the queue (it would
+    // stop the queue behind it).
+    if (typeof b !== 'object' || b === null) throw new TypeError('audit entry body must be an object')
+    if (typeof b.type !== 'string' || b.type === '') throw new TypeError('audit entry body needs a non-empty type')
+    if (typeof b.at !== 'string') throw new TypeError('audit entry body needs an RFC 3339 `at` string')
     if (Object.hasOwn(b, 'seq')) throw new TypeError('audit entry body must not carry its own seq')
     return { body: canonicalJson(b) }
   })

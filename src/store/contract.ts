@@ -390,6 +390,8 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
         }
         // A failed writer leaves nothing behind in the log or the queue.
         await expect(s.appendAudit([audit('c', 2), { type: 'bad', at: at(3), data: { n: 1n } }])).rejects.toThrow()
+        await expect(s.appendAudit([{ type: '', at: at(3), data: {} }])).rejects.toThrow(TypeError)
+        await expect(s.appendAudit([{ ...audit('x', 3), seq: 7 } as never])).rejects.toThrow(TypeError)
         expect(await s.auditSize()).toBe(2)
         const entries = await s.readAudit(0, 10)
         expect(entries.map((e) => [e.seq, JSON.parse(e.entry).type])).toEqual([
