@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   type AuditEntryBody,
+  auditLeaf,
   bytesEqual,
   canonicalEntry,
   canonicalJson,
@@ -89,6 +90,33 @@ describe('canonicalEntry', () => {
     expect(() => canonicalEntry(0, { ...body, data: Number.NaN })).toThrow(TypeError)
     expect(() => canonicalEntry(0, { ...body, seq: 3 } as AuditEntryBody)).toThrow(TypeError)
     expect(() => canonicalEntry(0, { ...body, type: '' })).toThrow(TypeError)
+  })
+})
+
+describe('auditLeaf', () => {
+  it('is canonicalEntry and its leafHash, for arbitrary data and any seq', () => {
+    const seq = fc.oneof(fc.nat(), fc.bigInt({ min: 0n, max: 2n ** 64n }))
+    fc.assert(
+      fc.property(seq, fc.jsonValue({ stringUnit: 'binary', maxDepth: 4 }), (n, data) => {
+        const b: AuditEntryBody = { ...body, data }
+        const leaf = auditLeaf(n, b)
+        expect(leaf.entry).toBe(canonicalEntry(n, b))
+        expect(toHex(leaf.leafHash)).toBe(toHex(leafHash(leaf.entry)))
+        const want = createHash('sha256').update('\u0000').update(leaf.entry, 'utf8').digest('hex')
+        expect(toHex(leaf.leafHash)).toBe(want)
+      }),
+      { numRuns: 1000 },
+    )
+  })
+
+  it('refuses what canonicalEntry refuses, with TypeError', () => {
+    const cyclic: Record<string, unknown> = {}
+    cyclic['self'] = cyclic
+    expect(() => auditLeaf(-1, body)).toThrow(TypeError)
+    expect(() => auditLeaf(2 ** 53, body)).toThrow(TypeError)
+    expect(() => auditLeaf(0, { ...body, data: cyclic })).toThrow(TypeError)
+    expect(() => auditLeaf(0, { ...body, seq: 3 } as AuditEntryBody)).toThrow(TypeError)
+    expect(() => auditLeaf('1' as unknown as number, body)).toThrow(TypeError)
   })
 })
 
