@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
-import { type AuditEntryBody, canonicalEntry, canonicalJson, leafHash } from '../audit/entry.js'
+import { type AuditEntryBody, auditLeaf, canonicalJson } from '../audit/entry.js'
 import type { Database } from './schema.js'
 
 /**
@@ -95,8 +95,8 @@ export function createAuditQueueDrainer(
       const queued = taken.rows.sort((a, b) => Number(a.id) - Number(b.id))
       const rows = queued.map((q, i) => {
         const body = JSON.parse(q.body) as AuditEntryBody
-        const entry = canonicalEntry(first + i, body)
-        return { seq: first + i, entry, leaf_hash: leafHash(entry), created_at: body.at }
+        const { entry, leafHash } = auditLeaf(first + i, body)
+        return { seq: first + i, entry, leaf_hash: leafHash, created_at: body.at }
       })
       await trx.insertInto('audit_entries').values(rows).execute()
       await sql`update audit_state set next_seq = ${first + rows.length} where id = 1`.execute(trx)
