@@ -5,6 +5,7 @@ import { Kysely, SqliteDialect } from 'kysely'
 import { createKyselyStore } from '../kysely-store.js'
 import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
+import { startCheckpointer } from './checkpointer.js'
 import { withStatementCache } from './statement-cache.js'
 import { createWalSync } from './wal-sync.js'
 
@@ -23,6 +24,15 @@ export function createSqliteStore(file: string, options: { readonly sync?: 'grou
   sqlite.pragma('busy_timeout = 5000')
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
   if (!group) return createKyselyStore(db, 'sqlite')
+  // Checkpoints run in a worker (see checkpointer.ts); the writer's own only past 10,000 pages (40 MB of WAL).
+  sqlite.pragma('wal_autocheckpoint = 10000')
+  const checkpointer = startCheckpointer(file)
   const wal = createWalSync(`${file}-wal`)
-  return createKyselyStore(db, 'sqlite', { afterCommit: () => wal.sync(), onClose: () => wal.close() })
+  return createKyselyStore(db, 'sqlite', {
+    afterCommit: () => wal.sync(),
+    onClose: async () => {
+      await wal.close()
+      await checkpointer.stop()
+    },
+  })
 }
