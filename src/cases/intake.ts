@@ -144,8 +144,9 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
     { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },
   ]
   if (duplicate) events.push({ type: 'case.linked', data: { duplicateOf: duplicate.caseId, score: duplicate.score } })
-  events.push({ type: 'case.decided', data: decisionData(decisionId, messageId, route, facts, actor) })
   const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
+  // the decided event and the decision record share one data object: the store serialises it once
+  events.push({ type: 'case.decided', data: decision.data })
   await commit(deps, caseRecord, null, 0, events, decision, actor, iso)
   return result(
     caseRecord,
@@ -221,9 +222,10 @@ export async function receiveMessage(
       stateSince: changed ? iso : current.stateSince,
       aiTurns: route.handler.kind === 'agent' ? (changed ? 0 : (current.aiTurns ?? 0)) + 1 : 0,
     }
+    const decision = decisionRecord(decisionId, caseId, iso, route, facts, actor, messageId)
     const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
       { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },
-      { type: 'case.decided', data: decisionData(decisionId, messageId, route, facts, actor) },
+      { type: 'case.decided', data: decision.data },
     ]
     if (changed) {
       events.push({
@@ -236,7 +238,6 @@ export async function receiveMessage(
         },
       })
     }
-    const decision = decisionRecord(decisionId, caseId, iso, route, facts, actor, messageId)
     try {
       await commit(deps, next, current.version, current.lastEvent, events, decision, actor, iso)
       return result(next, messageId, changed, signals, decisionId, route, analysis.redactedText, '')

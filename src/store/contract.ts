@@ -5,7 +5,7 @@ import { HeadSigner } from '../audit/head.js'
 import { type CompletedNode, TreeBuilder } from '../audit/merkle.js'
 import type { CaseRecord } from '../cases/records.js'
 import { isBatonError } from '../errors.js'
-import type { Store } from './ports.js'
+import type { CaseCommit, Store } from './ports.js'
 
 /** What a contract run needs from an engine: a fresh migrated store, and raw SQL for the tamper checks. */
 export interface ContractHarness {
@@ -186,6 +186,77 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
         expect(await s.getDecision('dec_2')).toBeUndefined()
         expect(await s.auditSize()).toBe(0)
         expect(await s.readAudit(0, 10)).toEqual([])
+      }),
+    )
+
+    it(
+      'commits concurrent cases together, and a refused one among them fails alone without writing',
+      withStore(async (s) => {
+        const open = (id: string, n: number): CaseCommit => ({
+          case: caseRecord(id),
+          expectedVersion: null,
+          events: [{ caseId: id, seq: 1, type: 'case.opened', data: { id }, at: at(n) }],
+          decisions: [{ id: `dec_${id}`, caseId: id, kind: 'route', outcome: 'agent', at: at(n), data: {} }],
+          audit: [audit('case.opened', n), audit('case.decided', n)],
+        })
+        await s.commitCase(open('cs_b0', 0))
+        const stale: CaseCommit = {
+          case: caseRecord('cs_b0', { version: 2, lastEvent: 2 }),
+          expectedVersion: 7,
+          events: [{ caseId: 'cs_b0', seq: 2, type: 'message.received', data: {}, at: at(1) }],
+          decisions: [{ id: 'dec_stale', caseId: 'cs_b0', kind: 'route', outcome: 'agent', at: at(1), data: {} }],
+          audit: [audit('message.received', 1)],
+        }
+        // Submitted in one tick: an engine may write them in one transaction, but each stands or fails alone.
+        const results = await Promise.allSettled([
+          s.commitCase(open('cs_b1', 1)),
+          s.commitCase(stale),
+          s.commitCase(open('cs_b2', 2)),
+          s.commitCase(open('cs_b0', 3)), // a case that exists already: refused by the engine
+        ])
+        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected'])
+        expect(results[1]).toMatchObject({ reason: { code: 'CONFLICT' } })
+        expect(results[3]).toMatchObject({ reason: { code: 'CONFLICT' } })
+        expect(await s.getDecision('dec_stale')).toBeUndefined()
+        expect((await s.listCaseEvents('cs_b0')).map((e) => e.seq)).toEqual([1])
+        expect((await s.listCaseEvents('cs_b1')).map((e) => e.data)).toEqual([{ id: 'cs_b1' }])
+        expect((await s.getCase('cs_b2'))?.version).toBe(1)
+        expect(await s.auditSize()).toBe(6)
+        const entries = await s.readAudit(0, 10)
+        expect(entries.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4, 5])
+        expect(entries.map((e) => JSON.parse(e.entry).type).slice(2)).toEqual([
+          'case.opened',
+          'case.decided',
+          'case.opened',
+          'case.decided',
+        ])
+        for (const e of entries) expect(Buffer.from(e.leafHash)).toEqual(Buffer.from(leafHash(e.entry)))
+      }),
+    )
+
+    it(
+      'lists the open cases of a customer newest first, at most the limit',
+      withStore(async (s) => {
+        for (const [id, n, state] of [
+          ['cs_o1', 3, 'open'],
+          ['cs_o2', 1, 'open'],
+          ['cs_o3', 4, 'closed'],
+          ['cs_o4', 2, 'open'],
+        ] as const) {
+          await s.commitCase({
+            case: caseRecord(id, { customerId: 'cu_o', createdAt: at(n), state }),
+            expectedVersion: null,
+            events: [{ caseId: id, seq: 1, type: 'case.opened', data: {}, at: at(n) }],
+            decisions: [],
+            audit: [audit('case.opened', n)],
+          })
+        }
+        const ids = async (limit: number) => (await s.listOpenCasesOfCustomer('cu_o', limit)).map((c) => c.id)
+        expect(await ids(5)).toEqual(['cs_o1', 'cs_o4', 'cs_o2'])
+        expect(await ids(3)).toEqual(['cs_o1', 'cs_o4', 'cs_o2'])
+        expect(await ids(2)).toEqual(['cs_o1', 'cs_o4'])
+        expect(await ids(0)).toEqual([])
+        expect(await s.listOpenCasesOfCustomer('nobody', 5)).toEqual([])
       }),
     )
 

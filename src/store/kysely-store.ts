@@ -1,4 +1,4 @@
-import { type Kysely, sql, type Transaction } from 'kysely'
+import { type Compilable, CompiledQuery, type Kysely, sql, type Transaction } from 'kysely'
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
@@ -9,6 +9,7 @@ import { migrateToLatest } from './migrations.js'
 import type {
   ApiKeyRecord,
   AuditKeyRecord,
+  CaseCommit,
   Engine,
   PolicyVersionRecord,
   Role,
@@ -162,6 +163,109 @@ export function createKyselyStore(
     })
   }
 
+  const statement = statementCache()
+
+  /** Writes case commits in order, one statement per table for all of them (a refused one fails them all). */
+  async function commitCasesIn(trx: Transaction<Database>, commits: readonly CaseCommit[]): Promise<void> {
+    // First, so that every writer locks work item → operator load → case in the same order (no deadlock).
+    for (const commit of commits) await work.syncCaseIn(trx, commit)
+    const created = commits.filter((c) => c.expectedVersion === null).map((c) => fromCase(c.case))
+    if (created.length > 0) {
+      await trx.executeQuery(
+        statement(
+          `insert cases ×${created.length}`,
+          () => trx.insertInto('cases').values(created),
+          created.flatMap((r) => Object.values(r)),
+        ),
+      )
+    }
+    for (const commit of commits) {
+      if (commit.expectedVersion === null) continue
+      const row = fromCase(commit.case)
+      const expected = commit.expectedVersion
+      const r = await trx.executeQuery(
+        statement(
+          'update case',
+          () =>
+            trx
+              .updateTable('cases')
+              // The authority epoch moves with every change of handler, risk or state (right-hand columns are the
+              // old row): credentials issued before such a change stop working at once (see authority-store.ts).
+              .set({
+                ...row,
+                authority_epoch: sql<number>`case when handler <> ${row.handler} or risk <> ${row.risk} or state <> ${row.state} then authority_epoch + 1 else authority_epoch end`,
+              })
+              .where('id', '=', row.id)
+              .where('version', '=', expected),
+          [...Object.values(row), row.handler, row.risk, row.state, row.id, expected],
+        ),
+      )
+      if (Number(r.numAffectedRows) !== 1) {
+        throw new BatonError('CONFLICT', `case ${row.id} changed since version ${commit.expectedVersion}`)
+      }
+    }
+    // A decided event and its decision record may share one data object (the intake's do): serialise it once.
+    const json = new Map<object, string>()
+    const jsonOf = (data: object): string => {
+      let text = json.get(data)
+      if (text === undefined) {
+        text = JSON.stringify(data)
+        json.set(data, text)
+      }
+      return text
+    }
+    const events = commits.flatMap((c) =>
+      c.events.map((e) => ({ case_id: e.caseId, seq: e.seq, type: e.type, data: jsonOf(e.data), at: e.at })),
+    )
+    if (events.length > 0) {
+      await trx.executeQuery(
+        statement(
+          `insert case_events ×${events.length}`,
+          () => trx.insertInto('case_events').values(events),
+          events.flatMap((r) => Object.values(r)),
+        ),
+      )
+    }
+    const decisions = commits.flatMap((c) =>
+      c.decisions.map((d) => ({
+        id: d.id,
+        case_id: d.caseId,
+        kind: d.kind,
+        outcome: d.outcome,
+        data: jsonOf(d.data),
+        at: d.at,
+      })),
+    )
+    if (decisions.length > 0) {
+      await trx.executeQuery(
+        statement(
+          `insert decisions ×${decisions.length}`,
+          () => trx.insertInto('decisions').values(decisions),
+          decisions.flatMap((r) => Object.values(r)),
+        ),
+      )
+    }
+    await appendAuditIn(
+      trx,
+      commits.flatMap((c) => c.audit),
+    )
+  }
+
+  const commitCaseIn = (trx: Transaction<Database>, commit: CaseCommit) => commitCasesIn(trx, [commit])
+
+  // SQLite has one writer connection, so concurrent case commits queue for it anyway: they are written together, one
+  // transaction, one statement per table and one WAL sync for all that arrived while the previous one ran (and one
+  // by one in savepoints when one of them is refused, so that it fails alone). An intake commit alone put about 25
+  // pages into the WAL; in a batch its rows share pages. PostgreSQL keeps one transaction per commit: a batch would
+  // hold many cases' row locks at once.
+  const commitBatch =
+    engine === 'sqlite'
+      ? batchCommits(tx, commitCaseIn, async (trx, commits) => {
+          await commitCasesIn(trx, commits)
+          return commits.map(() => undefined)
+        })
+      : undefined
+
   const store: Store = {
     ...authorityStore(parts),
     ...work,
@@ -213,7 +317,10 @@ export function createKyselyStore(
       })
     },
     async findKeyByHash(hash) {
-      const r = await db.selectFrom('api_keys').selectAll().where('hash', '=', hash).executeTakeFirst()
+      const { rows } = await db.executeQuery(
+        statement('key by hash', () => db.selectFrom('api_keys').selectAll().where('hash', '=', hash), [hash]),
+      )
+      const r = rows[0]
       return r ? toKey(r) : undefined
     },
     async listKeys() {
@@ -255,7 +362,10 @@ export function createKyselyStore(
       })
     },
     async getCustomer(id) {
-      const r = await db.selectFrom('customers').selectAll().where('id', '=', id).executeTakeFirst()
+      const { rows } = await db.executeQuery(
+        statement('customer by id', () => db.selectFrom('customers').selectAll().where('id', '=', id), [id]),
+      )
+      const r = rows[0]
       return r
         ? {
             id: r.id,
@@ -267,63 +377,12 @@ export function createKyselyStore(
         : undefined
     },
 
-    async commitCase(commit) {
-      return tx(async (trx) => {
-        // First, so that every writer locks work item → operator load → case in the same order (no deadlock).
-        await work.syncCaseIn(trx, commit)
-        const row = fromCase(commit.case)
-        if (commit.expectedVersion === null) {
-          await trx.insertInto('cases').values(row).execute()
-        } else {
-          const r = await trx
-            .updateTable('cases')
-            // The authority epoch moves with every change of handler, risk or state (right-hand columns are the
-            // old row): credentials issued before such a change stop working at once (see authority-store.ts).
-            .set({
-              ...row,
-              authority_epoch: sql<number>`case when handler <> ${row.handler} or risk <> ${row.risk} or state <> ${row.state} then authority_epoch + 1 else authority_epoch end`,
-            })
-            .where('id', '=', row.id)
-            .where('version', '=', commit.expectedVersion)
-            .executeTakeFirst()
-          if (Number(r.numUpdatedRows) !== 1) {
-            throw new BatonError('CONFLICT', `case ${row.id} changed since version ${commit.expectedVersion}`)
-          }
-        }
-        if (commit.events.length > 0) {
-          await trx
-            .insertInto('case_events')
-            .values(
-              commit.events.map((e) => ({
-                case_id: e.caseId,
-                seq: e.seq,
-                type: e.type,
-                data: JSON.stringify(e.data),
-                at: e.at,
-              })),
-            )
-            .execute()
-        }
-        if (commit.decisions.length > 0) {
-          await trx
-            .insertInto('decisions')
-            .values(
-              commit.decisions.map((d) => ({
-                id: d.id,
-                case_id: d.caseId,
-                kind: d.kind,
-                outcome: d.outcome,
-                data: JSON.stringify(d.data),
-                at: d.at,
-              })),
-            )
-            .execute()
-        }
-        await appendAuditIn(trx, commit.audit)
-      })
-    },
+    commitCase: (commit) => (commitBatch === undefined ? tx((trx) => commitCaseIn(trx, commit)) : commitBatch(commit)),
     async getCase(id) {
-      const r = await db.selectFrom('cases').selectAll().where('id', '=', id).executeTakeFirst()
+      const { rows } = await db.executeQuery(
+        statement('case by id', () => db.selectFrom('cases').selectAll().where('id', '=', id), [id]),
+      )
+      const r = rows[0]
       return r ? toCase(r) : undefined
     },
     async listCaseEvents(caseId) {
@@ -353,14 +412,23 @@ export function createKyselyStore(
       return r ? toDecision(r) : undefined
     },
     async listOpenCasesOfCustomer(customerId, limit) {
-      const rows = await db
-        .selectFrom('cases')
-        .selectAll()
-        .where('customer_id', '=', customerId)
-        .where('state', '=', 'open')
-        .orderBy('created_at', 'desc')
-        .limit(limit)
-        .execute()
+      if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError(`limit must be an integer ≥ 0, got ${limit}`)
+      // The limit is written into the SQL text: SQLite plans with a bound LIMIT, so binding one made it prepare the
+      // statement again at every execution (four times the cost of the query itself, on every intake).
+      const { rows } = await db.executeQuery(
+        statement(
+          `open cases of customer, limit ${limit}`,
+          () =>
+            db
+              .selectFrom('cases')
+              .selectAll()
+              .where('customer_id', '=', customerId)
+              .where('state', '=', 'open')
+              .orderBy('created_at', 'desc')
+              .limit(sql.lit(limit)),
+          [customerId, 'open'],
+        ),
+      )
       return rows.map(toCase)
     },
     async queueStats() {
@@ -686,6 +754,112 @@ export function createKyselyStore(
     },
   }
   return store
+}
+
+/**
+ * SQL text by statement shape, for the statements of every intake: Kysely builds and compiles one the first time,
+ * later calls bind their parameters to the same text (building a query took more CPU than SQLite took to run it).
+ * The first call checks that `parameters` lists the values in the order Kysely bound them.
+ */
+function statementCache(): <R>(
+  shape: string,
+  build: () => Compilable<R>,
+  parameters: readonly unknown[],
+) => CompiledQuery<R> {
+  const texts = new Map<string, string>()
+  return (shape, build, parameters) => {
+    const text = texts.get(shape)
+    if (text !== undefined) return CompiledQuery.raw(text, [...parameters])
+    const compiled = build().compile()
+    if (compiled.parameters.length !== parameters.length || compiled.parameters.some((p, i) => p !== parameters[i])) {
+      throw new TypeError(`statement '${shape}': parameters given out of Kysely's order`)
+    }
+    texts.set(shape, compiled.sql)
+    return compiled
+  }
+}
+
+type Outcome<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown }
+
+/**
+ * Runs concurrent calls of `fn` together: one `tx` for all calls that arrived while the previous one ran (at most
+ * `maxBatch`), written by `all` at once; when that fails, each call runs again in its own savepoint, so that a
+ * refused call (`CONFLICT`, …) rolls back alone and its neighbours still commit. A failure of the transaction itself
+ * (its commit, the WAL sync after it) fails every call in it.
+ */
+function batchCommits<T, R>(
+  tx: StoreParts['tx'],
+  fn: (trx: Transaction<Database>, item: T) => Promise<R>,
+  all: (trx: Transaction<Database>, items: readonly T[]) => Promise<readonly R[]>,
+  maxBatch = 256,
+): (item: T) => Promise<R> {
+  interface Pending {
+    readonly item: T
+    readonly resolve: (r: R) => void
+    readonly reject: (e: unknown) => void
+  }
+  let queue: Pending[] = []
+  let running = false
+
+  async function inBatch(trx: Transaction<Database>, batch: readonly Pending[]): Promise<Outcome<R>[]> {
+    // A lone call needs no savepoint: its failure rolls the whole transaction back.
+    if (batch.length === 1) return [{ ok: true, value: await fn(trx, batch[0]!.item) }]
+    // All at once first (one statement per table for the whole batch); when one call is refused, one by one.
+    await sql`savepoint commit_batch`.execute(trx)
+    try {
+      const values = await all(
+        trx,
+        batch.map((p) => p.item),
+      )
+      await sql`release commit_batch`.execute(trx)
+      return values.map((value) => ({ ok: true, value }))
+    } catch {
+      await sql`rollback to commit_batch`.execute(trx)
+      await sql`release commit_batch`.execute(trx)
+    }
+    const out: Outcome<R>[] = []
+    for (const p of batch) {
+      await sql`savepoint commit_item`.execute(trx)
+      try {
+        out.push({ ok: true, value: await fn(trx, p.item) })
+      } catch (e) {
+        await sql`rollback to commit_item`.execute(trx)
+        out.push({ ok: false, error: translate(e) })
+      }
+      await sql`release commit_item`.execute(trx)
+    }
+    return out
+  }
+
+  async function drain(): Promise<void> {
+    // Yield once, so that calls of the same tick join the first transaction.
+    await Promise.resolve()
+    while (queue.length > 0) {
+      const batch = queue.slice(0, maxBatch)
+      queue = queue.slice(batch.length)
+      let outcomes: Outcome<R>[]
+      try {
+        outcomes = await tx((trx) => inBatch(trx, batch))
+      } catch (e) {
+        for (const p of batch) p.reject(e)
+        continue
+      }
+      for (const [i, o] of outcomes.entries()) {
+        if (o.ok) batch[i]!.resolve(o.value)
+        else batch[i]!.reject(o.error)
+      }
+    }
+    running = false
+  }
+
+  return (item) =>
+    new Promise<R>((resolve, reject) => {
+      queue.push({ item, resolve, reject })
+      if (!running) {
+        running = true
+        void drain()
+      }
+    })
 }
 
 /** Rows per INSERT: 3 parameters a row stays under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. */
