@@ -59,9 +59,20 @@ export function openStore(
     : createSqliteStore(join(config.dataDir, 'baton.db'), { sync: config.sqliteSync ?? 'group' })
 }
 
+// Random bytes for ids, drawn from the CSPRNG 4 KiB at a time (as crypto.randomUUID does): one call per id cost
+// more than the rest of the id; every byte still serves one id only.
+let idPool = Buffer.alloc(0)
+let idOffset = 0
+
 export function newId(prefix: string): string {
   // 16 random bytes: unguessable ids, so knowing one case id tells nothing about another.
-  return `${prefix}_${randomBytes(16).toString('base64url')}`
+  if (idOffset + 16 > idPool.length) {
+    idPool = randomBytes(4096)
+    idOffset = 0
+  }
+  const id = idPool.toString('base64url', idOffset, idOffset + 16)
+  idOffset += 16
+  return `${prefix}_${id}`
 }
 
 export function knownNames(ws: Workspace) {

@@ -44,22 +44,13 @@ const CHAR_SEED = 0x9e3779b9
 
 const PRIME = 0x01000193
 
-function add(m: Map<number, number>, h: number): void {
-  // 30 bits: V8 keeps such keys as small integers, which makes every map lookup several times cheaper
-  const k = h >>> 2
-  m.set(k, (m.get(k) ?? 0) + 1)
-}
-
 /**
- * Raw term counts of one text, before IDF: key → count, per block. Hashes are computed incrementally over the
- * characters (the FNV-1a of each n-gram string, without building the strings).
+ * Calls `add(block, key)` for every n-gram of the text, word block first, in text order; keys are 30 bits of the
+ * FNV-1a hash of the n-gram string (V8 keeps such numbers as small integers), computed incrementally over the
+ * characters without building the strings.
  */
-export function termCounts(
-  text: string,
-  opts: FeatureOptions = DEFAULT_FEATURES,
-): [Map<number, number>, Map<number, number>] {
+function eachTerm(text: string, opts: FeatureOptions, add: (block: 0 | 1, key: number) => void): void {
   const ws = words(text)
-  const word = new Map<number, number>()
   const [wLo, wHi] = opts.wordNgrams
   for (let i = 0; i < ws.length; i++) {
     let h = WORD_SEED
@@ -67,10 +58,9 @@ export function termCounts(
       if (n > 1) h = Math.imul(h ^ 0x20, PRIME)
       const w = ws[i + n - 1]!
       for (let j = 0; j < w.length; j++) h = Math.imul(h ^ w.charCodeAt(j), PRIME)
-      if (n >= wLo) add(word, h)
+      if (n >= wLo) add(0, h >>> 2)
     }
   }
-  const char = new Map<number, number>()
   const [cLo, cHi] = opts.charNgrams
   for (const w of opts.charAcrossWords ? [ws.join(' ')] : ws) {
     const padded = ` ${w} `
@@ -78,9 +68,106 @@ export function termCounts(
       let h = CHAR_SEED
       for (let n = 1; n <= cHi && i + n <= padded.length; n++) {
         h = Math.imul(h ^ padded.charCodeAt(i + n - 1), PRIME)
-        if (n >= cLo) add(char, h)
+        if (n >= cLo) add(1, h >>> 2)
       }
     }
   }
-  return [word, char]
+}
+
+/** Raw term counts of one text, before IDF: key → count, per block, in order of first occurrence. */
+export function termCounts(
+  text: string,
+  opts: FeatureOptions = DEFAULT_FEATURES,
+): [Map<number, number>, Map<number, number>] {
+  const blocks: [Map<number, number>, Map<number, number>] = [new Map(), new Map()]
+  eachTerm(text, opts, (b, k) => {
+    const m = blocks[b]
+    m.set(k, (m.get(k) ?? 0) + 1)
+  })
+  return blocks
+}
+
+/**
+ * The same counts as `termCounts`, in the same order, kept in reused typed arrays instead of two new Maps per text
+ * (the intake classifies every message: the Maps were most of the classifier's time and garbage). `visit` sees
+ * each block's keys in order of first occurrence; the arrays are reused by the next call.
+ */
+export function visitTermCounts(
+  text: string,
+  opts: FeatureOptions,
+  visit: (block: 0 | 1, keys: Int32Array, counts: Int32Array, n: number) => void,
+): void {
+  const counters = [scratch[0], scratch[1]] as const
+  for (const c of counters) reset(c)
+  eachTerm(text, opts, (b, k) => count(counters[b], k))
+  visit(0, counters[0].keys, counters[0].counts, counters[0].n)
+  visit(1, counters[1].keys, counters[1].counts, counters[1].n)
+}
+
+/** Open-addressing counter: `slots` holds entry index + 1 (0 = empty); entries stay in insertion order. */
+interface Counter {
+  slots: Int32Array
+  shift: number
+  keys: Int32Array
+  counts: Int32Array
+  slotOfEntry: Int32Array
+  n: number
+}
+
+function counter(bits: number): Counter {
+  const size = 1 << (bits - 1)
+  return {
+    slots: new Int32Array(1 << bits),
+    shift: 32 - bits,
+    keys: new Int32Array(size),
+    counts: new Int32Array(size),
+    slotOfEntry: new Int32Array(size),
+    n: 0,
+  }
+}
+
+const scratch = [counter(10), counter(12)] as const
+
+function reset(c: Counter): void {
+  for (let e = 0; e < c.n; e++) c.slots[c.slotOfEntry[e]!] = 0
+  c.n = 0
+}
+
+function count(c: Counter, key: number): void {
+  const mask = c.slots.length - 1
+  let i = Math.imul(key, 0x9e3779b1) >>> c.shift
+  for (let e = c.slots[i]!; e !== 0; e = c.slots[i]!) {
+    if (c.keys[e - 1] === key) {
+      c.counts[e - 1]!++
+      return
+    }
+    i = (i + 1) & mask
+  }
+  if (c.n === c.keys.length) {
+    grow(c)
+    count(c, key)
+    return
+  }
+  c.keys[c.n] = key
+  c.counts[c.n] = 1
+  c.slotOfEntry[c.n] = i
+  c.n++
+  c.slots[i] = c.n
+}
+
+/** Doubles the table (at most half full), keeping the entries and their order. */
+function grow(c: Counter): void {
+  const bigger = counter(32 - c.shift + 1)
+  for (let e = 0; e < c.n; e++) {
+    const key = c.keys[e]!
+    const mask = bigger.slots.length - 1
+    let i = Math.imul(key, 0x9e3779b1) >>> bigger.shift
+    while (bigger.slots[i] !== 0) i = (i + 1) & mask
+    bigger.keys[e] = key
+    bigger.counts[e] = c.counts[e]!
+    bigger.slotOfEntry[e] = i
+    bigger.slots[i] = e + 1
+  }
+  bigger.n = c.n
+  Object.assign(c, bigger)
 }

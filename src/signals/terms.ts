@@ -75,8 +75,20 @@ export function normalizeText(text: string): string {
 
 const WORD = /[\p{L}\p{N}\p{M}]+(?:'[\p{L}\p{M}]+)*|[.!?;]+(?=\s|$)/gu
 
+// The intake matches each message twice (risk terms, then topics): the words of the last text are kept for the second.
+let lastText: string | undefined
+let lastWords: readonly string[] = []
+
 /** Words of the text after normalisation; `''` marks a sentence break, which no phrase spans. */
-function words(text: string): string[] {
+function words(text: string): readonly string[] {
+  if (text !== lastText) {
+    lastWords = splitWords(text)
+    lastText = text
+  }
+  return lastWords
+}
+
+function splitWords(text: string): string[] {
   const out: string[] = []
   for (const m of normalizeText(text).matchAll(WORD)) {
     const w = m[0]
