@@ -97,7 +97,15 @@ export async function createApp(
     readonly connector?: ConnectorCall
     /** Loop intervals and the webhook poster of queues, timers and events (tests make them fast). */
     readonly work?: Partial<
-      Pick<WorkOptions, 'timerIntervalMs' | 'webhookIntervalMs' | 'streamPollMs' | 'webhookBaseBackoffMs' | 'post'>
+      Pick<
+        WorkOptions,
+        | 'timerIntervalMs'
+        | 'webhookIntervalMs'
+        | 'autoAssignIntervalMs'
+        | 'streamPollMs'
+        | 'webhookBaseBackoffMs'
+        | 'post'
+      >
     >
   } = {},
 ): Promise<App> {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import type { ActivePolicy } from './cases/intake.js'
 import { createWebhookDispatcher, type Poster, type WebhookDispatcher } from './events/dispatcher.js'
+import { type AutoAssigner, createAutoAssigner } from './queues/auto-assign.js'
 import { onSlaDue, type WorkDeps } from './queues/work.js'
 import type { Store } from './store/ports.js'
 import { SLA_TIMER } from './store/work-store.js'
@@ -17,11 +18,13 @@ export interface WorkServices {
   readonly deps: WorkDeps
   readonly timers: TimerScheduler
   readonly webhooks: WebhookDispatcher
+  /** Gives waiting cases of `assignment: auto` queues to operators (a loop; `runOnce()` in tests). */
+  readonly autoAssigner: AutoAssigner
   /** CloudEvents `source` of every event Baton emits. */
   readonly eventSource: string
   /** How often the SSE stream looks for new audit entries, ms. */
   readonly streamPollMs: number
-  /** Starts the timer and webhook loops. */
+  /** Starts the timer, webhook and auto-assignment loops. */
   start(): void
   stop(): Promise<void>
 }
@@ -35,6 +38,8 @@ export interface WorkOptions {
   readonly log?: TimerLog
   readonly timerIntervalMs?: number
   readonly webhookIntervalMs?: number
+  /** How often the auto-assigner looks for waiting cases of `assignment: auto` queues, ms (default 1000). */
+  readonly autoAssignIntervalMs?: number
   readonly streamPollMs?: number
   readonly webhookBaseBackoffMs?: number
   readonly post?: Poster
@@ -74,18 +79,21 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     ...(o.webhookBaseBackoffMs === undefined ? {} : { baseBackoffMs: o.webhookBaseBackoffMs }),
     ...(o.log ? { log: o.log } : {}),
   })
+  const autoAssigner = createAutoAssigner(deps, o.log)
   return {
     deps,
     timers,
     webhooks,
+    autoAssigner,
     eventSource,
     streamPollMs: o.streamPollMs ?? 200,
     start() {
       timers.start(o.timerIntervalMs ?? 1000)
       webhooks.start(o.webhookIntervalMs ?? 250)
+      autoAssigner.start(o.autoAssignIntervalMs ?? 1000)
     },
     async stop() {
-      await Promise.all([timers.stop(), webhooks.stop()])
+      await Promise.all([timers.stop(), webhooks.stop(), autoAssigner.stop()])
     },
   }
 }

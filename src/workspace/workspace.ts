@@ -35,6 +35,11 @@ export interface QueueSpec {
   readonly skills: readonly string[]
   /** Seconds to first human response. */
   readonly slaSeconds: number
+  /**
+   * `pull` (default): operators claim cases or ask for the next one. `auto`: Baton also gives waiting cases to the
+   * least-loaded eligible operator with free capacity by itself (`src/queues/auto-assign.ts`).
+   */
+  readonly assignment: 'pull' | 'auto'
 }
 
 export const RISK_CLASSES = ['read', 'low', 'medium', 'high', 'critical'] as const
@@ -136,6 +141,7 @@ const queuesSchema = compileSchema({
           description: { type: 'string' },
           skills: strings,
           sla: { type: 'string', pattern: '^[0-9]+(s|m|h)$' },
+          assignment: { enum: ['pull', 'auto'] },
         },
       },
     },
@@ -241,6 +247,7 @@ export function parseWorkspace(
     description: (r.description as string | undefined) ?? '',
     skills: (r.skills as string[] | undefined) ?? [],
     slaSeconds: seconds(r.sla as string | undefined),
+    assignment: (r.assignment as QueueSpec['assignment'] | undefined) ?? 'pull',
   }))
   duplicates(q.file, queues, (i) => q.positionOf(['queues', i, 'id']))
   const tools: ToolSpec[] = (t.value as { tools: Raw[] }).tools.map((r) => ({
