@@ -1,5 +1,6 @@
 import type { Store } from '../store/ports.js'
 import type { WebhookRecord } from '../store/work-store.js'
+import { createPollingLoop } from '../timers/loop.js'
 import { backoffMs, type CloudEvent, subscribed, toCloudEvent } from './cloudevents.js'
 import { sign } from './signature.js'
 
@@ -48,9 +49,6 @@ export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher
   const base = deps.baseBackoffMs ?? 1000
   const max = deps.maxBackoffMs ?? 300_000
   const maxAttempts = deps.maxAttempts ?? 12
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<void> | undefined
-  let stopped = false
 
   async function deliver(hook: WebhookRecord, event: CloudEvent): Promise<string | null> {
     const body = JSON.stringify(event)
@@ -109,7 +107,7 @@ export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher
           delivered,
           failed,
         })
-        if (!kept || stopped) return
+        if (!kept || loop.stopping) return
       }
       if (entries.length < BATCH) break
     }
@@ -145,31 +143,7 @@ export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher
     )
   }
 
-  const pollOnce = (): Promise<void> => {
-    running ??= pass().finally(() => {
-      running = undefined
-    })
-    return running
-  }
+  const loop = createPollingLoop(pass, (e) => deps.log?.warn({ err: e }, 'webhook poll failed'))
 
-  return {
-    pollOnce,
-    start(intervalMs) {
-      stopped = false
-      const tick = () => {
-        if (stopped) return
-        pollOnce()
-          .catch((e: unknown) => deps.log?.warn({ err: e }, 'webhook poll failed'))
-          .finally(() => {
-            if (!stopped) timer = setTimeout(tick, intervalMs)
-          })
-      }
-      timer = setTimeout(tick, 0)
-    },
-    async stop() {
-      stopped = true
-      clearTimeout(timer)
-      await running?.catch(() => undefined)
-    },
-  }
+  return { pollOnce: loop.runOnce, start: loop.start, stop: loop.stop }
 }

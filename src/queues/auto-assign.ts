@@ -1,4 +1,5 @@
 import { BatonError } from '../errors.js'
+import { createPollingLoop } from '../timers/loop.js'
 import type { TimerLog } from '../timers/scheduler.js'
 import { eligibleOperators } from './priority.js'
 import type { WorkDeps } from './work.js'
@@ -22,12 +23,6 @@ export interface AutoAssigner {
 }
 
 export function createAutoAssigner(deps: WorkDeps, log?: TimerLog): AutoAssigner {
-  let running: Promise<number> | undefined
-  let timer: NodeJS.Timeout | undefined
-  let stopped = true
-  /** Set by `stop()`: a round in progress ends after its current transaction. */
-  let halting = false
-
   async function assignQueue(queueId: string, skills: readonly string[]): Promise<number> {
     let assigned = 0
     let conflicts = 0
@@ -47,50 +42,31 @@ export function createAutoAssigner(deps: WorkDeps, log?: TimerLog): AutoAssigner
         if (e instanceof BatonError && e.code === 'CONFLICT' && ++conflicts < 8) continue
         throw e
       }
-      if (halting) return assigned
+      if (loop.stopping) return assigned
     }
   }
 
-  async function run(): Promise<number> {
-    let total = 0
-    for (const q of deps.queues) {
-      if (q.assignment !== 'auto') continue
-      try {
-        total += await assignQueue(q.id, q.skills)
-      } catch (e) {
-        log?.error({ err: e, queue: q.id }, 'auto-assignment failed; retried next round')
+  const loop = createPollingLoop(
+    async () => {
+      let total = 0
+      for (const q of deps.queues) {
+        if (q.assignment !== 'auto') continue
+        try {
+          total += await assignQueue(q.id, q.skills)
+        } catch (e) {
+          log?.error({ err: e, queue: q.id }, 'auto-assignment failed; retried next round')
+        }
       }
-    }
-    return total
-  }
-
-  const runOnce = (): Promise<number> => {
-    running ??= run().finally(() => {
-      running = undefined
-    })
-    return running
-  }
+      return total
+    },
+    () => undefined,
+  )
 
   return {
-    runOnce,
+    runOnce: loop.runOnce,
     start(intervalMs) {
-      if (!deps.queues.some((q) => q.assignment === 'auto')) return
-      stopped = false
-      halting = false
-      const tick = () => {
-        if (stopped) return
-        runOnce().finally(() => {
-          if (!stopped) timer = setTimeout(tick, intervalMs)
-        })
-      }
-      timer = setTimeout(tick, 0)
+      if (deps.queues.some((q) => q.assignment === 'auto')) loop.start(intervalMs)
     },
-    async stop() {
-      stopped = true
-      halting = true
-      clearTimeout(timer)
-      timer = undefined
-      await running?.catch(() => undefined)
-    },
+    stop: loop.stop,
   }
 }

@@ -1,4 +1,5 @@
 import type { TimerRecord, WorkStore } from '../store/work-store.js'
+import { createPollingLoop } from './loop.js'
 
 /**
  * Runs one due timer. Handlers must be idempotent (a conditional update such as "expire the approval where it is
@@ -45,9 +46,6 @@ export function createTimerScheduler(deps: TimerSchedulerDeps): TimerScheduler {
   const handlers = new Map<string, TimerHandler>()
   const leaseMs = deps.leaseMs ?? 60_000
   const retryMs = deps.retryMs ?? 30_000
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<number> | undefined
-  let stopped = false
 
   async function poll(): Promise<number> {
     let fired = 0
@@ -70,16 +68,11 @@ export function createTimerScheduler(deps: TimerSchedulerDeps): TimerScheduler {
           await deps.store.failTimer(t.kind, t.key, deps.owner, String((e as Error).message ?? e), retryAt)
         }
       }
-      if (batch.length < 100 || stopped) return fired
+      if (batch.length < 100 || loop.stopping) return fired
     }
   }
 
-  const pollOnce = (): Promise<number> => {
-    running ??= poll().finally(() => {
-      running = undefined
-    })
-    return running
-  }
+  const loop = createPollingLoop(poll, (e) => deps.log?.warn({ err: e }, 'timer poll failed'))
 
   return {
     register(kind, handler) {
@@ -88,23 +81,8 @@ export function createTimerScheduler(deps: TimerSchedulerDeps): TimerScheduler {
     },
     schedule: (kind, key, dueAt, payload) => deps.store.scheduleTimer(kind, key, dueAt, payload),
     cancel: (kind, key) => deps.store.cancelTimer(kind, key),
-    pollOnce,
-    start(intervalMs) {
-      stopped = false
-      const tick = () => {
-        if (stopped) return
-        pollOnce()
-          .catch((e: unknown) => deps.log?.warn({ err: e }, 'timer poll failed'))
-          .finally(() => {
-            if (!stopped) timer = setTimeout(tick, intervalMs)
-          })
-      }
-      timer = setTimeout(tick, 0)
-    },
-    async stop() {
-      stopped = true
-      clearTimeout(timer)
-      await running?.catch(() => undefined)
-    },
+    pollOnce: loop.runOnce,
+    start: loop.start,
+    stop: loop.stop,
   }
 }
