@@ -55,13 +55,21 @@ export function auditLeaf(seq: bigint | number, body: AuditEntryBody): AuditLeaf
   return { leafHash, entry: prefixed.slice(1) }
 }
 
-/** `prefix` followed by the canonical entry. */
-function writeEntry(seq: bigint | number, body: AuditEntryBody, prefix: string): string {
-  const jsonSeq = seqJson(seq)
+/**
+ * The checks on a body's shape that `canonicalEntry` makes (its serialisability is checked by serialising it):
+ * `TypeError` for a non-object, a missing or empty `type`, a missing `at`, or a body carrying its own `seq`.
+ */
+export function checkAuditBody(body: AuditEntryBody): void {
   if (typeof body !== 'object' || body === null) throw new TypeError('audit entry body must be an object')
   if (typeof body.type !== 'string' || body.type === '') throw new TypeError('audit entry body needs a non-empty type')
   if (typeof body.at !== 'string') throw new TypeError('audit entry body needs an RFC 3339 `at` string')
   if (Object.hasOwn(body, 'seq')) throw new TypeError('audit entry body must not carry its own seq')
+}
+
+/** `prefix` followed by the canonical entry. */
+function writeEntry(seq: bigint | number, body: AuditEntryBody, prefix: string): string {
+  const jsonSeq = seqJson(seq)
+  checkAuditBody(body)
   // The body's keys plus `seq`, written in place rather than through `{ ...body, seq }`: no copy of the body.
   const keys = Object.keys(body)
   keys.push('seq')

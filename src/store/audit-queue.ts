@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
-import { type AuditEntryBody, auditLeaf, canonicalJson } from '../audit/entry.js'
+import { type AuditEntryBody, auditLeaf, canonicalJson, checkAuditBody } from '../audit/entry.js'
 import type { Database } from './schema.js'
 
 /**
@@ -40,10 +40,7 @@ export async function queueAuditIn(trx: Transaction<Database>, bodies: readonly 
   const rows = bodies.map((b) => {
     // canonicalEntry's own checks, here, so that no body the drainer would refuse ever enters the queue (it would
     // stop the queue behind it).
-    if (typeof b !== 'object' || b === null) throw new TypeError('audit entry body must be an object')
-    if (typeof b.type !== 'string' || b.type === '') throw new TypeError('audit entry body needs a non-empty type')
-    if (typeof b.at !== 'string') throw new TypeError('audit entry body needs an RFC 3339 `at` string')
-    if (Object.hasOwn(b, 'seq')) throw new TypeError('audit entry body must not carry its own seq')
+    checkAuditBody(b)
     return { body: canonicalJson(b) }
   })
   await trx.insertInto('audit_queue').values(rows).execute()
