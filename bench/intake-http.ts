@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
@@ -47,36 +47,100 @@ async function load(url: string, key: string | undefined): Promise<autocannon.Re
   })
 }
 
-/** intake_http_vs_bare: durable intake through HTTP against a bare fastify route, same connections. */
-export async function intakeHttpVsBare(): Promise<Figure> {
-  const bare = await startProcess(['bench/bare-server.ts'])
-  const bareResult = await load(bare.url, undefined)
-  await bare.stop()
+/** CPU time (user + system, all threads) a process has used so far, in microseconds, from /proc (Linux). */
+function cpuUs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // fields[11] and [12] are utime and stime (fields 14 and 15 of proc(5)), in clock ticks of 10 ms
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return Number.NaN
+  }
+}
 
+interface Run {
+  readonly result: autocannon.Result
+  /** Server CPU per answered request, µs (all of the server's threads). */
+  readonly cpuUsPerRequest: number
+}
+
+async function measure(args: readonly string[], env: Record<string, string>, key: string | undefined): Promise<Run> {
+  const server = await startProcess(args, env)
+  const before = cpuUs(server.proc.pid)
+  const result = await load(server.url, key)
+  const used = cpuUs(server.proc.pid) - before
+  await server.stop()
+  return { result, cpuUsPerRequest: Math.round(used / Math.max(1, result.requests.total)) }
+}
+
+async function batonRun(script: readonly string[]): Promise<Run> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
   const adminKey = formatKey('admin', randomBytes(32))
-  const baton = await startProcess(['src/cli/main.ts', 'serve', '--port', '0'], {
-    BATON_DATA_DIR: dataDir,
-    BATON_ADMIN_KEY: adminKey,
-  })
-  const r = await load(baton.url, adminKey)
-  await baton.stop()
-  rmSync(dataDir, { recursive: true, force: true })
-  const non2xx = r.non2xx + r.errors
-  return figure(
-    'intake_http_vs_bare',
-    r.requests.average,
-    'req/s',
-    bareResult.requests.average,
-    r.requests.average / bareResult.requests.average,
-    '>= 0.25',
-    {
+  try {
+    return await measure(script, { BATON_DATA_DIR: dataDir, BATON_ADMIN_KEY: adminKey }, adminKey)
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * intake_http_vs_bare: durable intake through HTTP against a bare fastify route, same connections. Also
+ * intake_without_writes_vs_bare (no target): the same Baton server with its case commits dropped
+ * (`bench/intake-ceiling-server.ts`), the most any work on the store could give; intake_http_vs_bare_insert (no
+ * target): intake against a bare route that makes each body durable with one SQLite insert
+ * (`bench/bare-insert-server.ts`); and each server's CPU per request.
+ */
+export async function intakeHttpVsBare(): Promise<Figure[]> {
+  const bare = await measure(['bench/bare-server.ts'], {}, undefined)
+  const baton = await batonRun(['src/cli/main.ts', 'serve', '--port', '0'])
+  const ceiling = await batonRun(['bench/intake-ceiling-server.ts'])
+  const insert = await measure(['bench/bare-insert-server.ts'], {}, undefined)
+  const r = baton.result
+  const bareRps = bare.result.requests.average
+  const cpu = {
+    bare_cpu_us_per_request: bare.cpuUsPerRequest,
+    cpu_us_per_request: baton.cpuUsPerRequest,
+  }
+  return [
+    figure('intake_http_vs_bare', r.requests.average, 'req/s', bareRps, r.requests.average / bareRps, '>= 0.25', {
       connections: CONNECTIONS,
       duration_s: DURATION_S,
       p99_ms: r.latency.p99,
-      bare_p99_ms: bareResult.latency.p99,
-      non_2xx: non2xx,
+      bare_p99_ms: bare.result.latency.p99,
+      non_2xx: r.non2xx + r.errors,
+      ...cpu,
       store: 'sqlite WAL, group commit (BATON_SQLITE_SYNC=group)',
-    },
-  )
+    }),
+    figure(
+      'intake_without_writes_vs_bare',
+      ceiling.result.requests.average,
+      'req/s',
+      bareRps,
+      ceiling.result.requests.average / bareRps,
+      null,
+      {
+        what: 'the same server with case commits dropped: auth, signals, classifier, store reads, policy, answer',
+        p99_ms: ceiling.result.latency.p99,
+        non_2xx: ceiling.result.non2xx + ceiling.result.errors,
+        cpu_us_per_request: ceiling.cpuUsPerRequest,
+        bare_cpu_us_per_request: bare.cpuUsPerRequest,
+      },
+    ),
+    figure(
+      'intake_http_vs_bare_insert',
+      r.requests.average,
+      'req/s',
+      insert.result.requests.average,
+      r.requests.average / insert.result.requests.average,
+      null,
+      {
+        baseline: 'bare fastify route making one INSERT of the body durable (SQLite WAL, synchronous=FULL), same load',
+        baseline_p99_ms: insert.result.latency.p99,
+        baseline_cpu_us_per_request: insert.cpuUsPerRequest,
+        baseline_non_2xx: insert.result.non2xx + insert.result.errors,
+      },
+    ),
+  ]
 }
