@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { StoredAuditEntry } from '../store/ports.js'
 import { escapeHtml, html, raw } from './html.js'
-import { csrfToken, decodeClaims, encodeClaims, newSessionId, SignedOut } from './session.js'
+import { csrfToken, decodeClaims, encodeClaims, newSessionId } from './session.js'
 import { OverviewStats } from './stats.js'
 
 describe('html', () => {
@@ -38,13 +38,6 @@ describe('session claims', () => {
     expect(csrfToken(k1, a)).toBe(csrfToken(k1, a))
     expect(csrfToken(k1, a)).not.toBe(csrfToken(k1, b))
     expect(csrfToken(k1, a)).not.toBe(csrfToken(k2, a))
-  })
-
-  it('forgets signed-out sessions once they would have expired anyway', () => {
-    const out = new SignedOut()
-    out.add('s1', 100)
-    expect(out.has('s1', 99)).toBe(true)
-    expect(out.has('s1', 100)).toBe(false)
   })
 })
 

@@ -28,7 +28,6 @@ import {
   SESSION_COOKIE,
   SESSION_TTL_S,
   type SessionClaims,
-  SignedOut,
   sameToken,
 } from './session.js'
 import { OverviewStats } from './stats.js'
@@ -125,11 +124,13 @@ function safeNext(next: unknown): string {
  * auth hook uses, so the pages' scripts call the same `/v1` endpoints as everyone else (with the CSRF token on every
  * state-changing request); requests that carry an API key never look at the cookie.
  */
+/** The one-time-id scope of signed-out console sessions (`Store.spendOnce`). */
+const SIGNED_OUT = 'console_session'
+
 export async function registerConsole(app: FastifyInstance, s: Services): Promise<SessionAuthenticator> {
   const secret = await secretSetting(s.store, 'console_session_secret')
   await app.register(cookie, { secret, hook: 'onRequest' })
   const assets = loadAssets()
-  const signedOut = new SignedOut()
   const slaOf = new Map(s.workspace.queues.map((q) => [q.id, q.slaSeconds]))
   const stats = new OverviewStats(s.store, (q) => slaOf.get(q) ?? 1800)
 
@@ -142,7 +143,9 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
     if (!unsigned.valid || unsigned.value === null) return undefined
     const nowS = Math.floor(Date.now() / 1000)
     const claims = decodeClaims(unsigned.value, nowS)
-    if (claims === undefined || signedOut.has(claims.sid, nowS)) return undefined
+    if (claims === undefined) return undefined
+    // signed out on any node, before or since a restart
+    if (await s.store.isSpent(SIGNED_OUT, claims.sid)) return undefined
     // Read each time: a revoked key ends its console sessions at once.
     const key = (await s.store.listKeys()).find((k) => k.id === claims.keyId)
     if (key === undefined || key.revokedAt !== null || !CONSOLE_ROLES.has(key.role)) return undefined
@@ -297,7 +300,7 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       if (viewer === undefined) return reply
       const session = await sessionOf(req)
       if (session !== undefined) {
-        signedOut.add(session.claims.sid, session.claims.exp)
+        await s.store.spendOnce(SIGNED_OUT, session.claims.sid, new Date(session.claims.exp * 1000).toISOString())
         await s.store.appendAudit([
           {
             type: 'console.signed_out',

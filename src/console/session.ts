@@ -4,7 +4,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
  * Console sessions: a signed cookie (HMAC-SHA256, @fastify/cookie's signer) holding an opaque random session id, the
  * id of the API key the user signed in with, and an absolute expiry. Nothing secret is in the cookie: the key itself
  * never leaves the login request. The signing secret lives in the store, so every Baton node accepts the cookie and a
- * restart keeps people signed in; each request re-reads the key record, so revoking the key ends its sessions at once.
+ * restart keeps people signed in; each request re-reads the key record, so revoking the key ends its sessions at once,
+ * and checks the store's record of signed-out sessions, so signing out ends the session on every node.
  */
 export interface SessionClaims {
   /** 32 random bytes, base64url. */
@@ -48,21 +49,4 @@ export function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
-}
-
-/**
- * Session ids signed out before their expiry, kept until then. Per node: a cookie replayed after sign-out on another
- * node stays valid there until it expires (the cookie is cleared in the browser that signed out).
- */
-export class SignedOut {
-  readonly #until = new Map<string, number>()
-
-  add(sid: string, exp: number): void {
-    this.#until.set(sid, exp)
-  }
-
-  has(sid: string, nowS: number): boolean {
-    for (const [k, exp] of this.#until) if (exp <= nowS) this.#until.delete(k)
-    return this.#until.has(sid)
-  }
 }

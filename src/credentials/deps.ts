@@ -28,8 +28,6 @@ export interface AuthorityDeps {
   readonly accessTtlSeconds: number
   readonly callTtlSeconds: number
   readonly approvalTtlSeconds: number
-  /** Client-assertion ids seen and their expiry (ms): an assertion is good once (RFC 7523 §3, item 7). */
-  readonly seenAssertions: Map<string, number>
 }
 
 /** The audit `actor` of an actor. */

@@ -7,6 +7,9 @@ import { type AuthorityDeps, who } from './deps.js'
 import { type CredentialClaims, credentialError } from './tokens.js'
 
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+/** An assertion older than this (by its `iat`) is refused whatever its `exp` says. */
+const MAX_ASSERTION_AGE_S = 300
+const MAX_JTI_LENGTH = 256
 
 export interface TokenRequest {
   readonly grant_type?: string | undefined
@@ -162,14 +165,24 @@ async function authenticateClient(deps: AuthorityDeps, req: TokenRequest, at: Da
           subject: iss,
           audience: [...deps.tokenAudiences],
           currentDate: at,
-          maxTokenAge: '5m',
+          maxTokenAge: MAX_ASSERTION_AGE_S,
           requiredClaims: ['exp', 'jti', 'iat'],
         })
-        const jti = payload.jti as string
-        const seen = deps.seenAssertions
-        for (const [id, exp] of seen) if (exp < at.getTime()) seen.delete(id)
-        if (seen.has(`${iss}:${jti}`)) throw new BatonError('CREDENTIAL_INVALID', 'the client assertion was replayed')
-        seen.set(`${iss}:${jti}`, (payload.exp as number) * 1000)
+        // Good once (RFC 7523 §3, item 7), on every node and across restarts: the store records the jti until the
+        // assertion expires.
+        const jti = payload.jti
+        if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
+          throw new BatonError(
+            'CREDENTIAL_INVALID',
+            `the assertion's jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`,
+          )
+        }
+        // kept until the assertion is refused anyway: at its exp, or once it is older than the age limit
+        const until = Math.min(payload.exp as number, (payload.iat as number) + MAX_ASSERTION_AGE_S)
+        const expires = new Date(until * 1000).toISOString()
+        if (!(await deps.store.spendOnce('client_assertion', `${iss}:${jti}`, expires))) {
+          throw new BatonError('CREDENTIAL_INVALID', 'the client assertion was replayed')
+        }
         return iss
       } catch (e) {
         lastError = e

@@ -58,7 +58,6 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
     accessTtlSeconds: ttl(o.env.BATON_ACCESS_TOKEN_TTL_S, 300),
     callTtlSeconds: ttl(o.env.BATON_CALL_CREDENTIAL_TTL_S, 60),
     approvalTtlSeconds: Number(o.env.BATON_APPROVAL_TTL_S ?? 86_400),
-    seenAssertions: new Map(),
     randomSecret: () => `bas_${randomBytes(32).toString('base64url')}`,
   }
 }

@@ -312,6 +312,27 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     )
 
     it(
+      'spends a one-time id once among racing callers, per scope, and lets an expired record be taken over',
+      withStore(async (s) => {
+        const later = new Date(Date.now() + 60_000).toISOString()
+        const got = await Promise.all(Array.from({ length: 6 }, () => s.spendOnce('assertion', 'bot:j1', later)))
+        expect(got.filter(Boolean)).toHaveLength(1)
+        expect(await s.spendOnce('assertion', 'bot:j1', later)).toBe(false)
+        expect(await s.isSpent('assertion', 'bot:j1')).toBe(true)
+        // another scope, another id: independent
+        expect(await s.isSpent('session', 'bot:j1')).toBe(false)
+        expect(await s.spendOnce('session', 'bot:j1', later)).toBe(true)
+        expect(await s.isSpent('assertion', 'bot:j2')).toBe(false)
+        // a record past its expiry is not spent any more, and the id can be recorded again
+        const past = new Date(Date.now() - 1000).toISOString()
+        expect(await s.spendOnce('session', 'old', past)).toBe(true)
+        expect(await s.isSpent('session', 'old')).toBe(false)
+        expect(await s.spendOnce('session', 'old', later)).toBe(true)
+        expect(await s.isSpent('session', 'old')).toBe(true)
+      }),
+    )
+
+    it(
       'integrates tree nodes and a signed head in one transaction, and refuses a stale or overreaching one',
       withStore(async (s) => {
         await s.appendAudit(Array.from({ length: 5 }, (_, i) => audit('x', i)))

@@ -48,6 +48,8 @@ export interface StoreParts {
  * live in `sqlite/database.ts` and `postgres/database.ts` (same file names); the queries are the same SQL, so they
  * are written once here rather than twice.
  */
+const PRUNE_EVERY_MS = 60_000
+
 export function createKyselyStore(
   db: Kysely<Database>,
   engine: Engine,
@@ -266,6 +268,8 @@ export function createKyselyStore(
         })
       : undefined
 
+  // expired one-time ids are deleted at most once a minute per store, by the next spendOnce
+  let lastPrune = 0
   const store: Store = {
     ...authorityStore(parts),
     ...work,
@@ -741,6 +745,38 @@ export function createKyselyStore(
         const r = await trx.selectFrom('kv').select('value').where('key', '=', key).executeTakeFirstOrThrow()
         return r.value
       })
+    },
+    async spendOnce(scope, id, expiresAt) {
+      const now = new Date()
+      // Durable before it answers (through `tx`): a replay refused here must stay refused after a crash.
+      const inserted = await tx(async (trx) => {
+        if (now.getTime() - lastPrune >= PRUNE_EVERY_MS) {
+          lastPrune = now.getTime()
+          await trx.deleteFrom('spent_ids').where('expires_at', '<', now.toISOString()).execute()
+        }
+        const r = await trx
+          .insertInto('spent_ids')
+          .values({ scope, id, expires_at: expiresAt })
+          // an expired record of the same id no longer counts: it is taken over (its id's own expiry refuses it anyway)
+          .onConflict((oc) =>
+            oc
+              .columns(['scope', 'id'])
+              .doUpdateSet({ expires_at: expiresAt })
+              .where('spent_ids.expires_at', '<', now.toISOString()),
+          )
+          .executeTakeFirst()
+        return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1
+      })
+      return inserted
+    },
+    async isSpent(scope, id) {
+      const r = await db
+        .selectFrom('spent_ids')
+        .select('expires_at')
+        .where('scope', '=', scope)
+        .where('id', '=', id)
+        .executeTakeFirst()
+      return r !== undefined && r.expires_at > new Date().toISOString()
     },
     async putSetting(key, value) {
       // Through `tx`, so that it is durable before it resolves (signing keys and session secrets live here).

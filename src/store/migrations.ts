@@ -344,6 +344,20 @@ function migrations(engine: Engine): Record<string, Migration> {
         await sql`create table audit_queue (id bigserial primary key, body text not null)`.execute(db)
       },
     },
+    // One-time ids shared by every node and kept across restarts: a client assertion's jti once used, a console
+    // session once signed out. Kept until the id's own expiry (`expires_at`), then pruned.
+    '0006_spent_ids': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('spent_ids')
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('spent_ids_pk', ['scope', 'id'])
+          .execute()
+        await db.schema.createIndex('spent_ids_expiry').on('spent_ids').column('expires_at').execute()
+      },
+    },
   }
 }
 

@@ -224,4 +224,13 @@ export interface Store extends AuthorityStore, WorkStore {
    * writer wins, so nodes that race to create a shared secret all end up with the same one.
    */
   claimSetting(key: string, value: string): Promise<string>
+
+  /**
+   * Records that the one-time id `id` of `scope` (a client assertion's issuer and `jti`, a signed-out console session)
+   * has been used, durably and shared by every node, until `expiresAt` (ISO 8601; after it the id is refused by its own
+   * expiry anyway). True when this call recorded it; false when it was already recorded (a replay).
+   */
+  spendOnce(scope: string, id: string, expiresAt: string): Promise<boolean>
+  /** True when `spendOnce(scope, id, …)` has recorded `id` and it has not expired. */
+  isSpent(scope: string, id: string): Promise<boolean>
 }

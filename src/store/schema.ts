@@ -88,6 +88,12 @@ export interface Database extends WorkTables {
     key: string
     value: string
   }
+  /** One-time ids already used (migration 0006): replayed client assertions, signed-out console sessions. */
+  spent_ids: {
+    scope: string
+    id: string
+    expires_at: string
+  }
   audit_nodes: {
     level: number
     idx: number

@@ -1,0 +1,162 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import pino from 'pino'
+import { afterAll, describe, expect, it } from 'vitest'
+import { type App, createApp } from '../src/app.js'
+import { configFrom } from '../src/config.js'
+import { formatKey } from '../src/identity/keys.js'
+import { SHOP } from './support/app.js'
+import { freshDatabase, pgAvailable } from './support/pg.js'
+
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+/** One Baton node listening on a real port, on the given store. */
+async function node(dataDir: string, databaseUrl: string | undefined, adminKey: string) {
+  const config = configFrom(
+    {},
+    { dataDir, workspace: SHOP, databaseUrl, watchPolicy: false, logLevel: 'silent', adminKey, port: 0 },
+  )
+  const app: App = await createApp(config, { logger: pino({ level: 'silent' }) })
+  const url = await app.server.listen({ port: 0, host: '127.0.0.1' })
+  return { app, url }
+}
+
+/** Signs in to the console with `key` through its login form; returns the session cookie (`name=value`). */
+async function signIn(url: string, key: string): Promise<string> {
+  const form = await fetch(`${url}/console/login`)
+  expect(form.status).toBe(200)
+  const csrfCookie = form.headers.getSetCookie().find((c) => c.startsWith('baton_login_csrf='))
+  expect(csrfCookie).toBeDefined()
+  const pair = csrfCookie!.split(';')[0]!
+  const login = await fetch(`${url}/console/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: pair },
+    body: new URLSearchParams({ key, _csrf: pair.slice(pair.indexOf('=') + 1), next: '/console/queue' }).toString(),
+  })
+  expect(login.status).toBe(303)
+  const session = login.headers.getSetCookie().find((c) => c.startsWith('baton_session='))
+  expect(session).toBeDefined()
+  return session!.split(';')[0]!
+}
+
+/** The console's answer to a signed-in page request with `cookie`: 200 when the session holds. */
+const queuePage = (url: string, cookie: string) =>
+  fetch(`${url}/console/queue`, { redirect: 'manual', headers: { cookie, accept: 'text/html' } })
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe.skipIf(engine === 'postgres' && !pgAvailable)(`one-time ids across nodes and restarts (${engine})`, () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'baton-once-'))
+    const opened: App[] = []
+    let drop: (() => Promise<void>) | undefined
+    afterAll(async () => {
+      for (const a of opened) await a.close().catch(() => undefined)
+      await drop?.()
+      rmSync(dataDir, { recursive: true, force: true })
+    })
+
+    it('a client assertion used once and a console session signed out stay refused on another node and after a restart', async () => {
+      const adminKey = formatKey('admin', randomBytes(32))
+      let databaseUrl: string | undefined
+      if (engine === 'postgres') {
+        const db = await freshDatabase()
+        drop = db.drop
+        databaseUrl = db.url
+      }
+      const a = await node(dataDir, databaseUrl, adminKey)
+      opened.push(a.app)
+      const admin = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }
+
+      // an agent key and a case the agent handles
+      const agentKey = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
+      const jwk = await exportJWK(agentKey.publicKey)
+      const registered = await fetch(`${a.url}/v1/agents/shop-assistant/credentials`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ kind: 'public_key', jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x } }),
+      })
+      expect(registered.status).toBe(201)
+      const opening = await fetch(`${a.url}/v1/cases`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ customer: 'cu_once', channel: 'chat', message: { text: 'Where is my order #48213?' } }),
+      })
+      expect(opening.status).toBe(201)
+      const caseId = ((await opening.json()) as { id: string; handler: { kind: string } }).id
+      const operatorKey = await fetch(`${a.url}/v1/keys`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ role: 'operator', name: 'ada', operatorId: 'ada' }),
+      })
+      expect(operatorKey.status).toBe(201)
+      const opKey = ((await operatorKey.json()) as { key: string }).key
+
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuer('shop-assistant')
+        .setSubject('shop-assistant')
+        .setAudience('urn:baton')
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .setJti(randomUUID())
+        .sign(agentKey.privateKey)
+      const tokenRequest = (url: string, clientAssertion: string) =>
+        fetch(`${url}/v1/oauth/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: ASSERTION_TYPE,
+            client_assertion: clientAssertion,
+            case_id: caseId,
+          }).toString(),
+        })
+      expect((await tokenRequest(a.url, assertion)).status).toBe(200)
+      const replayedHere = await tokenRequest(a.url, assertion)
+      expect(replayedHere.status).toBe(401)
+      expect(((await replayedHere.json()) as { detail: string }).detail).toMatch(/replayed/)
+
+      // a console session, good on this node, then signed out here
+      const cookie = await signIn(a.url, opKey)
+      expect((await queuePage(a.url, cookie)).status).toBe(200)
+      const form = await fetch(`${a.url}/console/queue`, { headers: { cookie } })
+      const csrf = /name="csrf-token" content="([^"]+)"/.exec(await form.text())?.[1]
+      expect(csrf).toBeDefined()
+      const out = await fetch(`${a.url}/console/logout`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrf! }).toString(),
+      })
+      expect(out.status).toBe(303)
+      expect((await queuePage(a.url, cookie)).status).toBe(303)
+
+      // Another node: on PostgreSQL a second server beside the first; on SQLite (one process per file) the same
+      // file after a restart. Either way the memory of the first process is gone from the picture.
+      if (engine === 'sqlite') await a.app.close()
+      const b = await node(dataDir, databaseUrl, adminKey)
+      opened.push(b.app)
+      const replayedThere = await tokenRequest(b.url, assertion)
+      expect(replayedThere.status).toBe(401)
+      expect(((await replayedThere.json()) as { detail: string }).detail).toMatch(/replayed/)
+      const signedOut = await queuePage(b.url, cookie)
+      expect(signedOut.status).toBe(303)
+      expect(signedOut.headers.get('location')).toMatch(/^\/console\/login/)
+      // a fresh session and a fresh assertion still work there
+      expect((await queuePage(b.url, await signIn(b.url, opKey))).status).toBe(200)
+      const fresh = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuer('shop-assistant')
+        .setSubject('shop-assistant')
+        .setAudience('urn:baton')
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .setJti(randomUUID())
+        .sign(agentKey.privateKey)
+      expect((await tokenRequest(b.url, fresh)).status).toBe(200)
+    })
+  })
+}
