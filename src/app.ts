@@ -21,6 +21,7 @@ import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js
 import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
 import type { Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
+import { openSealedSettings, type SealedSettings } from './store/sealed-settings.js'
 import { createSqliteStore } from './store/sqlite/database.js'
 import { createWorkServices, type WorkOptions } from './work.js'
 import { loadWorkspace, type Workspace } from './workspace/workspace.js'
@@ -129,7 +130,16 @@ export async function createApp(
   const known = knownNames(workspace)
   const now = () => new Date()
 
-  const secretHashKey = await settingBytes(store, 'secret_hash_key')
+  let settings: SealedSettings
+  let secretHashKey: Uint8Array
+  try {
+    settings = await openSealedSettings(store, config.secretsKeyFile)
+    secretHashKey = Buffer.from(await settings.secret('secret_hash_key'), 'base64url')
+  } catch (e) {
+    await store.close().catch(() => undefined)
+    throw e
+  }
+  if (settings.warning !== undefined) logger.warn(settings.warning)
 
   const policyFile = workspace.policyFile
   const displayFile = relative(process.cwd(), policyFile) || policyFile
@@ -195,6 +205,7 @@ export async function createApp(
     env: process.env,
     connector: options.connector,
     actor: SYSTEM,
+    settings,
   })
   work.timers.register(APPROVAL_EXPIRY_TIMER, async (t) => {
     await expireApproval(store, String(t.payload.approvalId), now())
@@ -202,6 +213,7 @@ export async function createApp(
 
   const services: Services = {
     authority,
+    settings,
     work,
     store,
     intake,
@@ -311,13 +323,6 @@ export async function createApp(
       await store.close()
     },
   }
-}
-
-async function settingBytes(store: Store, key: string): Promise<Uint8Array> {
-  const existing = await store.getSetting(key)
-  if (existing !== undefined) return Buffer.from(existing, 'base64url')
-  // Another node may race us: the first value stored is every node's.
-  return Buffer.from(await store.claimSetting(key, randomBytes(32).toString('base64url')), 'base64url')
 }
 
 async function bootstrapAdmin(services: Services, given: string | undefined): Promise<string | undefined> {

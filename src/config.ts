@@ -22,6 +22,11 @@ export interface Config {
   readonly watchPolicy: boolean
   /** Ed25519 key (PKCS#8 PEM) that signs audit tree heads; created with mode 0600 on first start when absent. */
   readonly auditSigningKeyFile: string
+  /**
+   * Key (32 random bytes, base64url) that seals the secrets Baton keeps in the store (credential signing key, console
+   * session secret, keyed-hash key); created with mode 0600 on first start when absent. Every node needs the same one.
+   */
+  readonly secretsKeyFile: string
   /** Longest wait, ms, between new audit entries and the signed tree head that covers them. */
   readonly auditHeadIntervalMs: number
   /** The intent classifier's second opinion (an OpenAI-compatible endpoint, `BATON_LLM_*`); none when absent. */
@@ -80,6 +85,7 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     auditSigningKeyFile: resolve(
       flags.auditSigningKeyFile ?? (env.BATON_AUDIT_SIGNING_KEY_FILE || join(dataDir, 'audit-signing-key.pem')),
     ),
+    secretsKeyFile: resolve(flags.secretsKeyFile ?? (env.BATON_SECRETS_KEY_FILE || join(dataDir, 'secrets.key'))),
     auditHeadIntervalMs,
     llm: flags.llm ?? llmSettingsFrom(env),
   }

@@ -1,8 +1,7 @@
-import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto'
-import { constants } from 'node:fs'
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { BatonError } from '../errors.js'
+import { createFileOnce, modeWarning, replaceFile } from '../store/secret-file.js'
 import { parsePrivateKey } from './head.js'
 
 /*
@@ -18,32 +17,6 @@ export function generateSigningKey(): KeyObject {
 
 function pemOf(key: KeyObject): string {
   return key.export({ type: 'pkcs8', format: 'pem' }).toString()
-}
-
-/** Writes `text` to a new temporary file beside `file` (mode 0600, fsynced) and returns its path. */
-async function writeTemp(file: string, text: string): Promise<string> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
-  try {
-    await fh.writeFile(text)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  return tmp
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY).catch(() => undefined)
-  if (fh === undefined) return
-  try {
-    await fh.sync()
-  } catch {
-    // some file systems refuse fsync on a directory; the rename itself is still atomic
-  } finally {
-    await fh.close()
-  }
 }
 
 async function readKey(file: string): Promise<KeyObject> {
@@ -65,39 +38,15 @@ async function readKey(file: string): Promise<KeyObject> {
 export async function loadOrCreateSigningKey(
   file: string,
 ): Promise<{ readonly key: KeyObject; readonly created: boolean; readonly warning?: string }> {
-  let created = false
-  try {
-    await stat(file)
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-    const tmp = await writeTemp(file, pemOf(generateSigningKey()))
-    try {
-      await link(tmp, file)
-      created = true
-      await syncDir(dirname(file))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    } finally {
-      await unlink(tmp).catch(() => undefined)
-    }
-  }
+  const created = await createFileOnce(file, () => pemOf(generateSigningKey()))
   const key = await readKey(file)
-  const mode = (await stat(file)).mode & 0o777
-  return mode & 0o077
-    ? { key, created, warning: `${file} has mode ${mode.toString(8)}; the signing key should be 0600` }
-    : { key, created }
+  const warning = await modeWarning(file, 'the signing key')
+  return warning === undefined ? { key, created } : { key, created, warning }
 }
 
 /** Replaces the key in `file` with `key` atomically (write, fsync, rename). */
-export async function replaceSigningKey(file: string, key: KeyObject): Promise<void> {
-  const tmp = await writeTemp(file, pemOf(key))
-  try {
-    await rename(tmp, file)
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined)
-    throw e
-  }
-  await syncDir(dirname(file))
+export function replaceSigningKey(file: string, key: KeyObject): Promise<void> {
+  return replaceFile(file, pemOf(key))
 }
 
 /** Reads the key in `file` as it is now (for a running sequencer that notices a rotation). */

@@ -10,7 +10,7 @@ import type { Actor } from '../cases/intake.js'
 import { BatonError } from '../errors.js'
 import type { Services } from '../http/services.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
-import type { ApiKeyRecord, Store } from '../store/ports.js'
+import type { ApiKeyRecord } from '../store/ports.js'
 import type { SafeHtml } from './html.js'
 import { loginPage, notFoundPage, type Viewer } from './layout.js'
 import { agentsPage, loadAgents } from './pages/agents.js'
@@ -83,13 +83,6 @@ function loadAssets(): Map<string, { body: Buffer; type: string }> {
   return assets
 }
 
-async function secretSetting(store: Store, key: string): Promise<Buffer> {
-  const existing = await store.getSetting(key)
-  if (existing !== undefined) return Buffer.from(existing, 'base64url')
-  // Another node may race us: the first secret stored is every node's.
-  return Buffer.from(await store.claimSetting(key, randomBytes(32).toString('base64url')), 'base64url')
-}
-
 /** The same actor an API request with this key gets (src/http/server.ts): a key naming an operator acts as them. */
 function actorOf(key: ApiKeyRecord): Actor {
   return { kind: key.role === 'admin' ? 'admin' : 'operator', id: key.principalId ?? key.id, roles: [key.role] }
@@ -128,7 +121,8 @@ function safeNext(next: unknown): string {
 const SIGNED_OUT = 'console_session'
 
 export async function registerConsole(app: FastifyInstance, s: Services): Promise<SessionAuthenticator> {
-  const secret = await secretSetting(s.store, 'console_session_secret')
+  // the first secret stored is every node's (sealed in the store's settings)
+  const secret = Buffer.from(await s.settings.secret('console_session_secret'), 'base64url')
   await app.register(cookie, { secret, hook: 'onRequest' })
   const assets = loadAssets()
   const slaOf = new Map(s.workspace.queues.map((q) => [q.id, q.slaSeconds]))

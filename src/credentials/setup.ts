@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } f
 import type { ActivePolicy, Actor } from '../cases/intake.js'
 import { seedPrincipals } from '../identity/registry.js'
 import type { Store } from '../store/ports.js'
+import type { SealedSettings } from '../store/sealed-settings.js'
 import { buildCatalog } from '../tools/catalog.js'
 import { httpConnector } from '../tools/connector.js'
 import type { Workspace } from '../workspace/workspace.js'
@@ -23,23 +24,20 @@ export interface AuthorityOptions {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly connector?: ConnectorCall | undefined
   readonly actor: Actor
+  /** Where the signing key is kept: the store's settings, sealed by the secrets key file. */
+  readonly settings: SealedSettings
 }
 
 /**
- * Builds what the authority use cases need: the credential signing key (Ed25519, kept in the store's settings so
- * every node signs with the same key and restarts keep issued credentials valid), the tool catalog, and the
+ * Builds what the authority use cases need: the credential signing key (Ed25519, kept in the store's settings,
+ * sealed, so every node signs with the same key and restarts keep issued credentials valid), the tool catalog, and the
  * workspace's agents and operators registered.
  */
 export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps & { randomSecret: () => string }> {
-  let pkcs8 = await o.store.getSetting(SETTING)
-  if (pkcs8 === undefined) {
-    const { privateKey } = generateKeyPairSync('ed25519')
-    // Another node may race us: the first key stored is every node's key.
-    pkcs8 = await o.store.claimSetting(
-      SETTING,
-      privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64url'),
-    )
-  }
+  // Another node may race us: the first key stored is every node's key.
+  const pkcs8 = await o.settings.secret(SETTING, () =>
+    generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64url'),
+  )
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8, 'base64url'), format: 'der', type: 'pkcs8' })
   const issuer = o.env.BATON_ISSUER ?? 'urn:baton'
   const signer = new CredentialSigner(privateKey, createPublicKey(privateKey), issuer)

@@ -2,6 +2,7 @@ import type { ActivePolicy, Actor, IntakeDeps } from '../cases/intake.js'
 import type { AuthorityDeps } from '../credentials/deps.js'
 import type { PolicyRef } from '../policy/types.js'
 import type { ApiKeyRecord, CustomerRecord, Role, Store } from '../store/ports.js'
+import type { SealedSettings } from '../store/sealed-settings.js'
 import type { WorkServices } from '../work.js'
 import type { Workspace } from '../workspace/workspace.js'
 
@@ -34,4 +35,6 @@ export interface Services {
   readonly ready: () => Promise<boolean>
   /** Agents, credentials, tool actions and approvals (`src/credentials/`, `src/tools/`, `src/approvals/`). */
   readonly authority: AuthorityDeps & { readonly randomSecret: () => string }
+  /** Secrets kept in the store's settings, sealed by the secrets key file. */
+  readonly settings: SealedSettings
 }
