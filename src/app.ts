@@ -206,6 +206,7 @@ export async function createApp(
     connector: options.connector,
     actor: SYSTEM,
     settings,
+    onError: (e) => logger.error({ err: e }, 'refusal summary not written; kept for the next one'),
   })
   work.timers.register(APPROVAL_EXPIRY_TIMER, async (t) => {
     await expireApproval(store, String(t.payload.approvalId), now())
@@ -319,6 +320,7 @@ export async function createApp(
       watcher?.close()
       await server.close()
       await work.stop()
+      await authority.refusals.stop().catch((e) => logger.error({ err: e }, 'refusal summary not written at stop'))
       await audit.stop()
       await store.close()
     },

@@ -1,6 +1,7 @@
 import type { ActivePolicy, Actor } from '../cases/intake.js'
 import type { Store } from '../store/ports.js'
 import type { ToolCatalog } from '../tools/catalog.js'
+import type { RefusalLog } from './refusals.js'
 import type { CredentialSigner } from './tokens.js'
 
 /** Calls a tool's connector; the HTTP adapter is `src/tools/connector.ts`, tests may pass their own. */
@@ -15,6 +16,8 @@ export type ConnectorCall = (req: {
 /** What the authority use cases (tokens, actions, approvals, registry) need; built by `app.ts`. */
 export interface AuthorityDeps {
   readonly store: Store
+  /** Audits refused requests within a budget, counting the rest (`refusals.ts`). */
+  readonly refusals: RefusalLog
   readonly policy: () => ActivePolicy
   readonly catalog: ToolCatalog
   readonly signer: CredentialSigner

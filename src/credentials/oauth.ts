@@ -267,9 +267,12 @@ export async function introspect(
   }
 }
 
-/** Appends an `access.refused` entry: who was refused what, with which code (never the credential itself). */
+/**
+ * Audits an `access.refused` entry: who was refused what, with which code (never the credential itself); over the
+ * node's refusal budget, counted into an `access.refused_suppressed` summary instead (`refusals.ts`).
+ */
 export async function auditRefusal(
-  deps: Pick<AuthorityDeps, 'store' | 'now'>,
+  deps: Pick<AuthorityDeps, 'refusals' | 'now'>,
   r: {
     readonly actor: { readonly kind: string; readonly id: string }
     readonly code: ErrorCode
@@ -281,21 +284,19 @@ export async function auditRefusal(
     readonly target?: string | undefined
   },
 ): Promise<void> {
-  await deps.store.appendAudit([
-    {
-      type: 'access.refused',
-      at: deps.now().toISOString(),
-      ...(r.caseId === undefined ? {} : { caseId: r.caseId }),
-      actor: r.actor,
-      data: {
-        code: r.code,
-        reason: r.reason,
-        route: r.route,
-        ...(r.tool === undefined ? {} : { tool: r.tool }),
-        ...(r.target === undefined ? {} : { target: r.target }),
-      },
+  await deps.refusals.record({
+    type: 'access.refused',
+    at: deps.now().toISOString(),
+    ...(r.caseId === undefined ? {} : { caseId: r.caseId }),
+    actor: r.actor,
+    data: {
+      code: r.code,
+      reason: r.reason,
+      route: r.route,
+      ...(r.tool === undefined ? {} : { tool: r.tool }),
+      ...(r.target === undefined ? {} : { target: r.target }),
     },
-  ])
+  })
 }
 
 export { who }

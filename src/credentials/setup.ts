@@ -7,6 +7,7 @@ import { buildCatalog } from '../tools/catalog.js'
 import { httpConnector } from '../tools/connector.js'
 import type { Workspace } from '../workspace/workspace.js'
 import type { AuthorityDeps, ConnectorCall } from './deps.js'
+import { RefusalLog } from './refusals.js'
 import { CredentialSigner, MAX_TTL_SECONDS } from './tokens.js'
 
 const SETTING = 'credential_signing_key'
@@ -24,6 +25,8 @@ export interface AuthorityOptions {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly connector?: ConnectorCall | undefined
   readonly actor: Actor
+  /** Called with what failed in the background (a refusal summary the store did not take). */
+  readonly onError?: ((e: unknown) => void) | undefined
   /** Where the signing key is kept: the store's settings, sealed by the secrets key file. */
   readonly settings: SealedSettings
 }
@@ -43,8 +46,17 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
   const signer = new CredentialSigner(privateKey, createPublicKey(privateKey), issuer)
   const catalog = buildCatalog(o.workspace.tools, o.env)
   await seedPrincipals(o, o.workspace.agents, o.workspace.operators, o.actor)
+  const now = o.now
+  const refusals = new RefusalLog((entries) => o.store.appendAudit(entries), {
+    perSecond: positive(o.env.BATON_REFUSAL_AUDIT_PER_S, 'BATON_REFUSAL_AUDIT_PER_S', 10),
+    burst: positive(o.env.BATON_REFUSAL_AUDIT_BURST, 'BATON_REFUSAL_AUDIT_BURST', 100),
+    summaryEveryMs: 10_000,
+    now: () => now(),
+    onError: o.onError ?? (() => undefined),
+  })
   return {
     store: o.store,
+    refusals,
     policy: o.policy,
     catalog,
     signer,
@@ -58,6 +70,12 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
     approvalTtlSeconds: Number(o.env.BATON_APPROVAL_TTL_S ?? 86_400),
     randomSecret: () => `bas_${randomBytes(32).toString('base64url')}`,
   }
+}
+
+function positive(v: string | undefined, name: string, fallback: number): number {
+  const n = v === undefined || v === '' ? fallback : Number(v)
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`${name} must be a positive integer, got '${v}'`)
+  return n
 }
 
 function ttl(v: string | undefined, fallback: number): number {
