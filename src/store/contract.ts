@@ -261,6 +261,42 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     )
 
     it(
+      'gives back each decided event with its decision data, also when the event shares the decision object',
+      withStore(async (s) => {
+        const first = { outcome: 'agent', rules: ['r1'], facts: { signals: { intent: 'order_status' } } }
+        const second = { outcome: 'operator', rules: ['r2'], facts: { signals: { intent: 'refund' } } }
+        const own = { outcome: 'agent', note: 'an event with data of its own' }
+        await s.commitCase({
+          case: caseRecord('cs_d'),
+          expectedVersion: null,
+          events: [
+            { caseId: 'cs_d', seq: 1, type: 'case.opened', data: { a: 1 }, at: at(0) },
+            { caseId: 'cs_d', seq: 2, type: 'case.decided', data: first, at: at(0) },
+          ],
+          decisions: [{ id: 'dec_d1', caseId: 'cs_d', kind: 'route', outcome: 'agent', at: at(0), data: first }],
+          audit: [audit('case.opened', 0)],
+        })
+        await s.commitCase({
+          case: caseRecord('cs_d', { version: 2, messages: 2, lastEvent: 4 }),
+          expectedVersion: 1,
+          events: [
+            { caseId: 'cs_d', seq: 3, type: 'case.decided', data: second, at: at(1) },
+            { caseId: 'cs_d', seq: 4, type: 'case.decided', data: own, at: at(1) },
+          ],
+          decisions: [{ id: 'dec_d2', caseId: 'cs_d', kind: 'route', outcome: 'operator', at: at(1), data: second }],
+          audit: [audit('case.decided', 1)],
+        })
+        expect((await s.listCaseEvents('cs_d')).map((e) => [e.seq, e.type, e.data])).toEqual([
+          [1, 'case.opened', { a: 1 }],
+          [2, 'case.decided', first],
+          [3, 'case.decided', second],
+          [4, 'case.decided', own],
+        ])
+        expect((await s.listDecisions('cs_d')).map((d) => d.data)).toEqual([first, second])
+      }),
+    )
+
+    it(
       'refuses UPDATE and DELETE of history in the engine itself',
       withStore(async (s, exec) => {
         await s.commitCase({

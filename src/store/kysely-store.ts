@@ -49,6 +49,8 @@ export interface StoreParts {
  * are written once here rather than twice.
  */
 const PRUNE_EVERY_MS = 60_000
+/** The member of a stored `case.decided` event's data that names the decision holding that data. */
+const DECISION_REF = '$decision'
 
 export function createKyselyStore(
   db: Kysely<Database>,
@@ -216,8 +218,16 @@ export function createKyselyStore(
       }
       return text
     }
+    // A decided event whose data is its decision record's (the same object) keeps a reference to the decision, not a
+    // second copy of it (~1.6 KB a message); listCaseEvents puts the data back.
+    const decided = new Map<object, string>()
+    for (const c of commits) for (const d of c.decisions) decided.set(d.data, d.id)
+    const eventData = (e: CaseCommit['events'][number]): string => {
+      const id = e.type === 'case.decided' ? decided.get(e.data) : undefined
+      return id === undefined ? jsonOf(e.data) : JSON.stringify({ [DECISION_REF]: id })
+    }
     const events = commits.flatMap((c) =>
-      c.events.map((e) => ({ case_id: e.caseId, seq: e.seq, type: e.type, data: jsonOf(e.data), at: e.at })),
+      c.events.map((e) => ({ case_id: e.caseId, seq: e.seq, type: e.type, data: eventData(e), at: e.at })),
     )
     if (events.length > 0) {
       await trx.executeQuery(
@@ -391,7 +401,7 @@ export function createKyselyStore(
     },
     async listCaseEvents(caseId) {
       const rows = await db.selectFrom('case_events').selectAll().where('case_id', '=', caseId).orderBy('seq').execute()
-      return rows.map(
+      const events = rows.map(
         (r): CaseEvent => ({
           caseId: r.case_id,
           seq: Number(r.seq),
@@ -400,6 +410,16 @@ export function createKyselyStore(
           at: r.at,
         }),
       )
+      if (!events.some((e) => typeof e.data[DECISION_REF] === 'string')) return events
+      const decisions = await db.selectFrom('decisions').select(['id', 'data']).where('case_id', '=', caseId).execute()
+      const byId = new Map(decisions.map((d) => [d.id, d.data]))
+      return events.map((e) => {
+        const ref = e.data[DECISION_REF]
+        if (typeof ref !== 'string') return e
+        const data = byId.get(ref)
+        if (data === undefined) throw new Error(`case ${caseId} event ${e.seq} names decision ${ref}, not in the store`)
+        return { ...e, data: JSON.parse(data) as Record<string, unknown> }
+      })
     },
     async listDecisions(caseId) {
       const rows = await db
