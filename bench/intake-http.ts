@@ -7,7 +7,8 @@ import { formatKey } from '../src/identity/keys.js'
 import { type Figure, figure, startProcess } from './harness.js'
 
 const CONNECTIONS = 16
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 
 const MESSAGES = [
   'Hi, where is my order #<id>? It was supposed to arrive yesterday.',
@@ -60,86 +61,145 @@ function cpuUs(pid: number | undefined): number {
   }
 }
 
-interface Run {
-  readonly result: autocannon.Result
-  /** Server CPU per answered request, µs (all of the server's threads). */
+/** One load slice on one server: its rate, p99 and the server's CPU per answered request (µs, all threads). */
+interface Slice {
+  readonly rps: number
+  readonly p99: number
+  readonly failed: number
   readonly cpuUsPerRequest: number
 }
 
-async function measure(args: readonly string[], env: Record<string, string>, key: string | undefined): Promise<Run> {
-  const server = await startProcess(args, env)
-  const before = cpuUs(server.proc.pid)
-  const result = await load(server.url, key)
-  const used = cpuUs(server.proc.pid) - before
-  await server.stop()
-  return { result, cpuUsPerRequest: Math.round(used / Math.max(1, result.requests.total)) }
+interface Server {
+  readonly key: string | undefined
+  readonly url: string
+  readonly pid: number | undefined
+  readonly stop: () => Promise<void>
+  readonly slices: Slice[]
 }
 
-async function batonRun(script: readonly string[]): Promise<Run> {
+async function start(args: readonly string[], baton: boolean): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
-  const adminKey = formatKey('admin', randomBytes(32))
-  try {
-    return await measure(script, { BATON_DATA_DIR: dataDir, BATON_ADMIN_KEY: adminKey }, adminKey)
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true })
+  const key = baton ? formatKey('admin', randomBytes(32)) : undefined
+  const env: Record<string, string> = key === undefined ? {} : { BATON_DATA_DIR: dataDir, BATON_ADMIN_KEY: key }
+  const p = await startProcess(args, env)
+  return {
+    key,
+    url: p.url,
+    pid: p.proc.pid,
+    slices: [],
+    stop: async () => {
+      await p.stop()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
   }
 }
+
+async function slice(server: Server): Promise<void> {
+  const before = cpuUs(server.pid)
+  const r = await load(server.url, server.key)
+  const used = cpuUs(server.pid) - before
+  server.slices.push({
+    rps: r.requests.average,
+    p99: r.latency.p99,
+    failed: r.non2xx + r.errors,
+    cpuUsPerRequest: Math.round(used / Math.max(1, r.requests.total)),
+  })
+  await settle(server)
+}
+
+/**
+ * Waits (at most 10 s) until `server` uses under a tenth of a core, so that what it still does after its load (audit
+ * sequencing, WAL checkpoints, group-commit syncs) does not run during the next server's slice.
+ */
+async function settle(server: Server): Promise<void> {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    const before = cpuUs(server.pid)
+    await new Promise((r) => setTimeout(r, 250))
+    if (cpuUs(server.pid) - before < 25_000) return
+  }
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** Median of the per-round ratios a/b (each round's slices ran back to back, so they share the machine's mood). */
+const ratioOf = (a: Server, b: Server): number => median(a.slices.map((x, i) => x.rps / b.slices[i]!.rps))
+
+const summary = (s: Server) => ({
+  rps: s.slices.map((x) => Math.round(x.rps)),
+  p99_ms: median(s.slices.map((x) => x.p99)),
+  cpu_us_per_request: median(s.slices.map((x) => x.cpuUsPerRequest)),
+  non_2xx: s.slices.reduce((n, x) => n + x.failed, 0),
+})
 
 /**
  * intake_http_vs_bare: durable intake through HTTP against a bare fastify route, same connections. Also
  * intake_without_writes_vs_bare (no target): the same Baton server with its case commits dropped
- * (`bench/intake-ceiling-server.ts`), the most any work on the store could give; intake_http_vs_bare_insert (no
+ * (`bench/intake-ceiling-server.ts`), the most any work on the store could give; and intake_http_vs_bare_insert (no
  * target): intake against a bare route that makes each body durable with one SQLite insert
- * (`bench/bare-insert-server.ts`); and each server's CPU per request.
+ * (`bench/bare-insert-server.ts`). The four servers run side by side and take the load in turn, ROUNDS times; each
+ * ratio is the median of its per-round ratios, so a machine that speeds up or slows down between rounds moves both
+ * sides of it.
  */
 export async function intakeHttpVsBare(): Promise<Figure[]> {
-  const bare = await measure(['bench/bare-server.ts'], {}, undefined)
-  const baton = await batonRun(['src/cli/main.ts', 'serve', '--port', '0'])
-  const ceiling = await batonRun(['bench/intake-ceiling-server.ts'])
-  const insert = await measure(['bench/bare-insert-server.ts'], {}, undefined)
-  const r = baton.result
-  const bareRps = bare.result.requests.average
-  const cpu = {
-    bare_cpu_us_per_request: bare.cpuUsPerRequest,
-    cpu_us_per_request: baton.cpuUsPerRequest,
+  const servers: Server[] = []
+  try {
+    for (const [args, baton] of [
+      [['bench/bare-server.ts'], false],
+      [['src/cli/main.ts', 'serve', '--port', '0'], true],
+      [['bench/intake-ceiling-server.ts'], true],
+      [['bench/bare-insert-server.ts'], false],
+    ] as const) {
+      servers.push(await start(args, baton))
+    }
+    for (let round = 0; round < ROUNDS; round++) for (const s of servers) await slice(s)
+  } finally {
+    for (const s of servers) await s.stop()
   }
+  const [bare, baton, ceiling, insert] = servers as [Server, Server, Server, Server]
+  const shared = { connections: CONNECTIONS, slice_s: DURATION_S, rounds: ROUNDS }
   return [
-    figure('intake_http_vs_bare', r.requests.average, 'req/s', bareRps, r.requests.average / bareRps, '>= 0.25', {
-      connections: CONNECTIONS,
-      duration_s: DURATION_S,
-      p99_ms: r.latency.p99,
-      bare_p99_ms: bare.result.latency.p99,
-      non_2xx: r.non2xx + r.errors,
-      ...cpu,
-      store: 'sqlite WAL, group commit (BATON_SQLITE_SYNC=group)',
-    }),
+    figure(
+      'intake_http_vs_bare',
+      median(baton.slices.map((x) => x.rps)),
+      'req/s',
+      median(bare.slices.map((x) => x.rps)),
+      ratioOf(baton, bare),
+      '>= 0.25',
+      {
+        ...shared,
+        intake: summary(baton),
+        bare: summary(bare),
+        store: 'sqlite WAL, group commit (BATON_SQLITE_SYNC=group)',
+      },
+    ),
     figure(
       'intake_without_writes_vs_bare',
-      ceiling.result.requests.average,
+      median(ceiling.slices.map((x) => x.rps)),
       'req/s',
-      bareRps,
-      ceiling.result.requests.average / bareRps,
+      median(bare.slices.map((x) => x.rps)),
+      ratioOf(ceiling, bare),
       null,
       {
+        ...shared,
         what: 'the same server with case commits dropped: auth, signals, classifier, store reads, policy, answer',
-        p99_ms: ceiling.result.latency.p99,
-        non_2xx: ceiling.result.non2xx + ceiling.result.errors,
-        cpu_us_per_request: ceiling.cpuUsPerRequest,
-        bare_cpu_us_per_request: bare.cpuUsPerRequest,
+        without_writes: summary(ceiling),
       },
     ),
     figure(
       'intake_http_vs_bare_insert',
-      r.requests.average,
+      median(baton.slices.map((x) => x.rps)),
       'req/s',
-      insert.result.requests.average,
-      r.requests.average / insert.result.requests.average,
+      median(insert.slices.map((x) => x.rps)),
+      ratioOf(baton, insert),
       null,
       {
+        ...shared,
         baseline: 'bare fastify route making one INSERT of the body durable (SQLite WAL, synchronous=FULL), same load',
-        baseline_p99_ms: insert.result.latency.p99,
-        baseline_cpu_us_per_request: insert.cpuUsPerRequest,
-        baseline_non_2xx: insert.result.non2xx + insert.result.errors,
+        bare_insert: summary(insert),
       },
     ),
   ]
