@@ -1,11 +1,12 @@
-import { generateKeyPairSync, randomBytes, randomUUID, sign, verify } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { exportJWK, generateKeyPair } from 'jose'
 import { CredentialSigner } from '../src/credentials/tokens.js'
 import { formatKey } from '../src/identity/keys.js'
+import { signAssertion } from '../test/support/assertion.js'
 import { type Figure, figure, startProcess } from './harness.js'
 
 const CONNECTIONS = 16
@@ -56,15 +57,7 @@ export async function actionHttpVsIntake(): Promise<Figure> {
       throw new Error(
         `bench case not with the agent: ${JSON.stringify(opened.handler)} ${JSON.stringify(opened.decision?.rules)}`,
       )
-    const assertion = await new SignJWT({})
-      .setProtectedHeader({ alg: 'EdDSA' })
-      .setIssuer('shop-assistant')
-      .setSubject('shop-assistant')
-      .setAudience('urn:baton')
-      .setIssuedAt()
-      .setExpirationTime('2m')
-      .setJti(randomUUID())
-      .sign(agentKey.privateKey)
+    const assertion = await signAssertion(agentKey.privateKey)
     const tok = await call(
       baton.url,
       '/v1/oauth/token',

@@ -1,9 +1,10 @@
 import { createHash, createHmac, randomUUID } from 'node:crypto'
-import { type CryptoKey, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose'
+import { type CryptoKey, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canonicalDigest } from '../src/approvals/approval.js'
 import { APPROVAL_EXPIRY_TIMER } from '../src/store/authority-store.js'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
+import { signAssertion } from './support/assertion.js'
 import { startConnector } from './support/connector.js'
 import { pgAvailable } from './support/pg.js'
 
@@ -79,17 +80,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       return r.json().id
     }
 
-    async function assertion(agentId = 'shop-assistant', key = agentKey.privateKey, aud = 'urn:baton') {
-      return new SignJWT({})
-        .setProtectedHeader({ alg: 'EdDSA' })
-        .setIssuer(agentId)
-        .setSubject(agentId)
-        .setAudience(aud)
-        .setIssuedAt()
-        .setExpirationTime('2m')
-        .setJti(randomUUID())
-        .sign(key)
-    }
+    const assertion = (agentId = 'shop-assistant', key = agentKey.privateKey, aud = 'urn:baton') =>
+      signAssertion(key, agentId, aud)
 
     async function tokenRequest(form: Record<string, string>) {
       return t.app.server.inject({

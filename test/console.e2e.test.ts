@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
-import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
+import { signAssertion } from './support/assertion.js'
 import { startConnector } from './support/connector.js'
 
 const CHROMIUM = process.env.BATON_CHROMIUM ?? '/usr/bin/chromium'
@@ -66,15 +66,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)('operator
 
   /** The AI agent's access token for one case (RFC 7523 assertion → token endpoint). */
   async function agentToken(caseId: string): Promise<string> {
-    const assertion = await new SignJWT({})
-      .setProtectedHeader({ alg: 'EdDSA' })
-      .setIssuer('shop-assistant')
-      .setSubject('shop-assistant')
-      .setAudience('urn:baton')
-      .setIssuedAt()
-      .setExpirationTime('2m')
-      .setJti(randomUUID())
-      .sign(agentKey.privateKey)
+    const assertion = await signAssertion(agentKey.privateKey)
     const r = await t.app.server.inject({
       method: 'POST',
       url: '/v1/oauth/token',

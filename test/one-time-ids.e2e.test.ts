@@ -1,14 +1,15 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { exportJWK, generateKeyPair } from 'jose'
 import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.js'
 import { configFrom } from '../src/config.js'
 import { formatKey } from '../src/identity/keys.js'
 import { SHOP } from './support/app.js'
+import { signAssertion } from './support/assertion.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -94,15 +95,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(operatorKey.status).toBe(201)
       const opKey = ((await operatorKey.json()) as { key: string }).key
 
-      const assertion = await new SignJWT({})
-        .setProtectedHeader({ alg: 'EdDSA' })
-        .setIssuer('shop-assistant')
-        .setSubject('shop-assistant')
-        .setAudience('urn:baton')
-        .setIssuedAt()
-        .setExpirationTime('2m')
-        .setJti(randomUUID())
-        .sign(agentKey.privateKey)
+      const assertion = await signAssertion(agentKey.privateKey)
       const tokenRequest = (url: string, clientAssertion: string) =>
         fetch(`${url}/v1/oauth/token`, {
           method: 'POST',
@@ -147,15 +140,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(signedOut.headers.get('location')).toMatch(/^\/console\/login/)
       // a fresh session and a fresh assertion still work there
       expect((await queuePage(b.url, await signIn(b.url, opKey))).status).toBe(200)
-      const fresh = await new SignJWT({})
-        .setProtectedHeader({ alg: 'EdDSA' })
-        .setIssuer('shop-assistant')
-        .setSubject('shop-assistant')
-        .setAudience('urn:baton')
-        .setIssuedAt()
-        .setExpirationTime('2m')
-        .setJti(randomUUID())
-        .sign(agentKey.privateKey)
+      const fresh = await signAssertion(agentKey.privateKey)
       expect((await tokenRequest(b.url, fresh)).status).toBe(200)
     })
   })
