@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import pg from 'pg'
 import { formatKey } from '../src/identity/keys.js'
 import { type Figure, figure, startProcess } from './harness.js'
 
@@ -10,6 +11,7 @@ const CONNECTIONS = 16
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const WARMUP_S = 2
+const PG_URL = process.env.BATON_BENCH_DATABASE_URL
 
 const MESSAGES = [
   'Hi, where is my order #<id>? It was supposed to arrive yesterday.',
@@ -78,11 +80,11 @@ interface Server {
   readonly slices: Slice[]
 }
 
-async function start(args: readonly string[], baton: boolean): Promise<Server> {
+async function start(args: readonly string[], baton: boolean, extra: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
   const key = baton ? formatKey('admin', randomBytes(32)) : undefined
   const env: Record<string, string> = key === undefined ? {} : { BATON_DATA_DIR: dataDir, BATON_ADMIN_KEY: key }
-  const p = await startProcess(args, env)
+  const p = await startProcess(args, { ...env, ...extra })
   return {
     key,
     url: p.url,
@@ -92,6 +94,38 @@ async function start(args: readonly string[], baton: boolean): Promise<Server> {
       await p.stop()
       rmSync(dataDir, { recursive: true, force: true })
     },
+  }
+}
+
+/** With BATON_BENCH_DATABASE_URL set: Baton on a fresh PostgreSQL database beside the SQLite servers. */
+async function startOnPostgres(adminUrl: string): Promise<Server> {
+  const name = `baton_bench_${randomBytes(5).toString('hex')}`
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: adminUrl })
+    await c.connect()
+    try {
+      await c.query(sql)
+    } finally {
+      await c.end()
+    }
+  }
+  await admin(`create database ${name}`)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  try {
+    const server = await start(['src/cli/main.ts', 'serve', '--port', '0'], true, {
+      BATON_DATABASE_URL: url.toString(),
+    })
+    return {
+      ...server,
+      stop: async () => {
+        await server.stop()
+        await admin(`drop database if exists ${name} with (force)`)
+      },
+    }
+  } catch (e) {
+    await admin(`drop database if exists ${name} with (force)`)
+    throw e
   }
 }
 
@@ -156,6 +190,7 @@ export async function intakeHttpVsBare(): Promise<Figure[]> {
     ] as const) {
       servers.push(await start(args, baton))
     }
+    if (PG_URL !== undefined) servers.push(await startOnPostgres(PG_URL))
     // a warm-up slice each, not counted: JIT, caches and a database that is not empty
     for (const s of servers) {
       await load(s.url, s.key, WARMUP_S)
@@ -165,7 +200,7 @@ export async function intakeHttpVsBare(): Promise<Figure[]> {
   } finally {
     for (const s of servers) await s.stop()
   }
-  const [bare, baton, ceiling, insert] = servers as [Server, Server, Server, Server]
+  const [bare, baton, ceiling, insert, onPg] = servers as [Server, Server, Server, Server, Server | undefined]
   const shared = { connections: CONNECTIONS, slice_s: DURATION_S, rounds: ROUNDS, warmup_s: WARMUP_S }
   return [
     figure(
@@ -208,5 +243,23 @@ export async function intakeHttpVsBare(): Promise<Figure[]> {
         bare_insert: summary(insert),
       },
     ),
+    ...(onPg === undefined
+      ? []
+      : [
+          figure(
+            'intake_pg_http_vs_bare',
+            median(onPg.slices.map((x) => x.rps)),
+            'req/s',
+            median(bare.slices.map((x) => x.rps)),
+            ratioOf(onPg, bare),
+            null,
+            {
+              ...shared,
+              what: 'the same intake on PostgreSQL (BATON_BENCH_DATABASE_URL, a fresh database on this machine)',
+              intake_pg: summary(onPg),
+              cpu_note: "cpu_us_per_request counts Baton's process only, not PostgreSQL's",
+            },
+          ),
+        ]),
   ]
 }

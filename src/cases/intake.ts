@@ -147,7 +147,8 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
   const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
   // the decided event and the decision record share one data object: the store serialises it once
   events.push({ type: 'case.decided', data: decision.data })
-  await commit(deps, caseRecord, null, 0, events, decision, actor, iso)
+  // the tier the decision saw in the customer record also ranks the work item (and spares the store a read)
+  await commit(deps, caseRecord, null, 0, events, decision, actor, iso, stored?.tier ?? '')
   return result(
     caseRecord,
     messageId,
@@ -257,6 +258,7 @@ async function commit(
   decision: DecisionRecord,
   actor: Actor,
   at: string,
+  customerTier?: string,
 ): Promise<void> {
   const full: CaseEvent[] = events.map((e, i) => ({ ...e, caseId: record.id, seq: firstSeq + i + 1, at }))
   const withLast: CaseRecord = { ...record, lastEvent: firstSeq + full.length }
@@ -267,7 +269,14 @@ async function commit(
     actor: { kind: actor.kind, id: actor.id },
     data: { caseSeq: e.seq, ...e.data },
   }))
-  await deps.store.commitCase({ case: withLast, expectedVersion, events: full, decisions: [decision], audit })
+  await deps.store.commitCase({
+    case: withLast,
+    expectedVersion,
+    events: full,
+    decisions: [decision],
+    audit,
+    ...(customerTier === undefined ? {} : { customerTier }),
+  })
 }
 
 function callerSignals(policy: CompiledPolicy, input: Readonly<Record<string, unknown>> | undefined) {

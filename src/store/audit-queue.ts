@@ -30,6 +30,17 @@ export function queueAuditOf(trx: Transaction<Database>, onQueued: () => void): 
 }
 
 /**
+ * The `audit_queue` rows of `bodies`. canonicalEntry's own checks run here, so that no body the drainer would refuse
+ * ever enters the queue (it would stop the queue behind it): such a body is refused with `TypeError`.
+ */
+export function queueRows(bodies: readonly AuditEntryBody[]): { body: string }[] {
+  return bodies.map((b) => {
+    checkAuditBody(b)
+    return { body: canonicalJson(b) }
+  })
+}
+
+/**
  * Queues `bodies` in `trx` when `trx` was marked by `queueAuditOf`; false (nothing written) otherwise. A body that
  * canonical JSON cannot represent is refused here with `TypeError`, as the direct append refuses it, so the writer's
  * transaction fails rather than the drainer's.
@@ -37,13 +48,7 @@ export function queueAuditOf(trx: Transaction<Database>, onQueued: () => void): 
 export async function queueAuditIn(trx: Transaction<Database>, bodies: readonly AuditEntryBody[]): Promise<boolean> {
   const noted = queuing.get(trx)
   if (noted === undefined) return false
-  const rows = bodies.map((b) => {
-    // canonicalEntry's own checks, here, so that no body the drainer would refuse ever enters the queue (it would
-    // stop the queue behind it).
-    checkAuditBody(b)
-    return { body: canonicalJson(b) }
-  })
-  await trx.insertInto('audit_queue').values(rows).execute()
+  await trx.insertInto('audit_queue').values(queueRows(bodies)).execute()
   noted()
   return true
 }

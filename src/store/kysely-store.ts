@@ -3,7 +3,7 @@ import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { appendAuditRows } from './audit-append.js'
-import { createAuditQueueDrainer, queueAuditIn, queueAuditOf } from './audit-queue.js'
+import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
 import { migrateToLatest } from './migrations.js'
 import type {
@@ -49,6 +49,15 @@ export interface StoreParts {
  * are written once here rather than twice.
  */
 const PRUNE_EVERY_MS = 60_000
+
+/** `INSERT INTO table (columns) VALUES (…), (…)` of `rows` (all with the first row's keys); undefined for no rows. */
+function insertValues(table: string, rows: readonly object[]) {
+  const first = rows[0]
+  if (first === undefined) return undefined
+  const cols = Object.keys(first)
+  const tuples = rows.map((r) => sql`(${sql.join(cols.map((c) => (r as Record<string, unknown>)[c]))})`)
+  return sql`insert into ${sql.table(table)} (${sql.join(cols.map((c) => sql.ref(c)))}) values ${sql.join(tuples)}`
+}
 /** The member of a stored `case.decided` event's data that names the decision holding that data. */
 const DECISION_REF = '$decision'
 
@@ -169,6 +178,42 @@ export function createKyselyStore(
 
   const statement = statementCache()
 
+  /** The event and decision rows of case commits. */
+  function historyRows(commits: readonly CaseCommit[]) {
+    // A decided event and its decision record may share one data object (the intake's do): serialise it once.
+    const json = new Map<object, string>()
+    const jsonOf = (data: object): string => {
+      let text = json.get(data)
+      if (text === undefined) {
+        text = JSON.stringify(data)
+        json.set(data, text)
+      }
+      return text
+    }
+    // A decided event whose data is its decision record's (the same object) keeps a reference to the decision, not a
+    // second copy of it (~1.6 KB a message); listCaseEvents puts the data back.
+    const decided = new Map<object, string>()
+    for (const c of commits) for (const d of c.decisions) decided.set(d.data, d.id)
+    const eventData = (e: CaseCommit['events'][number]): string => {
+      const id = e.type === 'case.decided' ? decided.get(e.data) : undefined
+      return id === undefined ? jsonOf(e.data) : JSON.stringify({ [DECISION_REF]: id })
+    }
+    const events = commits.flatMap((c) =>
+      c.events.map((e) => ({ case_id: e.caseId, seq: e.seq, type: e.type, data: eventData(e), at: e.at })),
+    )
+    const decisions = commits.flatMap((c) =>
+      c.decisions.map((d) => ({
+        id: d.id,
+        case_id: d.caseId,
+        kind: d.kind,
+        outcome: d.outcome,
+        data: jsonOf(d.data),
+        at: d.at,
+      })),
+    )
+    return { events, decisions }
+  }
+
   /** Writes case commits in order, one statement per table for all of them (a refused one fails them all). */
   async function commitCasesIn(trx: Transaction<Database>, commits: readonly CaseCommit[]): Promise<void> {
     // First, so that every writer locks work item → operator load → case in the same order (no deadlock).
@@ -208,27 +253,7 @@ export function createKyselyStore(
         throw new BatonError('CONFLICT', `case ${row.id} changed since version ${commit.expectedVersion}`)
       }
     }
-    // A decided event and its decision record may share one data object (the intake's do): serialise it once.
-    const json = new Map<object, string>()
-    const jsonOf = (data: object): string => {
-      let text = json.get(data)
-      if (text === undefined) {
-        text = JSON.stringify(data)
-        json.set(data, text)
-      }
-      return text
-    }
-    // A decided event whose data is its decision record's (the same object) keeps a reference to the decision, not a
-    // second copy of it (~1.6 KB a message); listCaseEvents puts the data back.
-    const decided = new Map<object, string>()
-    for (const c of commits) for (const d of c.decisions) decided.set(d.data, d.id)
-    const eventData = (e: CaseCommit['events'][number]): string => {
-      const id = e.type === 'case.decided' ? decided.get(e.data) : undefined
-      return id === undefined ? jsonOf(e.data) : JSON.stringify({ [DECISION_REF]: id })
-    }
-    const events = commits.flatMap((c) =>
-      c.events.map((e) => ({ case_id: e.caseId, seq: e.seq, type: e.type, data: eventData(e), at: e.at })),
-    )
+    const { events, decisions } = historyRows(commits)
     if (events.length > 0) {
       await trx.executeQuery(
         statement(
@@ -238,16 +263,6 @@ export function createKyselyStore(
         ),
       )
     }
-    const decisions = commits.flatMap((c) =>
-      c.decisions.map((d) => ({
-        id: d.id,
-        case_id: d.caseId,
-        kind: d.kind,
-        outcome: d.outcome,
-        data: jsonOf(d.data),
-        at: d.at,
-      })),
-    )
     if (decisions.length > 0) {
       await trx.executeQuery(
         statement(
@@ -264,6 +279,40 @@ export function createKyselyStore(
   }
 
   const commitCaseIn = (trx: Transaction<Database>, commit: CaseCommit) => commitCasesIn(trx, [commit])
+
+  /**
+   * PostgreSQL, a case opened with nothing to read first: the case, its events and decision, its work item and SLA
+   * timer and its queued audit bodies in one statement of data-modifying CTEs, atomic on its own. Nine round trips
+   * (BEGIN, six INSERTs, a tier lookup, COMMIT) become one; the drainer sequences the queued bodies right after, as
+   * after any commit. Undefined when the general path must write it (reads in the transaction, or SQLite).
+   */
+  function openCaseAtOnce(commit: CaseCommit): (() => Promise<void>) | undefined {
+    if (drainer === undefined || commit.expectedVersion !== null) return undefined
+    const newWork = work.newCaseWork(commit)
+    if (newWork === 'in-transaction') return undefined
+    return async () => {
+      const { events, decisions } = historyRows([commit])
+      const audit = queueRows(commit.audit)
+      const inserts = [
+        insertValues('cases', [fromCase(commit.case)]),
+        insertValues('case_events', events),
+        insertValues('decisions', decisions),
+        ...(newWork === 'none'
+          ? []
+          : [
+              insertValues('work_items', [newWork.workItem]),
+              sql`${insertValues('timers', [newWork.timer])} on conflict (kind, key) do nothing`,
+            ]),
+        insertValues('audit_queue', audit),
+      ].filter((q) => q !== undefined)
+      try {
+        await sql`with ${sql.join(inserts.map((q, i) => sql`${sql.raw(`w${i}`)} as (${q})`))} select 1`.execute(db)
+      } catch (e) {
+        throw translate(e)
+      }
+      if (audit.length > 0) drainer.kick()
+    }
+  }
 
   // SQLite has one writer connection, so concurrent case commits queue for it anyway: they are written together, one
   // transaction, one statement per table and one WAL sync for all that arrived while the previous one ran (and one
@@ -391,7 +440,10 @@ export function createKyselyStore(
         : undefined
     },
 
-    commitCase: (commit) => (commitBatch === undefined ? tx((trx) => commitCaseIn(trx, commit)) : commitBatch(commit)),
+    commitCase: (commit) => {
+      if (commitBatch !== undefined) return commitBatch(commit)
+      return (openCaseAtOnce(commit) ?? (() => tx((trx) => commitCaseIn(trx, commit))))()
+    },
     async getCase(id) {
       const { rows } = await db.executeQuery(
         statement('case by id', () => db.selectFrom('cases').selectAll().where('id', '=', id), [id]),

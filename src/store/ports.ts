@@ -100,6 +100,11 @@ export interface CaseCommit {
   readonly events: readonly CaseEvent[]
   readonly decisions: readonly DecisionRecord[]
   readonly audit: readonly AuditEntryBody[]
+  /**
+   * The customer's stored tier as the writer read it when it decided (`''` for none), which ranks a new case's work
+   * item. Given, it lets PostgreSQL open a case in one statement; absent, the store reads it in the transaction.
+   */
+  readonly customerTier?: string | undefined
 }
 
 /**

@@ -270,6 +270,37 @@ for (const engine of engines) {
       expect(waiting).toHaveLength(N - Math.min(N, capacity))
     }, 60_000)
 
+    it('opens a queued case ranked by the tier its writer read, in one write; a duplicate id writes nothing', async () => {
+      await store.configureWork({ queues: [{ id: 'tiered', slaSeconds: 3600 }], operators: [] })
+      await openQueued(store, 'cs_t_plain', 'tiered')
+      const open = (id: string, tier: string) =>
+        store.commitCase({
+          case: record(id, { kind: 'operator', queue: 'tiered' }),
+          expectedVersion: null,
+          events: [{ caseId: id, seq: 1, type: 'message.received', data: { signals: { language: 'de' } }, at: at(0) }],
+          decisions: [],
+          audit: [{ type: 'case.opened', at: at(0), caseId: id, actor: ACTOR, data: { tier } }],
+          customerTier: tier,
+        })
+      await open('cs_t_vip', 'enterprise')
+      expect(await store.getWorkItem('cs_t_vip')).toMatchObject({
+        tier: 'enterprise',
+        language: 'de',
+        slaDue: at(3600),
+      })
+      expect((await store.listQueueItems('tiered', { limit: 10 })).map((i) => i.caseId)).toEqual([
+        'cs_t_vip',
+        'cs_t_plain',
+      ])
+      expect((await store.getTimer(SLA_TIMER, slaTimerKey('cs_t_vip', at(0))))?.state).toBe('pending')
+      const size = await store.auditSize()
+      await expect(open('cs_t_vip', '')).rejects.toSatisfy((e) => isBatonError(e, 'CONFLICT'))
+      expect(await store.auditSize()).toBe(size)
+      expect(await store.listCaseEvents('cs_t_vip')).toHaveLength(1)
+      expect((await store.listCaseAudit('cs_t_vip')).map((e) => JSON.parse(e.entry).data.tier)).toEqual(['enterprise'])
+      expect(await store.getWorkItem('cs_t_vip')).toMatchObject({ tier: 'enterprise' })
+    })
+
     it('orders a queue by priority: breached first, then tier and risk pull the SLA deadline forward', async () => {
       await store.configureWork({ queues: [{ id: 'prio', slaSeconds: 3600 }], operators: [] })
       await store.putCustomer(

@@ -183,6 +183,14 @@ export interface WorkStoreInternals {
    * human queue (with its SLA timer), requeues it when its queue changes, releases its operator when it leaves.
    */
   syncCaseIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void>
+  /**
+   * For a new case (`expectedVersion: null`): the work item and SLA timer rows it adds, when writing them needs no
+   * read in the transaction (its customer's tier given, no operator's capacity to take). `'none'` when it adds none,
+   * `'in-transaction'` when `syncCaseIn` must write them.
+   */
+  newCaseWork(
+    commit: CaseCommit,
+  ): { readonly workItem: Database['work_items']; readonly timer: Database['timers'] } | 'none' | 'in-transaction'
 }
 
 const DEFAULT_SLA_SECONDS = 30 * 60
@@ -307,14 +315,19 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
     return picks.map(({ item, operatorId }) => ({ item: { ...item, operatorId, assignedAt: at }, operatorId }))
   }
 
-  async function enqueueIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void> {
+  /**
+   * The work item and SLA timer rows of a case entering the queue its handler names, ranked with `tier`; undefined
+   * for a case an AI agent handles.
+   */
+  function enqueueRows(
+    commit: CaseCommit,
+    tier: string,
+  ): { readonly workItem: Database['work_items']; readonly timer: Database['timers'] } | undefined {
     const c = commit.case
-    if (c.handler.kind === 'agent') return
+    if (c.handler.kind === 'agent') return undefined
     const queue = c.handler.queue
     const slaSeconds = slaOf.get(queue) ?? DEFAULT_SLA_SECONDS
     const slaDue = slaDeadline(c.stateSince, slaSeconds)
-    const customer = await trx.selectFrom('customers').select('tier').where('id', '=', c.customerId).executeTakeFirst()
-    const tier = customer?.tier ?? ''
     const risky = Object.values(c.risk).some(Boolean)
     let language = 'und'
     let reason: WorkItem['reason'] = { rules: [], trigger: '', reason: '' }
@@ -342,10 +355,8 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       }
     }
     const operatorId = c.handler.kind === 'operator' ? (c.handler.operatorId ?? null) : null
-    if (operatorId !== null) await takeCapacity(trx, operatorId)
-    await trx
-      .insertInto('work_items')
-      .values({
+    return {
+      workItem: {
         case_id: c.id,
         queue,
         enqueued_at: c.stateSince,
@@ -358,11 +369,8 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
         operator_id: operatorId,
         assigned_at: operatorId === null ? null : c.updatedAt,
         breached: 0,
-      })
-      .execute()
-    await trx
-      .insertInto('timers')
-      .values({
+      },
+      timer: {
         kind: SLA_TIMER,
         key: slaTimerKey(c.id, c.stateSince),
         due_at: slaDue,
@@ -374,7 +382,23 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
         created_at: c.updatedAt,
         fired_at: null,
         last_error: null,
-      })
+      },
+    }
+  }
+
+  async function enqueueIn(trx: Transaction<Database>, commit: CaseCommit): Promise<void> {
+    const c = commit.case
+    const tier =
+      commit.customerTier ??
+      (await trx.selectFrom('customers').select('tier').where('id', '=', c.customerId).executeTakeFirst())?.tier ??
+      ''
+    const rows = enqueueRows(commit, tier)
+    if (rows === undefined) return
+    if (rows.workItem.operator_id !== null) await takeCapacity(trx, rows.workItem.operator_id)
+    await trx.insertInto('work_items').values(rows.workItem).execute()
+    await trx
+      .insertInto('timers')
+      .values(rows.timer)
       .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
       .execute()
   }
@@ -410,6 +434,14 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
   }
 
   const api: WorkStore & WorkStoreInternals = {
+    newCaseWork(commit) {
+      const c = commit.case
+      if (c.state !== 'open' || c.handler.kind === 'agent') return 'none'
+      if (commit.customerTier === undefined) return 'in-transaction'
+      const rows = enqueueRows(commit, commit.customerTier)
+      if (rows === undefined) return 'none'
+      return rows.workItem.operator_id === null ? rows : 'in-transaction'
+    },
     async syncCaseIn(trx, commit) {
       const c = commit.case
       const human = c.state === 'open' && c.handler.kind !== 'agent'
