@@ -43,11 +43,7 @@ export interface StoreParts {
   readonly tx: <T>(fn: (trx: Transaction<Database>) => Promise<T>) => Promise<T>
 }
 
-/**
- * The one implementation of `Store` over Kysely. The engines differ in their dialect, pragmas and triggers, which
- * live in `sqlite/database.ts` and `postgres/database.ts` (same file names); the queries are the same SQL, so they
- * are written once here rather than twice.
- */
+/** How often a store deletes expired one-time ids (by the next spendOnce). */
 const PRUNE_EVERY_MS = 60_000
 
 /** `INSERT INTO table (columns) VALUES (…), (…)` of `rows` (all with the first row's keys); undefined for no rows. */
@@ -58,9 +54,15 @@ function insertValues(table: string, rows: readonly object[]) {
   const tuples = rows.map((r) => sql`(${sql.join(cols.map((c) => (r as Record<string, unknown>)[c]))})`)
   return sql`insert into ${sql.table(table)} (${sql.join(cols.map((c) => sql.ref(c)))}) values ${sql.join(tuples)}`
 }
+
 /** The member of a stored `case.decided` event's data that names the decision holding that data. */
 const DECISION_REF = '$decision'
 
+/**
+ * The one implementation of `Store` over Kysely. The engines differ in their dialect, pragmas and triggers, which
+ * live in `sqlite/database.ts` and `postgres/database.ts` (same file names); the queries are the same SQL, so they
+ * are written once here rather than twice.
+ */
 export function createKyselyStore(
   db: Kysely<Database>,
   engine: Engine,
