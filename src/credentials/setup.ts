@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { ActivePolicy, Actor } from '../cases/intake.js'
+import { BatonError } from '../errors.js'
 import { seedPrincipals } from '../identity/registry.js'
 import type { Store } from '../store/ports.js'
 import type { SealedSettings } from '../store/sealed-settings.js'
@@ -48,8 +49,8 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
   await seedPrincipals(o, o.workspace.agents, o.workspace.operators, o.actor)
   const now = o.now
   const refusals = new RefusalLog((entries) => o.store.appendAudit(entries), {
-    perSecond: positive(o.env.BATON_REFUSAL_AUDIT_PER_S, 'BATON_REFUSAL_AUDIT_PER_S', 10),
-    burst: positive(o.env.BATON_REFUSAL_AUDIT_BURST, 'BATON_REFUSAL_AUDIT_BURST', 100),
+    perSecond: intSetting(o.env, 'BATON_REFUSAL_AUDIT_PER_S', 10, 1, 1_000_000),
+    burst: intSetting(o.env, 'BATON_REFUSAL_AUDIT_BURST', 100, 1, 1_000_000),
     summaryEveryMs: 10_000,
     now: () => now(),
     onError: o.onError ?? (() => undefined),
@@ -65,23 +66,27 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
     newId: o.newId,
     apiAudience: `${issuer}/api`,
     tokenAudiences: [issuer, `${issuer}/v1/oauth/token`, ...(o.env.BATON_TOKEN_AUDIENCE?.split(',') ?? [])],
-    accessTtlSeconds: ttl(o.env.BATON_ACCESS_TOKEN_TTL_S, 300),
-    callTtlSeconds: ttl(o.env.BATON_CALL_CREDENTIAL_TTL_S, 60),
-    approvalTtlSeconds: Number(o.env.BATON_APPROVAL_TTL_S ?? 86_400),
+    accessTtlSeconds: intSetting(o.env, 'BATON_ACCESS_TOKEN_TTL_S', 300, 1, MAX_TTL_SECONDS),
+    callTtlSeconds: intSetting(o.env, 'BATON_CALL_CREDENTIAL_TTL_S', 60, 1, MAX_TTL_SECONDS),
+    approvalTtlSeconds: intSetting(o.env, 'BATON_APPROVAL_TTL_S', 86_400, 1, 365 * 86_400),
     randomSecret: () => `bas_${randomBytes(32).toString('base64url')}`,
   }
 }
 
-function positive(v: string | undefined, name: string, fallback: number): number {
+/** An integer setting from the environment, `fallback` when unset; anything else outside [min, max] is refused. */
+function intSetting(
+  env: Readonly<Record<string, string | undefined>>,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const v = env[name]
   const n = v === undefined || v === '' ? fallback : Number(v)
-  if (!Number.isInteger(n) || n < 1) throw new TypeError(`${name} must be a positive integer, got '${v}'`)
-  return n
-}
-
-function ttl(v: string | undefined, fallback: number): number {
-  const n = v === undefined ? fallback : Number(v)
-  if (!Number.isInteger(n) || n < 1 || n > MAX_TTL_SECONDS) {
-    throw new TypeError(`credential lifetime must be an integer in [1, ${MAX_TTL_SECONDS}] seconds, got '${v}'`)
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new BatonError('VALIDATION_FAILED', `${name}: expected an integer in [${min}, ${max}], found '${v}'`, {
+      fields: [{ field: name, message: `must be an integer in [${min}, ${max}]` }],
+    })
   }
   return n
 }
