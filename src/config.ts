@@ -44,6 +44,9 @@ export const DEFAULTS = {
 } as const
 
 /** Builds the configuration from flags (which win) and the environment. */
+/** pino's levels. */
+const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
 export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}): Config {
   const port = flags.port ?? intFrom(env.BATON_PORT, 'BATON_PORT') ?? DEFAULTS.port
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -71,6 +74,16 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
       fields: [{ field: 'BATON_SQLITE_SYNC', message: "must be 'group' or 'full'" }],
     })
   }
+  const logLevel = flags.logLevel ?? env.BATON_LOG_LEVEL ?? DEFAULTS.logLevel
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new BatonError(
+      'VALIDATION_FAILED',
+      `BATON_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, found '${logLevel}'`,
+      {
+        fields: [{ field: 'BATON_LOG_LEVEL', message: `must be one of ${LOG_LEVELS.join(', ')}` }],
+      },
+    )
+  }
   return {
     port,
     sqliteSync,
@@ -79,7 +92,7 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     databaseUrl: flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined),
     workspace: resolve(flags.workspace ?? env.BATON_WORKSPACE ?? DEFAULTS.workspace),
     adminKey: flags.adminKey ?? (env.BATON_ADMIN_KEY || undefined),
-    logLevel: flags.logLevel ?? env.BATON_LOG_LEVEL ?? DEFAULTS.logLevel,
+    logLevel,
     bodyLimit: flags.bodyLimit ?? intFrom(env.BATON_BODY_LIMIT, 'BATON_BODY_LIMIT') ?? DEFAULTS.bodyLimit,
     watchPolicy: flags.watchPolicy ?? env.BATON_WATCH_POLICY !== '0',
     auditSigningKeyFile: resolve(

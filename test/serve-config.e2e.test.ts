@@ -19,6 +19,7 @@ describe('baton serve refuses bad settings by name', () => {
       [{ BATON_ACCESS_TOKEN_TTL_S: '0' }, /BATON_ACCESS_TOKEN_TTL_S: expected an integer in \[1, 3600\], found '0'/],
       [{ BATON_REFUSAL_AUDIT_BURST: '-5' }, /BATON_REFUSAL_AUDIT_BURST: expected an integer/],
       [{ BATON_SQLITE_SYNC: 'sometimes' }, /BATON_SQLITE_SYNC: expected 'group' or 'full'/],
+      [{ BATON_LOG_LEVEL: 'loud' }, /BATON_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent/],
     ]
     const outcomes = await Promise.all(
       cases.map(([env]) => {

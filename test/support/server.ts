@@ -8,7 +8,7 @@ export function startServer(env: Record<string, string>): Promise<{ proc: ChildP
   return new Promise((resolvePromise, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
       cwd: ROOT,
-      env: { ...process.env, ...env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0' },
+      env: { ...process.env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
