@@ -43,10 +43,10 @@ export const DEFAULTS = {
   auditHeadIntervalMs: 1000,
 } as const
 
-/** Builds the configuration from flags (which win) and the environment. */
 /** pino's levels. */
 const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
+/** Builds the configuration from flags (which win) and the environment. */
 export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}): Config {
   const port = flags.port ?? intFrom(env.BATON_PORT, 'BATON_PORT') ?? DEFAULTS.port
   if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -111,15 +111,15 @@ function safeNext(next: unknown): string {
     : '/console/queue'
 }
 
+/** The one-time-id scope of signed-out console sessions (`Store.spendOnce`). */
+const SIGNED_OUT = 'console_session'
+
 /**
  * The operator console, served by Baton at `/console/` (and `/`): server-rendered pages, a few same-origin scripts,
  * signed-in with an operator or admin API key into a session cookie. Returns the session authenticator the API's
  * auth hook uses, so the pages' scripts call the same `/v1` endpoints as everyone else (with the CSRF token on every
  * state-changing request); requests that carry an API key never look at the cookie.
  */
-/** The one-time-id scope of signed-out console sessions (`Store.spendOnce`). */
-const SIGNED_OUT = 'console_session'
-
 export async function registerConsole(app: FastifyInstance, s: Services): Promise<SessionAuthenticator> {
   // the first secret stored is every node's (sealed in the store's settings)
   const secret = Buffer.from(await s.settings.secret('console_session_secret'), 'base64url')
