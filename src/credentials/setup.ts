@@ -47,12 +47,11 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
   const signer = new CredentialSigner(privateKey, createPublicKey(privateKey), issuer)
   const catalog = buildCatalog(o.workspace.tools, o.env)
   await seedPrincipals(o, o.workspace.agents, o.workspace.operators, o.actor)
-  const now = o.now
   const refusals = new RefusalLog((entries) => o.store.appendAudit(entries), {
     perSecond: intSetting(o.env, 'BATON_REFUSAL_AUDIT_PER_S', 10, 1, 1_000_000),
     burst: intSetting(o.env, 'BATON_REFUSAL_AUDIT_BURST', 100, 1, 1_000_000),
     summaryEveryMs: 10_000,
-    now: () => now(),
+    now: o.now,
     onError: o.onError ?? (() => undefined),
   })
   return {

@@ -1,4 +1,4 @@
-import { type Compilable, CompiledQuery, type Kysely, sql, type Transaction } from 'kysely'
+import { type Compilable, CompiledQuery, type Insertable, type Kysely, sql, type Transaction } from 'kysely'
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
@@ -45,15 +45,6 @@ export interface StoreParts {
 
 /** How often a store deletes expired one-time ids (by the next spendOnce). */
 const PRUNE_EVERY_MS = 60_000
-
-/** `INSERT INTO table (columns) VALUES (…), (…)` of `rows` (all with the first row's keys); undefined for no rows. */
-function insertValues(table: string, rows: readonly object[]) {
-  const first = rows[0]
-  if (first === undefined) return undefined
-  const cols = Object.keys(first)
-  const tuples = rows.map((r) => sql`(${sql.join(cols.map((c) => (r as Record<string, unknown>)[c]))})`)
-  return sql`insert into ${sql.table(table)} (${sql.join(cols.map((c) => sql.ref(c)))}) values ${sql.join(tuples)}`
-}
 
 /** The member of a stored `case.decided` event's data that names the decision holding that data. */
 const DECISION_REF = '$decision'
@@ -220,16 +211,24 @@ export function createKyselyStore(
   async function commitCasesIn(trx: Transaction<Database>, commits: readonly CaseCommit[]): Promise<void> {
     // First, so that every writer locks work item → operator load → case in the same order (no deadlock).
     for (const commit of commits) await work.syncCaseIn(trx, commit)
-    const created = commits.filter((c) => c.expectedVersion === null).map((c) => fromCase(c.case))
-    if (created.length > 0) {
+    /** One multi-row INSERT of `rows` into `table`, its compiled text kept per table and row count. */
+    const insertRows = async <T extends 'cases' | 'case_events' | 'decisions'>(
+      table: T,
+      rows: readonly Insertable<Database[T]>[],
+    ): Promise<void> => {
+      if (rows.length === 0) return
       await trx.executeQuery(
         statement(
-          `insert cases ×${created.length}`,
-          () => trx.insertInto('cases').values(created),
-          created.flatMap((r) => Object.values(r)),
+          `insert ${table} ×${rows.length}`,
+          () => trx.insertInto(table).values(rows as Insertable<Database[T]>[]),
+          rows.flatMap((r) => Object.values(r as object)),
         ),
       )
     }
+    await insertRows(
+      'cases',
+      commits.filter((c) => c.expectedVersion === null).map((c) => fromCase(c.case)),
+    )
     for (const commit of commits) {
       if (commit.expectedVersion === null) continue
       const row = fromCase(commit.case)
@@ -256,24 +255,8 @@ export function createKyselyStore(
       }
     }
     const { events, decisions } = historyRows(commits)
-    if (events.length > 0) {
-      await trx.executeQuery(
-        statement(
-          `insert case_events ×${events.length}`,
-          () => trx.insertInto('case_events').values(events),
-          events.flatMap((r) => Object.values(r)),
-        ),
-      )
-    }
-    if (decisions.length > 0) {
-      await trx.executeQuery(
-        statement(
-          `insert decisions ×${decisions.length}`,
-          () => trx.insertInto('decisions').values(decisions),
-          decisions.flatMap((r) => Object.values(r)),
-        ),
-      )
-    }
+    await insertRows('case_events', events)
+    await insertRows('decisions', decisions)
     await appendAuditIn(
       trx,
       commits.flatMap((c) => c.audit),
@@ -296,17 +279,20 @@ export function createKyselyStore(
       const { events, decisions } = historyRows([commit])
       const audit = queueRows(commit.audit)
       const inserts = [
-        insertValues('cases', [fromCase(commit.case)]),
-        insertValues('case_events', events),
-        insertValues('decisions', decisions),
+        db.insertInto('cases').values(fromCase(commit.case)),
+        ...(events.length > 0 ? [db.insertInto('case_events').values(events)] : []),
+        ...(decisions.length > 0 ? [db.insertInto('decisions').values(decisions)] : []),
         ...(newWork === 'none'
           ? []
           : [
-              insertValues('work_items', [newWork.workItem]),
-              sql`${insertValues('timers', [newWork.timer])} on conflict (kind, key) do nothing`,
+              db.insertInto('work_items').values(newWork.workItem),
+              db
+                .insertInto('timers')
+                .values(newWork.timer)
+                .onConflict((oc) => oc.columns(['kind', 'key']).doNothing()),
             ]),
-        insertValues('audit_queue', audit),
-      ].filter((q) => q !== undefined)
+        ...(audit.length > 0 ? [db.insertInto('audit_queue').values(audit)] : []),
+      ]
       try {
         await sql`with ${sql.join(inserts.map((q, i) => sql`${sql.raw(`w${i}`)} as (${q})`))} select 1`.execute(db)
       } catch (e) {
