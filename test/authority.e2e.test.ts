@@ -316,7 +316,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           case_id: caseId,
           scope: 'reply cancel_subscription',
         })
-        await expectRefusedAndAudited(ask, 403, 'TOOL_NOT_GRANTED', caseId)
+        await expectRefusedAndAudited(ask, 400, 'TOOL_NOT_GRANTED', caseId)
         expect(ask.json().error).toBe('invalid_scope')
       })
 
@@ -336,7 +336,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           client_assertion: await assertion(),
           case_id: caseId,
         })
-        await expectRefusedAndAudited(again, 403, 'NOT_CASE_HANDLER', caseId)
+        await expectRefusedAndAudited(again, 400, 'NOT_CASE_HANDLER', caseId)
+        expect(again.json().error).toBe('invalid_grant')
       })
 
       it('expired, wrong audience, alg none, HS256 confusion and a tampered payload', async () => {
@@ -429,7 +430,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             client_assertion: await assertion(),
             case_id: caseId,
           })
-          await expectRefusedAndAudited(ask, 403, 'AGENT_INACTIVE', caseId)
+          await expectRefusedAndAudited(ask, 400, 'AGENT_INACTIVE', caseId)
         } finally {
           const a = await inject('POST', '/v1/agents/shop-assistant/activate', t.keys.admin, { reason: 'resolved' })
           expect(a.statusCode).toBe(200)

@@ -7,8 +7,10 @@ import { type AuthorityDeps, who } from './deps.js'
 import { type CredentialClaims, credentialError } from './tokens.js'
 
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
-/** An assertion older than this (by its `iat`) is refused whatever its `exp` says. */
-const MAX_ASSERTION_AGE_S = 300
+/** The longest life a client assertion may claim: `exp - iat` (seconds). */
+export const MAX_ASSERTION_LIFETIME_S = 300
+/** How far in the future an assertion's `iat` may be (the agent's clock running ahead of Baton's), seconds. */
+export const ASSERTION_CLOCK_SKEW_S = 30
 const MAX_JTI_LENGTH = 256
 
 export interface TokenRequest {
@@ -165,9 +167,9 @@ async function authenticateClient(deps: AuthorityDeps, req: TokenRequest, at: Da
           subject: iss,
           audience: [...deps.tokenAudiences],
           currentDate: at,
-          maxTokenAge: MAX_ASSERTION_AGE_S,
           requiredClaims: ['exp', 'jti', 'iat'],
         })
+        checkAssertionLifetime(payload.iat as number, payload.exp as number, at)
         // Good once (RFC 7523 §3, item 7), on every node and across restarts: the store records the jti until the
         // assertion expires.
         const jti = payload.jti
@@ -177,9 +179,8 @@ async function authenticateClient(deps: AuthorityDeps, req: TokenRequest, at: Da
             `the assertion's jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`,
           )
         }
-        // kept until the assertion is refused anyway: at its exp, or once it is older than the age limit
-        const until = Math.min(payload.exp as number, (payload.iat as number) + MAX_ASSERTION_AGE_S)
-        const expires = new Date(until * 1000).toISOString()
+        // kept until the assertion is refused anyway: at its exp (at most MAX_ASSERTION_LIFETIME_S after its iat)
+        const expires = new Date((payload.exp as number) * 1000).toISOString()
         if (!(await deps.store.spendOnce('client_assertion', `${iss}:${jti}`, expires))) {
           throw new BatonError('CREDENTIAL_INVALID', 'the client assertion was replayed')
         }
@@ -200,6 +201,29 @@ async function authenticateClient(deps: AuthorityDeps, req: TokenRequest, at: Da
     throw new BatonError('CREDENTIAL_INVALID', 'unknown client or wrong secret')
   }
   throw new BatonError('UNAUTHENTICATED', 'authenticate with client_assertion (RFC 7523) or client_id + client_secret')
+}
+
+/**
+ * A client assertion lives at most `MAX_ASSERTION_LIFETIME_S` (`exp - iat`) and was issued no later than
+ * `ASSERTION_CLOCK_SKEW_S` after `at`; jose has already checked that `exp` is after `at` and that both are numbers.
+ * Fails with `CREDENTIAL_INVALID`.
+ */
+export function checkAssertionLifetime(iat: number, exp: number, at: Date): void {
+  // iat and exp are seconds since the epoch (RFC 7519 §4.1.4), not ms
+  const nowS = Math.floor(at.getTime() / 1000)
+  if (iat > nowS + ASSERTION_CLOCK_SKEW_S) {
+    throw new BatonError(
+      'CREDENTIAL_INVALID',
+      `the assertion's iat is ${iat - nowS} s in the future; at most ${ASSERTION_CLOCK_SKEW_S} s of clock skew is allowed`,
+    )
+  }
+  if (exp <= iat) throw new BatonError('CREDENTIAL_INVALID', "the assertion's exp is not after its iat")
+  if (exp - iat > MAX_ASSERTION_LIFETIME_S) {
+    throw new BatonError(
+      'CREDENTIAL_INVALID',
+      `the assertion lives ${exp - iat} s (exp - iat); at most ${MAX_ASSERTION_LIFETIME_S} s is accepted`,
+    )
+  }
 }
 
 /**

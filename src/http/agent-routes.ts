@@ -13,7 +13,7 @@ import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { Role } from '../store/ports.js'
 import { requestAction } from '../tools/actions.js'
 import { actionBody, actionResult, agentSchema, agentView, operatorView, tokenBody } from './authority-schemas.js'
-import { type Problem, problemOf, sendProblem } from './problem.js'
+import { errorHandler, type Problem, problemOf, sendProblem, toBatonError } from './problem.js'
 import { errorResponses, idParam, problem } from './schemas.js'
 import { agentAuthOf, refusal } from './server.js'
 import type { Services } from './services.js'
@@ -50,6 +50,7 @@ const oauthProblem = {
   properties: { ...problem.properties, error: { type: 'string' }, error_description: { type: 'string' } },
 } as const
 
+/** OAuth's `error` for a refusal at the token endpoint (RFC 6749 §5.2, RFC 7523 §3.1). */
 function oauthError(e: BatonError): string {
   switch (e.code) {
     case 'VALIDATION_FAILED':
@@ -63,9 +64,25 @@ function oauthError(e: BatonError): string {
       return 'invalid_client'
     case 'AGENT_INACTIVE':
       return 'unauthorized_client'
-    default:
+    case 'CASE_NOT_FOUND':
+    case 'CASE_CLOSED':
+    case 'NOT_CASE_HANDLER':
       return 'invalid_grant'
+    default:
+      return 'invalid_request'
   }
+}
+
+/**
+ * The token endpoint's answer to a refusal: RFC 6749 §5.2 says 400 for every OAuth error but `invalid_client`
+ * (401), whatever status the code has elsewhere in the API; the problem document keeps Baton's `code` beside OAuth's
+ * `error` and `error_description`. A server-side failure (5xx) stays what it is, without an OAuth error.
+ */
+export function tokenEndpointProblem(e: BatonError, instance: string): Problem {
+  const p = problemOf(e, instance)
+  if (p.status >= 500) return p
+  const error = oauthError(e)
+  return { ...p, status: error === 'invalid_client' ? 401 : 400, error, error_description: e.message } as Problem
 }
 
 /** Agents (registry, lifecycle, credentials, privilege report), OAuth endpoints, JWKS and tool actions. */
@@ -110,27 +127,26 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
               case_id: { type: 'string' },
             },
           },
-          400: oauthProblem,
-          401: oauthProblem,
-          403: oauthProblem,
-          404: oauthProblem,
-          409: oauthProblem,
+          400: {
+            ...oauthProblem,
+            description:
+              'OAuth error (RFC 6749 §5.2): invalid_request, unsupported_grant_type, invalid_scope, invalid_grant (case unknown, closed or not handled by the agent), unauthorized_client (agent not active)',
+          },
+          401: { ...oauthProblem, description: 'invalid_client: the client assertion or secret does not authenticate' },
+          503: { ...problem, description: 'The store is unavailable' },
         },
+      },
+      // Every refusal here, also of the body's shape or media type, is an OAuth error (RFC 6749 §5.2).
+      errorHandler: (err, req, reply) => {
+        const be = err instanceof BatonError ? err : toBatonError(err)
+        if (be === undefined) return errorHandler(err, req, reply)
+        reply.header('cache-control', 'no-store')
+        return sendProblem(reply, tokenEndpointProblem(be, '/v1/oauth/token'))
       },
     },
     async (req, reply) => {
       reply.header('cache-control', 'no-store')
-      try {
-        return reply.send(await issueAccessToken(deps, req.body as TokenRequest))
-      } catch (e) {
-        if (!(e instanceof BatonError)) throw e
-        // OAuth clients read `error` (RFC 6749 §5.2); the problem document carries Baton's code beside it.
-        return sendProblem(reply, {
-          ...problemOf(e, '/v1/oauth/token'),
-          error: oauthError(e),
-          error_description: e.message,
-        } as Problem)
-      }
+      return reply.send(await issueAccessToken(deps, req.body as TokenRequest))
     },
   )
 
