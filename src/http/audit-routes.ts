@@ -11,7 +11,8 @@ import type { Services } from './services.js'
 
 const AUDITORS: readonly Role[] = ['admin', 'operator']
 
-// Query strings are not coerced (ajv coerceTypes: false), so integers travel as decimal strings.
+// Sequence numbers stay decimal strings in the schema (query strings are coerced by type, which would also take
+// `1e3` or `0x10`): the pattern admits plain decimals below 2^53 only.
 const uint = { type: 'string', pattern: '^(0|[1-9][0-9]{0,15})$', description: 'a non-negative integer' } as const
 const hash = { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256, lowercase hex' } as const
 

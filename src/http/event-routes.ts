@@ -180,7 +180,7 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
           additionalProperties: false,
           properties: {
             types: { type: 'string', maxLength: 1000, description: 'Comma-separated event types (default: all)' },
-            // Query strings are text and the server does not coerce types: the pattern keeps it a safe integer.
+            // A decimal string, not a coerced integer: the pattern keeps it plain decimal and a safe integer.
             after: {
               type: 'string',
               pattern: '^(-1|[0-9]{1,15})$',

@@ -1,3 +1,4 @@
+import AjvCompiler from '@fastify/ajv-compiler'
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { decodeJwt } from 'jose'
@@ -36,6 +37,21 @@ export interface ServerOptions {
   readonly version: string
 }
 
+/**
+ * Fastify's own ajv compiler, twice: query strings are text, so they are coerced by their schema (`?limit=2` is the
+ * integer 2, `?assigned=true` the boolean; `?limit=two` and repeated names are still refused); bodies, params and
+ * headers are not coerced, so a JSON body with a wrong type is refused rather than converted.
+ */
+function queryCoercingValidator(): AjvCompiler.BuildCompilerFromPool {
+  const pool = AjvCompiler()
+  return (externalSchemas, options) => {
+    const strict = pool(externalSchemas, options)
+    const customOptions = { ...options?.customOptions, coerceTypes: true }
+    const coercing = pool(externalSchemas, { ...options, customOptions } as typeof options)
+    return (route) => (route.httpPart === 'querystring' ? coercing : strict)(route)
+  }
+}
+
 /** Builds the HTTP face: authentication, role checks, problem+json errors, OpenAPI, and the routes. */
 export async function createServer(services: Services, opts: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -44,6 +60,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     bodyLimit: opts.bodyLimit,
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, allowUnionTypes: true } },
+    schemaController: { compilersFactory: { buildValidator: queryCoercingValidator() } },
     return503OnClosing: true,
   })
   app.addContentTypeParser(
