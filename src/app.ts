@@ -127,7 +127,15 @@ export async function createApp(
     throw e
   }
   const workspace = await loadWorkspace(config.workspace)
-  const known = knownNames(workspace)
+  let intents: Awaited<ReturnType<typeof loadIntentDetector>>
+  try {
+    intents = await loadIntentDetector(workspace.dir, config.llm)
+  } catch (e) {
+    await store.close().catch(() => undefined)
+    throw e
+  }
+  // a caller's intent must be one of the model's labels (or of the policy's intents:), see validateCallerSignals
+  const known = { ...knownNames(workspace), intents: intents?.model.labels ?? [] }
   const now = () => new Date()
 
   let settings: SealedSettings
@@ -183,7 +191,6 @@ export async function createApp(
     throw e
   }
 
-  const intents = await loadIntentDetector(workspace.dir, config.llm)
   const intake: IntakeDeps = { store, policy: () => active, now, newId, secretHashKey, intents }
 
   const work = await createWorkServices({

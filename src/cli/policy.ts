@@ -3,18 +3,26 @@ import { dirname } from 'node:path'
 import type { Command } from 'commander'
 import { knownNames } from '../app.js'
 import { BatonError } from '../errors.js'
+import { readModelLabels } from '../intents/load.js'
 import { checkPolicy } from '../policy/check.js'
 import { loadPolicyFile } from '../policy/load.js'
 import { runPolicyTests } from '../policy/policy-test.js'
 import { loadWorkspace } from '../workspace/workspace.js'
 
-/** The workspace beside the policy file, when there is one, names the agents, queues and tools a policy may use. */
+/**
+ * The workspace beside the policy file, when there is one, names the agents, queues and tools a policy may use, and
+ * its intent model the intent labels a caller may send.
+ */
 async function knownFor(file: string) {
+  let ws: Awaited<ReturnType<typeof loadWorkspace>>
   try {
-    return knownNames(await loadWorkspace(dirname(file)))
+    ws = await loadWorkspace(dirname(file))
   } catch {
     return undefined
   }
+  // a model that cannot be read leaves the labels unknown here (`baton serve` refuses to start with it)
+  const intents = await readModelLabels(ws.dir).catch(() => undefined)
+  return { ...knownNames(ws), intents }
 }
 
 export function registerPolicyCommands(program: Command): void {

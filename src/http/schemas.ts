@@ -67,7 +67,7 @@ const message = {
 const callerSignals = {
   type: 'object',
   description:
-    'Caller-provided signals: intent, intent_confidence (0..1), agent_confidence (0..1), and any the policy declares',
+    "Caller-provided signals: intent (a label of the workspace's intent model, of the policy's intents: or 'unknown', compared exactly; else 400 VALIDATION_FAILED naming signals.intent), intent_confidence (0..1, only with intent), agent_confidence (0..1), and any the policy declares",
   additionalProperties: { type: ['string', 'number', 'boolean'] },
 } as const
 

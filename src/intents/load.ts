@@ -41,6 +41,19 @@ export function llmSettingsFrom(env: NodeJS.ProcessEnv): LlmSettings | undefined
   }
 }
 
+/** The labels of the workspace's intent model (`[]` when it has none). */
+export async function readModelLabels(dir: string): Promise<readonly string[]> {
+  const file = join(dir, MODEL_FILE)
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw new BatonError('WORKSPACE_INVALID', `${file}: cannot read (${(e as Error).message})`, { cause: e })
+  }
+  return decodeModel(text, file).labels
+}
+
 /** The workspace's intent detector: `intents.model.json` in the workspace folder, if there is one. */
 export async function loadIntentDetector(
   dir: string,

@@ -178,6 +178,44 @@ describe('validateCallerSignals', () => {
     expect(r.fields[0]!.message).toContain("did you mean 'intent'?")
   })
 
+  it('given a policy that knows no intent labels (a lone file), when an intent is sent, then it is not checked', () => {
+    expect(p.intentLabels).toBeNull()
+    expect(validateCallerSignals(p, { intent: 'Anything' }).ok).toBe(true)
+  })
+
+  it('given the model labels and a declared list, when an intent is sent, then only those labels and unknown pass, compared exactly', () => {
+    const labelled = compilePolicy(policy('intents: [refund, order_status]\n'), 'policy.yaml', {
+      ...known,
+      intents: ['complaint', 'track_order'],
+    })
+    for (const intent of ['complaint', 'track_order', 'refund', 'order_status', 'unknown']) {
+      expect(validateCallerSignals(labelled, { intent, intent_confidence: 0.95 }).ok).toBe(true)
+    }
+    const r = validateCallerSignals(labelled, { intent: 'Complaint', intent_confidence: 0.95 })
+    expect(r).toEqual({ ok: false, fields: [expect.objectContaining({ field: 'signals.intent' })] })
+    if (!r.ok) expect(r.fields[0]!.message).toContain("did you mean 'complaint'?")
+    expect(validateCallerSignals(labelled, { intent: 'launch_missiles', intent_confidence: 0.95 })).toMatchObject({
+      ok: false,
+      fields: [{ field: 'signals.intent' }],
+    })
+  })
+
+  it('given a workspace with no model and a policy with no list, when an intent is sent, then only unknown passes', () => {
+    const bare = compilePolicy(policy(''), 'policy.yaml', { ...known, intents: [] })
+    expect([...(bare.intentLabels ?? [])]).toEqual(['unknown'])
+    expect(validateCallerSignals(bare, { intent: 'unknown' }).ok).toBe(true)
+    const r = validateCallerSignals(bare, { intent: 'refund' })
+    expect(r.ok).toBe(false)
+    if (!r.ok) expect(r.fields[0]!.message).toContain('no intent model')
+  })
+
+  it('given a confidence without an intent, when validated, then signals.intent_confidence is refused', () => {
+    expect(validateCallerSignals(p, { intent_confidence: 0.9 })).toMatchObject({
+      ok: false,
+      fields: [{ field: 'signals.intent_confidence' }],
+    })
+  })
+
   it('given something that is not an object, when validated, then the field is signals', () => {
     expect(validateCallerSignals(p, 'x')).toEqual({
       ok: false,

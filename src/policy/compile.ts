@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Handler } from '../cases/case.js'
 import type { FieldProblem } from '../errors.js'
+import { UNKNOWN_INTENT } from '../intents/model.js'
 import type { RiskCategory } from '../signals/types.js'
 import { type CelEnvironments, type CelProgram, compileCel, createCelEnvironments, isCelProblem } from './cel.js'
 import {
@@ -26,6 +27,11 @@ export interface KnownNames {
   readonly agents: readonly string[]
   readonly queues: readonly string[]
   readonly tools: readonly string[]
+  /**
+   * The labels of the workspace's intent model (`intents.model.json`); `[]` when the workspace has none, absent
+   * when the workspace is not known (a lone policy file): then a caller's intent is not checked.
+   */
+  readonly intents?: readonly string[] | undefined
 }
 
 export interface CompiledCondition {
@@ -79,6 +85,12 @@ export interface CompiledPolicy {
   readonly known: KnownNames
   /** Caller-provided signals the policy declares (`signals.custom.<name>`), for intake validation. */
   readonly callerSignals: readonly CallerSignal[]
+  /**
+   * Every intent label a caller may send as `signals.intent`: the workspace model's labels, the policy's `intents:`
+   * and `unknown`, compared exactly. null when the workspace is not known (`KnownNames.intents` absent: a lone
+   * policy file), as then the model's labels are not: intents are not checked.
+   */
+  readonly intentLabels: ReadonlySet<string> | null
   /** Extra terms per built-in risk category, for the signal detectors. */
   readonly terms: Readonly<Record<RiskCategory, readonly string[]>>
   /** Topic name → phrases, for the signal detectors. */
@@ -212,6 +224,7 @@ class Analysis {
       doc,
       known: { agents: [...this.known.agents], queues: [...this.known.queues], tools: [...this.known.tools] },
       callerSignals: doc.signals,
+      intentLabels: this.intentLabels(),
       terms: doc.terms,
       topics,
       routing: {
@@ -229,6 +242,20 @@ class Analysis {
         readsQueues: readsQueues(toolRules),
       },
     })
+  }
+
+  intentLabels(): ReadonlySet<string> | null {
+    const model = this.known.intents
+    const declared = this.doc.intents
+    // without the workspace the model's labels are unknown, and the declared ones are not the whole set
+    if (model === undefined) return null
+    const labels = new Set<string>(model)
+    for (const d of declared ?? []) {
+      if (labels.has(d.name)) this.warn(d, `intent '${d.name}' is already a label of the workspace's intent model`)
+      labels.add(d.name)
+    }
+    labels.add(UNKNOWN_INTENT)
+    return labels
   }
 
   condition(c: Condition | null, ruleId: string, kind: 'routing' | 'tool'): CompiledCondition | null {
@@ -426,9 +453,34 @@ export function validateCallerSignals(
     if (problem !== null) fields.push({ field, message: problem })
     else value[name] = v as string | number | boolean
   }
+  if (typeof value.intent === 'string') {
+    const problem = intentProblem(policy, value.intent)
+    if (problem !== null) fields.push({ field: 'signals.intent', message: problem })
+  } else if (value.intent_confidence !== undefined && !('intent' in (input as object))) {
+    fields.push({
+      field: 'signals.intent_confidence',
+      message: 'expected signals.intent with it: a confidence is that of an intent the caller sends',
+    })
+  }
   if (fields.length > 0) return { ok: false, fields }
   for (const s of policy.callerSignals) if (!(s.name in value)) value[s.name] = s.default
   return { ok: true, value }
+}
+
+/**
+ * Why a caller's intent is refused, or null. An intent must be one of the policy's intent labels, exactly: a label
+ * the policy cannot know (a typo, another classifier's name, `Complaint` for `complaint`) would otherwise be read
+ * as a confident intent no rule expects, and fall through to whatever a confident intent gets.
+ */
+export function intentProblem(policy: CompiledPolicy, intent: string): string | null {
+  const labels = policy.intentLabels
+  if (labels === null || labels.has(intent)) return null
+  const shown = intent.length > 40 ? `${intent.slice(0, 40)}…` : intent
+  if (labels.size === 1) {
+    return `unknown intent '${shown}': this workspace has no intent model (intents.model.json) and its policy declares no intents:, so a caller may send only '${UNKNOWN_INTENT}'`
+  }
+  const hint = didYouMean(intent, labels)
+  return `unknown intent '${shown}', expected a label of the workspace's intent model or of the policy's intents: (${labels.size} labels, compared exactly)${hint === undefined ? '' : `; ${hint}`}`
 }
 
 const BUILTIN_SPECS: Readonly<Record<string, Pick<CallerSignal, 'type' | 'enum' | 'minimum' | 'maximum'>>> = {

@@ -47,6 +47,31 @@ describe('parsePolicy', () => {
     expect(doc.routing.maxHandoffs).toBe(4)
   })
 
+  it('given declared intent labels, when parsed, then they keep their positions; bad and duplicate ones are errors with file:line:col', () => {
+    const head = `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: shop, version: 3 }
+`
+    const routing = `routing:
+  default: { handler: operator, queue: general }
+`
+    const doc = parsePolicy(`${head}intents: [refund, Refund_not_showing_up]\n${routing}`, 'policy.yaml')
+    expect(doc.intents).toEqual([
+      { name: 'refund', line: 4, column: 11 },
+      { name: 'Refund_not_showing_up', line: 4, column: 19 },
+    ])
+    expect(parsePolicy(`${head}${routing}`, 'policy.yaml').intents).toBeNull()
+    const bad = positionsOf(`${head}intents:\n  - refund\n  - 42\n  - ' padded'\n  - refund\n${routing}`)
+    expect(bad.map((p) => [p.line, p.column])).toEqual([
+      [6, 5],
+      [7, 5],
+      [8, 5],
+    ])
+    expect(bad[0]!.message).toContain('expected an intent label')
+    expect(bad[2]!.message).toContain("duplicate intent label 'refund', first declared at line 5:5")
+    expect(positionsOf(`${head}intents: refund\n${routing}`)[0]).toMatchObject({ line: 4, column: 10 })
+  })
+
   it('given bad indentation, when parsed, then POLICY_INVALID points at the offending line', () => {
     const positions = positionsOf(
       minimal(`  default: { handler: operator, queue: general }

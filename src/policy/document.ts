@@ -82,6 +82,11 @@ export interface Topic extends Located {
   readonly phrases: readonly string[]
 }
 
+/** An intent label the policy declares (`intents:`): one a caller may send besides the workspace model's labels. */
+export interface IntentLabel extends Located {
+  readonly name: string
+}
+
 /** A name the policy refers to that must exist in the workspace (an agent, a queue or a tool). */
 export interface Reference extends Located {
   readonly kind: 'agent' | 'queue' | 'tool'
@@ -123,6 +128,11 @@ export interface PolicyDocument {
   /** Extra terms per built-in risk category (possibly empty lists). */
   readonly terms: Readonly<Record<RiskCategory, readonly string[]>>
   readonly topics: readonly Topic[]
+  /**
+   * Intent labels a caller may send besides those of the workspace's model (`intents:`); null when the policy
+   * declares none (then only the model's labels, and `unknown`, are accepted).
+   */
+  readonly intents: readonly IntentLabel[] | null
   readonly routing: {
     readonly default: RoutingRule
     readonly maxHandoffs: number
@@ -577,6 +587,7 @@ function readDocument(r: Reader, root: Node | null): PolicyDocument | null {
     kind: true,
     metadata: true,
     signals: false,
+    intents: false,
     terms: false,
     topics: false,
     routing: true,
@@ -588,6 +599,7 @@ function readDocument(r: Reader, root: Node | null): PolicyDocument | null {
   r.string(top.get('kind'), { oneOf: ['Policy'] })
   const metadata = readMetadata(r, top.get('metadata'))
   const signals = readCallerSignals(r, top.get('signals'))
+  const intents = readIntentLabels(r, top.get('intents'))
   const terms = readTerms(r, top.get('terms'))
   const topics = readTopics(r, top.get('topics'))
   r.signals = signals
@@ -603,6 +615,7 @@ function readDocument(r: Reader, root: Node | null): PolicyDocument | null {
     file: r.file,
     metadata,
     signals,
+    intents,
     terms,
     topics,
     routing,
@@ -689,6 +702,35 @@ function readCallerSignals(r: Reader, e: Entry | undefined): CallerSignal[] {
       description: r.string(m.get('description')) ?? '',
       ...r.located(s.keyOffset),
     })
+  }
+  return out
+}
+
+/**
+ * `intents:` is a list of labels, compared with a caller's `intent` exactly (no case folding): any non-empty string
+ * of at most 200 characters without surrounding blanks (model labels such as `Refund_not_showing_up` exist).
+ */
+function readIntentLabels(r: Reader, e: Entry | undefined): IntentLabel[] | null {
+  if (e === undefined) return null
+  const out: IntentLabel[] = []
+  const seen = new Map<string, number>()
+  for (const it of r.items(e.value, e.path, e.keyOffset)) {
+    const v = isScalar(it.node) ? it.node.value : undefined
+    if (typeof v !== 'string' || v === '' || v !== v.trim() || v.length > 200) {
+      r.at(
+        it.offset,
+        `${label(it.path)}expected an intent label (a non-empty string of at most 200 characters, no surrounding blanks), found ${describe(it.node)}`,
+      )
+      continue
+    }
+    const first = seen.get(v)
+    if (first !== undefined) {
+      const [line, column] = r.pos(first)
+      r.at(it.offset, `${label(it.path)}duplicate intent label '${v}', first declared at line ${line}:${column}`)
+      continue
+    }
+    seen.set(v, it.offset)
+    out.push({ name: v, ...r.located(it.offset) })
   }
   return out
 }

@@ -53,6 +53,30 @@ describe('runPolicyTests', () => {
     expect(runPolicyTests(shop, tests).failed).toEqual([expect.objectContaining({ name: 't', line: 1 })])
   })
 
+  it('given a test whose intent no caller could send, when run, then it fails naming given.signals.intent', () => {
+    const labelled = compilePolicy(readFileSync(shopPath, 'utf8'), 'examples/shop/policy.yaml', {
+      ...SHOP_KNOWN,
+      intents: ['complaint'],
+    })
+    const tests = parsePolicyTests(
+      `- { name: label, given: { signals: { intent: complaint, intent_confidence: 0.9 } }, expect: { handler: operator } }
+- { name: declared, given: { signals: { intent: refund, intent_confidence: 0.9 } }, expect: { handler: hybrid } }
+- { name: folded, given: { signals: { intent: Complaint, intent_confidence: 0.9 } }, expect: { handler: operator } }
+`,
+      't.yaml',
+      labelled.doc,
+    )
+    const r = runPolicyTests(labelled, tests)
+    expect(r.passed).toBe(2)
+    expect(r.failed).toEqual([
+      {
+        name: 'folded',
+        line: 3,
+        message: expect.stringMatching(/^given\.signals\.intent: .*did you mean 'complaint'/),
+      },
+    ])
+  })
+
   it('given the policy, when neutral facts are built, then nothing is detected and every topic and queue is present', () => {
     const n = neutralFacts(shop)
     expect(n.signals).toMatchObject({

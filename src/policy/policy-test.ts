@@ -1,5 +1,5 @@
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
-import type { CompiledPolicy } from './compile.js'
+import { type CompiledPolicy, intentProblem } from './compile.js'
 import type { PolicyTestCase, TestExpectation } from './document.js'
 import { decideAction, decideRoute } from './evaluate.js'
 import type { Facts } from './types.js'
@@ -136,7 +136,10 @@ function compare(
   return problems.length === 0 ? null : `${problems.join('; ')} (decided by ${rules.join(', ')})`
 }
 
-/** Tests loaded from a separate file may name topics or signals the policy does not declare. */
+/**
+ * Tests loaded from a separate file may name topics or signals the policy does not declare; any test may name an
+ * intent that is no label of the policy's workspace.
+ */
 function unknownNames(policy: CompiledPolicy, given: Readonly<Record<string, unknown>>): string | null {
   const signals = given['signals']
   if (!isPlainObject(signals)) return null
@@ -145,6 +148,12 @@ function unknownNames(policy: CompiledPolicy, given: Readonly<Record<string, unk
     for (const k of Object.keys(topics)) {
       if (!Object.hasOwn(policy.topics, k)) return `given.signals.topics: unknown topic '${k}'`
     }
+  }
+  const intent = signals['intent']
+  if (typeof intent === 'string' && intent !== '') {
+    // a test must exercise an intent a caller could send: intake refuses any other (VALIDATION_FAILED)
+    const problem = intentProblem(policy, intent)
+    if (problem !== null) return `given.signals.intent: ${problem}`
   }
   const custom = signals['custom']
   if (isPlainObject(custom)) {
