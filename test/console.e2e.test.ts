@@ -429,6 +429,11 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)('operator
         data: { customer: 'x', channel: 'chat', message: { text: 'hi' } },
       })
       expect(noToken.status()).toBe(403)
+      // its own code and title, not a role problem
+      expect(await noToken.json()).toMatchObject({
+        code: 'CSRF_FAILED',
+        title: 'Console request failed its CSRF check',
+      })
       const noTokenApproval = await page.request.post(`/v1/approvals/${second.approvalId}/decision`, {
         data: { decision: 'approve', reason: 'csrf' },
       })

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { verifyStore } from '../audit/verify.js'
 import type { Actor } from '../cases/intake.js'
 import { BatonError } from '../errors.js'
+import { FORM_BODY } from '../http/protocol.js'
 import type { Services } from '../http/services.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
 import type { ApiKeyRecord } from '../store/ports.js'
@@ -152,8 +153,14 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
     if (session === undefined) return undefined
     if (!SAFE_METHODS.has(req.method)) {
       const token = req.headers['x-csrf-token']
-      if (typeof token !== 'string' || !sameToken(token, session.csrf) || !sameOrigin(req)) {
-        throw new BatonError('FORBIDDEN', 'a console session must send its CSRF token in X-CSRF-Token')
+      if (typeof token !== 'string' || !sameToken(token, session.csrf)) {
+        throw new BatonError(
+          'CSRF_FAILED',
+          `a state-changing request with a console session must carry the session's CSRF token in X-CSRF-Token (${typeof token === 'string' ? 'it differs' : 'none was sent'})`,
+        )
+      }
+      if (!sameOrigin(req)) {
+        throw new BatonError('CSRF_FAILED', `the request's Origin '${req.headers.origin}' is not this server`)
       }
     }
     return actorOf(session.key)
@@ -239,7 +246,7 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       return page(reply, loginPage({ csrf: token, next: safeNext(q.next) }))
     })
 
-    c.post('/console/login', { schema: { hide: true } }, async (req, reply) => {
+    c.post('/console/login', { schema: { hide: true, consumes: FORM_BODY } }, async (req, reply) => {
       const b = (req.body ?? {}) as Record<string, unknown>
       const next = safeNext(b.next)
       const again = async (error: string, code: number) => {
@@ -289,7 +296,7 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       return reply.redirect(next, 303)
     })
 
-    c.post('/console/logout', { schema: { hide: true } }, async (req, reply) => {
+    c.post('/console/logout', { schema: { hide: true, consumes: FORM_BODY } }, async (req, reply) => {
       const viewer = await requireViewer(req, reply)
       if (viewer === undefined) return reply
       const session = await sessionOf(req)
@@ -362,7 +369,7 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       return page(reply, auditPage(viewer, await loadAudit(s, caseId)))
     })
 
-    c.post('/console/audit/verify', { schema: { hide: true } }, async (req, reply) => {
+    c.post('/console/audit/verify', { schema: { hide: true, consumes: FORM_BODY } }, async (req, reply) => {
       const viewer = await requireViewer(req, reply)
       if (viewer === undefined) return reply
       if (viewer.role !== 'admin') return reply.code(403).type('text/plain').send('admins only')

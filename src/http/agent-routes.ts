@@ -14,6 +14,7 @@ import type { Role } from '../store/ports.js'
 import { requestAction } from '../tools/actions.js'
 import { actionBody, actionResult, agentSchema, agentView, operatorView, tokenBody } from './authority-schemas.js'
 import { errorHandler, type Problem, problemOf, sendProblem, toBatonError } from './problem.js'
+import { FORM_OR_JSON_BODY } from './protocol.js'
 import { errorResponses, idParam, problem } from './schemas.js'
 import { agentAuthOf, refusal } from './server.js'
 import type { Services } from './services.js'
@@ -115,6 +116,7 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
         summary:
           'Token endpoint (client_credentials): an agent authenticates with a JWT assertion (RFC 7523) or its client secret and gets a short-lived access token for one case',
         security: [],
+        consumes: FORM_OR_JSON_BODY,
         body: tokenBody,
         response: {
           200: {
@@ -158,6 +160,7 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
         tags: ['credentials'],
         summary:
           'RFC 7662 introspection: active only while the credential verifies, has not expired, its agent is active and its case has not changed hands or risk; pass params to check a call credential against them',
+        consumes: FORM_OR_JSON_BODY,
         body: {
           type: 'object',
           required: ['token'],

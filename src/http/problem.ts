@@ -5,9 +5,14 @@ import { BatonError, type ErrorCode, type FieldProblem } from '../errors.js'
 export const STATUS: { readonly [C in ErrorCode]: number } = {
   VALIDATION_FAILED: 400,
   BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  CSRF_FAILED: 403,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   CASE_NOT_FOUND: 404,
   CASE_CLOSED: 409,
   CUSTOMER_NOT_FOUND: 404,
@@ -53,9 +58,14 @@ export const STATUS: { readonly [C in ErrorCode]: number } = {
 const TITLES: { readonly [C in ErrorCode]: string } = {
   VALIDATION_FAILED: 'Request validation failed',
   BODY_TOO_LARGE: 'Request body too large',
+  UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
+  HEADERS_TOO_LARGE: 'Request header fields too large',
+  REQUEST_TIMEOUT: 'Request timed out',
   UNAUTHENTICATED: 'Authentication required',
   FORBIDDEN: 'Not allowed for this role',
+  CSRF_FAILED: 'Console request failed its CSRF check',
   NOT_FOUND: 'Not found',
+  METHOD_NOT_ALLOWED: 'Method not allowed',
   CASE_NOT_FOUND: 'Case not found',
   CASE_CLOSED: 'Case is closed',
   CUSTOMER_NOT_FOUND: 'Customer not found',
@@ -158,6 +168,9 @@ export function toBatonError(err: FastifyError): BatonError | undefined {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new BatonError('BODY_TOO_LARGE', err.message)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new BatonError('UNSUPPORTED_MEDIA_TYPE', err.message, {
+        fields: [{ field: 'content-type', message: 'unsupported media type' }],
+      })
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new BatonError('VALIDATION_FAILED', err.message, { fields: [{ field: 'body', message: err.message }] })
@@ -168,7 +181,7 @@ export function toBatonError(err: FastifyError): BatonError | undefined {
     })
   }
   if (err.statusCode === 415) {
-    return new BatonError('VALIDATION_FAILED', err.message, {
+    return new BatonError('UNSUPPORTED_MEDIA_TYPE', err.message, {
       fields: [{ field: 'content-type', message: 'unsupported media type' }],
     })
   }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { openCase, receiveMessage } from '../cases/intake.js'
 import { BatonError } from '../errors.js'
 import type { Role } from '../store/ports.js'
+import { YAML_BODY } from './protocol.js'
 import {
   customerBody,
   errorResponses,
@@ -342,6 +343,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
       schema: {
         tags: ['policy'],
         summary: 'Activate new policy text (YAML). Refused with positions if it does not compile',
+        consumes: YAML_BODY,
         body: { type: 'string', minLength: 1 },
       },
     },

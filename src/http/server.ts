@@ -15,6 +15,13 @@ import { registerApprovalRoutes } from './approval-routes.js'
 import { registerAuditRoutes } from './audit-routes.js'
 import { registerEventRoutes } from './event-routes.js'
 import { errorHandler } from './problem.js'
+import {
+  clientErrorHandler,
+  documentMediaTypes,
+  registerMediaTypeCheck,
+  registerNotFound,
+  trackRouteMethods,
+} from './protocol.js'
 import { registerQueueRoutes } from './queue-routes.js'
 import { registerRoutes } from './routes.js'
 import type { Services } from './services.js'
@@ -62,7 +69,11 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, allowUnionTypes: true } },
     schemaController: { compilersFactory: { buildValidator: queryCoercingValidator() } },
     return503OnClosing: true,
+    clientErrorHandler,
   })
+  // before any route: the 404 handler answers 405 with Allow for a path some route has
+  const allowedMethods = trackRouteMethods(app)
+  registerMediaTypeCheck(app)
   app.addContentTypeParser(
     ['application/yaml', 'application/x-yaml', 'text/yaml'],
     { parseAs: 'string' },
@@ -70,18 +81,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   )
   app.decorateRequest('actor', undefined as unknown as Actor)
   app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler((req, reply) => {
-    reply
-      .code(404)
-      .type('application/problem+json')
-      .send({
-        type: 'https://baton.dev/problems/not-found',
-        title: 'Not found',
-        status: 404,
-        code: 'NOT_FOUND',
-        detail: `no route ${req.method} ${req.url.split('?')[0]}`,
-      })
-  })
+  registerNotFound(app, allowedMethods)
 
   await app.register(swagger, {
     openapi: {
@@ -90,7 +90,9 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
         title: 'Baton',
         version: opts.version,
         description:
-          'Support orchestration control plane: policy routing of support cases between AI agents and humans, with every decision audited.',
+          'Support orchestration control plane: policy routing of support cases between AI agents and humans, with every decision audited. ' +
+          'Errors are application/problem+json (RFC 9457) with a stable `code`. A body must have a media type its route lists under requestBody, else 415 UNSUPPORTED_MEDIA_TYPE (with `Accept`); ' +
+          'a known path asked with a method it lacks answers 405 METHOD_NOT_ALLOWED with `Allow`; header fields larger than 16 KiB in all answer 431 HEADERS_TOO_LARGE.',
       },
       components: {
         securitySchemes: {
@@ -105,6 +107,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
       },
       security: [{ apiKey: [] }],
     },
+    transform: documentMediaTypes,
   })
 
   // The operator console (src/console): its pages, and its session cookie as a way in for requests without a key.
