@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto'
-import { watch } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -10,20 +9,21 @@ import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
 import type { Config } from './config.js'
 import type { ConnectorCall } from './credentials/deps.js'
 import { setUpAuthority } from './credentials/setup.js'
-import { BatonError } from './errors.js'
+import { BatonError, isBatonError } from './errors.js'
 import { createServer } from './http/server.js'
-import type { Services } from './http/services.js'
+import type { PolicyActivated, PolicyTrigger, Services } from './http/services.js'
 import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
 import { loadIntentDetector } from './intents/load.js'
-import { type CompiledPolicy, compilePolicy } from './policy/compile.js'
-import type { PolicyRef } from './policy/types.js'
+import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
+import { versionConflict } from './policy/versions.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
-import type { Store } from './store/ports.js'
+import type { PolicyVersionRecord, Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { openSealedSettings, type SealedSettings } from './store/sealed-settings.js'
 import { createSqliteStore } from './store/sqlite/database.js'
 import { createWorkServices, type WorkOptions } from './work.js'
+import { watchFileByPath } from './workspace/policy-watch.js'
 import { loadWorkspace, type Workspace } from './workspace/workspace.js'
 
 export const VERSION = '0.1.0'
@@ -35,6 +35,8 @@ export interface App {
   readonly logger: Logger
   /** The admin key generated at this start, to be printed once; undefined when one already existed or was given. */
   readonly generatedAdminKey: string | undefined
+  /** Set when the policy file was refused at start and the store's newer version is in force: why, for serve. */
+  readonly policyNotice: string | undefined
   /** The audit log's signing key and sequencer (`audit.sequenceOnce()` in tests). */
   readonly audit: AuditService
   close(): Promise<void>
@@ -85,6 +87,27 @@ export function activePolicyOf(policy: CompiledPolicy): ActivePolicy {
     policy,
     riskTerms: compileTerms(mergeTerms(DEFAULT_RISK_TERMS, policy.terms)),
     topicTerms: compileTerms(policy.topics),
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex')
+}
+
+/**
+ * The store's newest policy, compiled against this workspace, to stay in force over an older file at start.
+ * @throws BatonError POLICY_INVALID naming both when it no longer compiles (say, a tool it names was removed).
+ */
+function compileStoredPolicy(newest: PolicyVersionRecord, known: KnownNames, refused: unknown): CompiledPolicy {
+  try {
+    return compilePolicy(newest.source, newest.file, known)
+  } catch (e) {
+    throw new BatonError(
+      'POLICY_INVALID',
+      `${(refused as Error).message}; and the store's newest activated policy, ${newest.name} v${newest.version} ` +
+        `(${newest.file}), does not compile against this workspace: ${(e as Error).message}`,
+      { cause: e, positions: e instanceof BatonError ? e.positions : [] },
+    )
   }
 }
 
@@ -150,13 +173,31 @@ export async function createApp(
   if (settings.warning !== undefined) logger.warn(settings.warning)
 
   const policyFile = workspace.policyFile
-  const displayFile = relative(process.cwd(), policyFile) || policyFile
-  let active: ActivePolicy & { loadedAt: string; file: string }
+  // Relative to the working directory when inside it, else absolute (not `../../tmp/ws/policy.yaml`).
+  const relativeFile = relative(process.cwd(), policyFile)
+  const displayFile = relativeFile === '' || relativeFile.startsWith('..') ? policyFile : relativeFile
+  let active: (ActivePolicy & { loadedAt: string; file: string }) | undefined
+  const current = () => {
+    if (active === undefined) throw new TypeError('no policy is active yet')
+    return active
+  }
+  /** Why the policy file was not activated at start (the store's newer version is in force), for serve to print. */
+  let policyNotice: string | undefined
+  // One activation at a time in this process, so the version in force is the last one the store accepted here.
+  let activations: Promise<unknown> = Promise.resolve()
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = activations.then(fn, fn)
+    activations = run.catch(() => undefined)
+    return run
+  }
+  /** sha256 of the file content last read (activated or refused): a watch event that changed nothing is no news. */
+  let lastFileHash: string | undefined
 
-  async function activate(source: string, file: string, actor: Actor): Promise<PolicyRef> {
+  /** Compiles and activates through the store (higher versions only); the in-memory swap follows the store. */
+  async function activateNow(source: string, file: string, actor: Actor, trigger: PolicyTrigger) {
     const compiled = compilePolicy(source, file, known)
-    const next = { ...activePolicyOf(compiled), loadedAt: now().toISOString(), file }
-    await store.savePolicyVersion(
+    const loadedAt = now().toISOString()
+    const { outcome, newest } = await store.activatePolicyVersion(
       {
         hash: compiled.ref.hash,
         name: compiled.ref.name,
@@ -164,39 +205,107 @@ export async function createApp(
         owner: compiled.owner,
         file,
         source,
-        loadedAt: next.loadedAt,
+        loadedAt,
       },
       {
         type: 'policy.activated',
-        at: next.loadedAt,
+        at: loadedAt,
         actor: { kind: actor.kind, id: actor.id },
         data: { ...compiled.ref, owner: compiled.owner, file },
       },
     )
-    // Swapped only after the version is durably recorded: every decision names a version the store holds.
-    active = next
-    logger.info({ policy: compiled.ref }, 'policy activated')
-    return compiled.ref
+    if (outcome === 'conflict') {
+      throw versionConflict({ ...compiled.ref, at: { file, ...compiled.doc.metadata.versionAt } }, newest)
+    }
+    // Swapped only once the store holds the version: every decision names a version the store holds. `unchanged`
+    // can still swap here, when another node activated this document first.
+    if (active?.policy.ref.hash !== compiled.ref.hash) active = { ...activePolicyOf(compiled), loadedAt, file }
+    logger.info(
+      { policy: compiled.ref, file, trigger, outcome },
+      outcome === 'activated' ? 'policy activated' : 'policy unchanged: already the newest activated version',
+    )
+    return { ...compiled.ref, outcome }
   }
 
-  async function reload(actor: Actor): Promise<PolicyRef> {
-    const source = await readFile(policyFile, 'utf8')
-    return activate(source, displayFile, actor)
+  function logRefusal(e: unknown, file: string, trigger: PolicyTrigger): void {
+    if (!(e instanceof BatonError)) {
+      logger.error({ err: e, file, trigger }, 'policy not activated; the previous version stays in force')
+      return
+    }
+    // The caller of PUT and reload is answered too; a file change has nobody else to tell.
+    const level = trigger === 'watch' || trigger === 'start' ? 'error' : 'warn'
+    const errors =
+      e.positions.length > 0 ? e.positions.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`) : [e.message]
+    logger[level]({ code: e.code, file, trigger, errors }, 'policy refused; the previous version stays in force')
   }
 
+  async function readPolicyFile(): Promise<string> {
+    try {
+      return await readFile(policyFile, 'utf8')
+    } catch (e) {
+      throw new BatonError('POLICY_NOT_FOUND', `cannot read policy file ${displayFile}: ${(e as Error).message}`, {
+        cause: e,
+      })
+    }
+  }
+
+  /** Reads the file from disk by its path (never a handle that a replace leaves behind) and activates it. */
+  function reloadFile(actor: Actor, trigger: 'watch' | 'reload') {
+    return serially(async () => {
+      const source = await readPolicyFile()
+      const hash = sha256(source)
+      if (trigger === 'watch' && hash === lastFileHash) return undefined
+      lastFileHash = hash
+      try {
+        return await activateNow(source, displayFile, actor, trigger)
+      } catch (e) {
+        // Refused content stays refused until it changes; anything else (the store) is tried at the next event.
+        if (!isBatonError(e, 'POLICY_INVALID') && !isBatonError(e, 'POLICY_VERSION_CONFLICT')) lastFileHash = undefined
+        throw e
+      }
+    }).catch((e: unknown) => {
+      logRefusal(e, displayFile, trigger)
+      throw e
+    })
+  }
+
+  const policy: Services['policy'] = {
+    current,
+    activate: (source, file, actor) =>
+      serially(() => activateNow(source, file, actor, 'put')).catch((e: unknown) => {
+        logRefusal(e, file, 'put')
+        throw e
+      }),
+    reload: async (actor) => (await reloadFile(actor, 'reload')) as PolicyActivated,
+  }
+
+  // At start the file is activated like any other; one that is not higher than the store's newest version does not
+  // roll the policy back: the newest activated version stays in force (on every node, after every restart).
   try {
-    await reload(SYSTEM)
+    const source = await readPolicyFile()
+    lastFileHash = sha256(source)
+    try {
+      await activateNow(source, displayFile, SYSTEM, 'start')
+    } catch (e) {
+      const newest = isBatonError(e, 'POLICY_VERSION_CONFLICT') ? await store.newestPolicyVersion() : undefined
+      if (newest === undefined) throw e
+      const kept = compileStoredPolicy(newest, known, e)
+      active = { ...activePolicyOf(kept), loadedAt: now().toISOString(), file: newest.file }
+      policyNotice = `${(e as BatonError).message}; the store's newest activated policy, ${newest.name} v${newest.version} (${newest.file}), stays in force`
+      logRefusal(e, displayFile, 'start')
+      logger.warn({ policy: kept.ref, file: newest.file, trigger: 'start', outcome: 'kept' }, policyNotice)
+    }
   } catch (e) {
     await store.close().catch(() => undefined)
     throw e
   }
 
-  const intake: IntakeDeps = { store, policy: () => active, now, newId, secretHashKey, intents }
+  const intake: IntakeDeps = { store, policy: current, now, newId, secretHashKey, intents }
 
   const work = await createWorkServices({
     store,
     workspace,
-    policy: () => active,
+    policy: current,
     now,
     newId,
     log: logger,
@@ -206,7 +315,7 @@ export async function createApp(
   const authority = await setUpAuthority({
     store,
     workspace,
-    policy: () => active,
+    policy: current,
     now,
     newId,
     env: process.env,
@@ -226,7 +335,7 @@ export async function createApp(
     store,
     intake,
     workspace,
-    policy: { current: () => active, activate, reload },
+    policy,
     keys: {
       async create(role, name, actor, principalId) {
         if (principalId !== undefined) {
@@ -295,26 +404,15 @@ export async function createApp(
   const server = await createServer(services, { logger, bodyLimit: config.bodyLimit, version: VERSION })
   work.start()
 
-  let watcher: ReturnType<typeof watch> | undefined
-  if (config.watchPolicy) {
-    let timer: NodeJS.Timeout | undefined
-    watcher = watch(policyFile, () => {
-      clearTimeout(timer)
-      timer = setTimeout(() => {
-        reload(SYSTEM).catch((e: unknown) => {
-          // The previous version stays in force; the positions tell the author where to look.
-          logger.error(
-            {
-              code: e instanceof BatonError ? e.code : 'INTERNAL',
-              positions: e instanceof BatonError ? e.positions : [],
-            },
-            'policy reload refused',
-          )
-        })
-      }, 150)
-    })
-    watcher.on('error', () => undefined)
-  }
+  const watcher = config.watchPolicy
+    ? watchFileByPath(
+        policyFile,
+        () => {
+          reloadFile(SYSTEM, 'watch').catch(() => undefined) // logged by reloadFile
+        },
+        { onError: (e) => logger.warn({ err: e, file: displayFile }, 'policy watch failed; re-armed in 1 s') },
+      )
+    : undefined
 
   return {
     server,
@@ -322,6 +420,7 @@ export async function createApp(
     store,
     logger,
     generatedAdminKey,
+    policyNotice,
     audit,
     async close() {
       watcher?.close()

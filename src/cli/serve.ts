@@ -29,6 +29,7 @@ export function registerServe(program: Command): void {
         process.stdout.write(
           `Baton ${address} (store: ${store}; workspace: ${config.workspace}; policy ${policy.name} v${policy.version} ${policy.hash.slice(0, 12)})\n`,
         )
+        if (app.policyNotice !== undefined) process.stderr.write(`baton: warning: ${app.policyNotice}\n`)
         if (app.generatedAdminKey !== undefined) {
           process.stdout.write(
             `Admin key (shown once, store it now): ${app.generatedAdminKey}\n` +

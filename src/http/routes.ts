@@ -27,6 +27,21 @@ type OpenCaseBody = {
   signals?: Record<string, unknown>
 }
 
+const policyActivated = {
+  type: 'object',
+  required: ['name', 'version', 'hash', 'outcome'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'integer' },
+    hash: { type: 'string', description: 'sha256 of the YAML source' },
+    outcome: {
+      type: 'string',
+      enum: ['activated', 'unchanged'],
+      description: '`unchanged`: this document was already the newest activated version; nothing was recorded',
+    },
+  },
+} as const
+
 export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness', security: [] } }, async () => ({
     status: 'ok',
@@ -320,7 +335,14 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   )
   app.get(
     '/v1/policy/versions',
-    { config: { roles: ADMIN }, schema: { tags: ['policy'], summary: 'Every policy version ever activated' } },
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['policy'],
+        summary: 'Every policy version ever activated, oldest first',
+        description: 'Versions only go up: each version names one document, and a new one must be higher.',
+      },
+    },
     async () => {
       const versions = await s.store.listPolicyVersions()
       return { items: versions.map(({ source: _source, ...v }) => v) }
@@ -342,16 +364,33 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
       config: { roles: ADMIN },
       schema: {
         tags: ['policy'],
-        summary: 'Activate new policy text (YAML). Refused with positions if it does not compile',
+        summary: 'Activate new policy text (YAML)',
+        description:
+          'Its metadata.version must be higher than the newest version ever activated in this store ' +
+          '(GET /v1/policy/versions); the newest document again is answered with outcome `unchanged`. Refused ' +
+          'with positions when it does not compile (422 POLICY_INVALID) or its version is not higher (409 ' +
+          'POLICY_VERSION_CONFLICT); the previous version stays in force.',
         consumes: YAML_BODY,
         body: { type: 'string', minLength: 1 },
+        response: { 200: policyActivated, ...errorResponses, 409: problem, 422: problem },
       },
     },
     async (req) => s.policy.activate(req.body as string, 'policy.yaml (PUT /v1/policy)', req.actor),
   )
   app.post(
     '/v1/policy/reload',
-    { config: { roles: ADMIN }, schema: { tags: ['policy'], summary: 'Re-read the workspace policy file' } },
+    {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['policy'],
+        summary: 'Re-read the workspace policy file from disk and activate it',
+        description:
+          'Reads the file by its path, as the file watch does, under the same rules as PUT /v1/policy: refused ' +
+          'with positions (422 POLICY_INVALID, 409 POLICY_VERSION_CONFLICT, 404 POLICY_NOT_FOUND when the file ' +
+          'cannot be read); the previous version stays in force.',
+        response: { 200: policyActivated, ...errorResponses, 404: problem, 409: problem, 422: problem },
+      },
+    },
     async (req) => s.policy.reload(req.actor),
   )
 }

@@ -6,6 +6,12 @@ import type { SealedSettings } from '../store/sealed-settings.js'
 import type { WorkServices } from '../work.js'
 import type { Workspace } from '../workspace/workspace.js'
 
+/** What an activation did: `unchanged` when the document was already the newest activated version. */
+export type PolicyActivated = PolicyRef & { readonly outcome: 'activated' | 'unchanged' }
+
+/** What made Baton activate a policy, as logged. */
+export type PolicyTrigger = 'start' | 'watch' | 'reload' | 'put'
+
 /** What the faces call. Built once by the composition root (`app.ts`); each face translates and authorizes. */
 export interface Services {
   readonly store: Store
@@ -15,10 +21,14 @@ export interface Services {
   readonly work: WorkServices
   readonly policy: {
     current(): ActivePolicy & { readonly loadedAt: string; readonly file: string }
-    /** Compiles and activates new policy text; on error throws POLICY_INVALID and the previous version stays. */
-    activate(source: string, file: string, actor: Actor): Promise<PolicyRef>
-    /** Re-reads the workspace policy file. */
-    reload(actor: Actor): Promise<PolicyRef>
+    /**
+     * Compiles and activates new policy text through the store. Throws POLICY_INVALID (does not compile) or
+     * POLICY_VERSION_CONFLICT (not higher than the store's newest version, and not that document); the previous
+     * version stays. Each activation and refusal is logged.
+     */
+    activate(source: string, file: string, actor: Actor): Promise<PolicyActivated>
+    /** Re-reads the workspace policy file from disk, by its path, and activates it as `activate` does. */
+    reload(actor: Actor): Promise<PolicyActivated>
   }
   readonly keys: {
     /** `principalId`: for an operator key, the operator principal it belongs to (checked to exist). */

@@ -33,7 +33,13 @@ describe('parsePolicy', () => {
 `),
       'policy.yaml',
     )
-    expect(doc.metadata).toEqual({ name: 'shop', version: 3, owner: 'ops@shop.example', description: '' })
+    expect(doc.metadata).toEqual({
+      name: 'shop',
+      version: 3,
+      versionAt: { line: 3, column: 34 },
+      owner: 'ops@shop.example',
+      description: '',
+    })
     expect(doc.routing.overrides[0]).toMatchObject({
       id: 'secret',
       line: 7,

@@ -117,6 +117,8 @@ export interface PolicyTestCase extends Located {
 export interface PolicyMetadata {
   readonly name: string
   readonly version: number
+  /** Where `metadata.version` is written, for errors about the version (a conflict with the one in force). */
+  readonly versionAt: Located
   readonly owner: string
   readonly description: string
 }
@@ -630,11 +632,13 @@ function readMetadata(r: Reader, e: Entry | undefined): PolicyMetadata | null {
   const m = r.fields(e.value, e.path, { name: true, version: true, owner: false, description: false }, e.keyOffset)
   if (m === null) return null
   const name = r.string(m.get('name'), { pattern: NAME, patternText: 'a lowercase name like shop or shop-eu' })
-  const version = r.number(m.get('version'), { integer: true, min: 1 })
+  const versionEntry = m.get('version')
+  const version = r.number(versionEntry, { integer: true, min: 1 })
   const owner = r.string(m.get('owner')) ?? ''
   const description = r.string(m.get('description')) ?? ''
-  if (name === undefined || version === undefined) return null
-  return { name, version, owner, description }
+  if (name === undefined || version === undefined || versionEntry === undefined) return null
+  const [line, column] = r.pos(r.offsetOf(versionEntry.value, versionEntry.keyOffset))
+  return { name, version, versionAt: { line, column }, owner, description }
 }
 
 function readCallerSignals(r: Reader, e: Entry | undefined): CallerSignal[] {

@@ -317,13 +317,75 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
     )
 
     it(
-      'records policy versions once per hash and audits each activation',
+      'activates only higher policy versions, answers the newest again as unchanged, and audits each activation',
       withStore(async (s) => {
-        const p = { hash: 'abc', name: 'shop', version: 1, owner: 'o', file: 'p.yaml', source: 'x', loadedAt: at(0) }
-        await s.savePolicyVersion(p, audit('policy.activated', 0))
-        await s.savePolicyVersion({ ...p, loadedAt: at(1) }, audit('policy.activated', 1))
-        expect(await s.listPolicyVersions()).toEqual([p])
+        const v = (version: number, hash: string, n: number) => ({
+          hash,
+          name: 'shop',
+          version,
+          owner: 'o',
+          file: 'p.yaml',
+          source: `source ${hash}`,
+          loadedAt: at(n),
+        })
+        expect(await s.newestPolicyVersion()).toBeUndefined()
+        const v1 = v(1, 'h1', 0)
+        expect(await s.activatePolicyVersion(v1, audit('policy.activated', 0))).toEqual({
+          outcome: 'activated',
+          newest: v1,
+        })
+        // the same document again: nothing written
+        expect(await s.activatePolicyVersion(v(1, 'h1', 1), audit('policy.activated', 1))).toEqual({
+          outcome: 'unchanged',
+          newest: v1,
+        })
+        const v3 = v(3, 'h3', 2)
+        expect((await s.activatePolicyVersion(v3, audit('policy.activated', 2))).outcome).toBe('activated')
+        // other content at the same version, at a lower one, and an older document again: refused, nothing written
+        for (const [i, other] of [v(3, 'h3b', 3), v(2, 'h2', 4), v(1, 'h1', 5)].entries()) {
+          expect(await s.activatePolicyVersion(other, audit('policy.activated', 3 + i))).toEqual({
+            outcome: 'conflict',
+            newest: v3,
+          })
+        }
+        expect(await s.newestPolicyVersion()).toEqual(v3)
+        expect(await s.listPolicyVersions()).toEqual([v1, v3])
         expect(await s.auditSize()).toBe(2)
+      }),
+    )
+
+    it(
+      'activates exactly one of two documents racing for the same version, also from two nodes',
+      withStore(async (s, _exec, another) => {
+        const other = (s.engine === 'postgres' ? another?.() : undefined) ?? s
+        try {
+          for (const version of [1, 2, 3, 4, 5]) {
+            const doc = (hash: string) => ({
+              hash,
+              name: 'shop',
+              version,
+              owner: 'o',
+              file: 'p.yaml',
+              source: hash,
+              loadedAt: at(version),
+            })
+            const outcomes = await Promise.all(
+              ['a', 'b', 'c', 'd'].map((x, i) =>
+                (i % 2 === 0 ? s : other).activatePolicyVersion(
+                  doc(`${x}${version}`),
+                  audit('policy.activated', version),
+                ),
+              ),
+            )
+            expect(outcomes.filter((o) => o.outcome === 'activated')).toHaveLength(1)
+            const winner = outcomes.find((o) => o.outcome === 'activated')?.newest
+            expect(outcomes.map((o) => o.newest)).toEqual([winner, winner, winner, winner])
+          }
+          expect((await other.listPolicyVersions()).map((p) => p.version)).toEqual([1, 2, 3, 4, 5])
+          expect(await s.auditSize()).toBe(5)
+        } finally {
+          if (other !== s) await other.close()
+        }
       }),
     )
 

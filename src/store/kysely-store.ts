@@ -1,7 +1,16 @@
-import { type Compilable, CompiledQuery, type Insertable, type Kysely, sql, type Transaction } from 'kysely'
+import {
+  type Compilable,
+  CompiledQuery,
+  type Insertable,
+  type Kysely,
+  type Selectable,
+  sql,
+  type Transaction,
+} from 'kysely'
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
+import { admitPolicyVersion } from '../policy/versions.js'
 import { appendAuditRows } from './audit-append.js'
 import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
@@ -517,39 +526,38 @@ export function createKyselyStore(
       return rows.map(toCase)
     },
 
-    async savePolicyVersion(p, audit) {
-      await tx(async (trx) => {
-        const existing = await trx.selectFrom('policies').select('hash').where('hash', '=', p.hash).executeTakeFirst()
-        if (existing === undefined) {
-          await trx
-            .insertInto('policies')
-            .values({
-              hash: p.hash,
-              name: p.name,
-              version: p.version,
-              owner: p.owner,
-              file: p.file,
-              source: p.source,
-              loaded_at: p.loadedAt,
-            })
-            .execute()
-        }
+    async activatePolicyVersion(p, audit) {
+      return tx(async (trx) => {
+        // Serialises activations across nodes for the length of this transaction; SQLite has one writer anyway.
+        if (engine === 'postgres') await sql`select pg_advisory_xact_lock(${POLICY_LOCK})`.execute(trx)
+        const row = await newestPolicyIn(trx)
+        const newest = row === undefined ? undefined : toPolicyVersion(row)
+        const verdict = admitPolicyVersion(newest, p)
+        if (verdict === 'unchanged' && newest !== undefined) return { outcome: 'unchanged', newest }
+        if (verdict === 'conflict' && newest !== undefined) return { outcome: 'conflict', newest }
+        await trx
+          .insertInto('policies')
+          .values({
+            hash: p.hash,
+            name: p.name,
+            version: p.version,
+            owner: p.owner,
+            file: p.file,
+            source: p.source,
+            loaded_at: p.loadedAt,
+          })
+          .execute()
         await appendAuditIn(trx, [audit])
+        return { outcome: 'activated', newest: p }
       })
+    },
+    async newestPolicyVersion() {
+      const row = await newestPolicyIn(db)
+      return row === undefined ? undefined : toPolicyVersion(row)
     },
     async listPolicyVersions() {
       const rows = await db.selectFrom('policies').selectAll().orderBy('loaded_at').execute()
-      return rows.map(
-        (r): PolicyVersionRecord => ({
-          hash: r.hash,
-          name: r.name,
-          version: Number(r.version),
-          owner: r.owner,
-          file: r.file,
-          source: r.source,
-          loadedAt: r.loaded_at,
-        }),
-      )
+      return rows.map(toPolicyVersion)
     },
 
     appendAudit: (entries) => tx((trx) => appendAuditIn(trx, entries)),
@@ -963,6 +971,31 @@ const INSERT_CHUNK = 5000
 
 /** Session advisory lock id of the audit sequencer: the bytes of "batonseq" as a signed 64-bit integer. */
 const SEQUENCER_LOCK = 0x6261746f6e736571n
+
+/** Transaction advisory lock id of policy activation: the bytes of "batonpol" as a signed 64-bit integer. */
+const POLICY_LOCK = 0x6261746f6e706f6cn
+
+function newestPolicyIn(db: Kysely<Database> | Transaction<Database>) {
+  return db
+    .selectFrom('policies')
+    .selectAll()
+    .orderBy('version', 'desc')
+    .orderBy('loaded_at', 'desc')
+    .limit(1)
+    .executeTakeFirst()
+}
+
+function toPolicyVersion(r: Selectable<Database['policies']>): PolicyVersionRecord {
+  return {
+    hash: r.hash,
+    name: r.name,
+    version: Number(r.version),
+    owner: r.owner,
+    file: r.file,
+    source: r.source,
+    loadedAt: r.loaded_at,
+  }
+}
 
 /** Drivers return Buffers; hand out plain Uint8Array views of them (no copy), as the port promises. */
 function bytesOf(v: Uint8Array): Uint8Array {

@@ -39,6 +39,12 @@ export interface PolicyVersionRecord {
   readonly loadedAt: string
 }
 
+/** What `Store.activatePolicyVersion` did, and the newest version the store holds after it. */
+export interface PolicyActivation {
+  readonly outcome: 'activated' | 'unchanged' | 'conflict'
+  readonly newest: PolicyVersionRecord
+}
+
 export interface StoredAuditEntry {
   readonly seq: number
   /** Canonical JSON (RFC 8785) of the entry: the leaf's bytes. */
@@ -149,8 +155,18 @@ export interface Store extends AuthorityStore, WorkStore {
     readonly after?: string
   }): Promise<CaseRecord[]>
 
-  /** Records a policy version (idempotent by hash) with its audit entry. */
-  savePolicyVersion(p: PolicyVersionRecord, audit: AuditEntryBody): Promise<void>
+  /**
+   * Activates a policy version against the newest one the store holds (`newestPolicyVersion`), by
+   * `admitPolicyVersion` (`src/policy/versions.ts`): a higher version is recorded with its audit entry
+   * (`activated`); the newest document again writes nothing (`unchanged`); any other document at the same or a
+   * lower version writes nothing (`conflict`). `newest` is the newest version after the call. Activations are
+   * serialised across nodes (a transaction-scoped advisory lock on PostgreSQL; SQLite has one writer), so two
+   * documents can never both be activated as one version.
+   */
+  activatePolicyVersion(p: PolicyVersionRecord, audit: AuditEntryBody): Promise<PolicyActivation>
+  /** The highest version ever activated (among equal versions, which only older stores hold: the latest loaded). */
+  newestPolicyVersion(): Promise<PolicyVersionRecord | undefined>
+  /** Every version ever activated, oldest first. */
   listPolicyVersions(): Promise<PolicyVersionRecord[]>
 
   /** Appends audit entries on their own (events that change no other table). */

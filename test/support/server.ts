@@ -3,8 +3,13 @@ import { resolve } from 'node:path'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 
-/** Starts `baton serve` as a real process and resolves with its base URL once it listens. */
-export function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
+/**
+ * Starts `baton serve` as a real process and resolves with its base URL once it listens. `output()` is everything
+ * it wrote so far (stdout, where its JSON log lines go, then stderr).
+ */
+export function startServer(
+  env: Record<string, string>,
+): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   return new Promise((resolvePromise, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
       cwd: ROOT,
@@ -19,7 +24,7 @@ export function startServer(env: Record<string, string>): Promise<{ proc: ChildP
       const m = /Baton (http:\/\/[^ ]+)/.exec(out)
       if (m?.[1]) {
         clearTimeout(timer)
-        resolvePromise({ proc, url: m[1] })
+        resolvePromise({ proc, url: m[1], output: () => out + err })
       }
     })
     proc.stderr?.on('data', (d: Buffer) => {

@@ -1,0 +1,69 @@
+import { type FSWatcher, unwatchFile, watch, watchFile } from 'node:fs'
+import { dirname } from 'node:path'
+
+export interface FileWatch {
+  close(): void
+}
+
+/**
+ * Calls `onChange` once things settle after the file at `path` may have changed, however it was saved: written in
+ * place, replaced by a rename (`mv tmp policy.yaml`, `sed -i`, most editors, Ansible), or swapped under a symlink
+ * (a Kubernetes ConfigMap volume renames its `..data` link). Watching the file itself follows its first inode only,
+ * so one rename ended every later reload; this watches the directory, whose entries survive any replacement, and
+ * polls the path's `stat` as a backstop for filesystems without change events (some network and container mounts).
+ * Events come in bursts (truncate, write, rename): `onChange` runs `debounceMs` after the last one. It may run when
+ * nothing changed; the caller compares content.
+ */
+export function watchFileByPath(
+  path: string,
+  onChange: () => void,
+  options: {
+    readonly debounceMs?: number
+    readonly pollMs?: number
+    readonly onError?: (e: unknown) => void
+  } = {},
+): FileWatch {
+  const debounceMs = options.debounceMs ?? 100
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+  const changed = () => {
+    if (closed) return
+    clearTimeout(timer)
+    timer = setTimeout(onChange, debounceMs)
+  }
+
+  let dirWatch: FSWatcher | undefined
+  let rearm: NodeJS.Timeout | undefined
+  const arm = () => {
+    if (closed) return
+    try {
+      // Any entry of the directory: a ConfigMap swap renames `..data`, never `policy.yaml` itself.
+      dirWatch = watch(dirname(path), { persistent: false }, changed)
+      dirWatch.on('error', (e) => {
+        options.onError?.(e)
+        dirWatch?.close()
+        dirWatch = undefined
+        rearm = setTimeout(arm, 1000)
+      })
+    } catch (e) {
+      options.onError?.(e)
+      rearm = setTimeout(arm, 1000)
+    }
+  }
+  arm()
+
+  const poll = (curr: { mtimeMs: number; ino: number; size: number }, prev: typeof curr) => {
+    if (curr.mtimeMs !== prev.mtimeMs || curr.ino !== prev.ino || curr.size !== prev.size) changed()
+  }
+  watchFile(path, { interval: options.pollMs ?? 2000, persistent: false }, poll)
+
+  return {
+    close() {
+      closed = true
+      clearTimeout(timer)
+      clearTimeout(rearm)
+      dirWatch?.close()
+      unwatchFile(path, poll)
+    },
+  }
+}
