@@ -16,6 +16,7 @@ import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
 import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
 import { versionConflict } from './policy/versions.js'
+import { redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
 import type { PolicyVersionRecord, Store } from './store/ports.js'
@@ -308,6 +309,7 @@ export async function createApp(
     policy: current,
     now,
     newId,
+    secretHashKey,
     log: logger,
     ...options.work,
   })
@@ -322,6 +324,7 @@ export async function createApp(
     connector: options.connector,
     actor: SYSTEM,
     settings,
+    secretHashKey,
     onError: (e) => logger.error({ err: e }, 'refusal summary not written; kept for the next one'),
   })
   work.timers.register(APPROVAL_EXPIRY_TIMER, async (t) => {
@@ -337,7 +340,7 @@ export async function createApp(
     workspace,
     policy,
     keys: {
-      async create(role, name, actor, principalId) {
+      async create(role, given, actor, principalId) {
         if (principalId !== undefined) {
           if (role !== 'operator') {
             throw new BatonError('VALIDATION_FAILED', 'operatorId: only an operator key names an operator', {
@@ -349,6 +352,8 @@ export async function createApp(
           }
         }
         const key = formatKey(role, randomBytes(32))
+        const named = redactFreeText(given, 'name', secretHashKey)
+        const name = named.text
         const record = {
           id: newId('key'),
           name,
@@ -362,7 +367,13 @@ export async function createApp(
           type: 'key.created',
           at: record.createdAt,
           actor: { kind: actor.kind, id: actor.id },
-          data: { keyId: record.id, role, name, ...(principalId === undefined ? {} : { operatorId: principalId }) },
+          data: {
+            keyId: record.id,
+            role,
+            name,
+            ...(principalId === undefined ? {} : { operatorId: principalId }),
+            ...(named.secrets.length === 0 ? {} : { secrets: named.secrets }),
+          },
         })
         return { record, key }
       },
@@ -377,13 +388,21 @@ export async function createApp(
       },
     },
     customers: {
-      async put(id, input, actor) {
+      async put(id, given, actor) {
+        // invariant 7: the tier and every attribute are redacted before they are stored; an id or a field name
+        // that holds a secret is refused
+        refuseSecretIn(id, 'id')
+        for (const name of Object.keys(given.attributes)) refuseSecretIn(name, 'attributes')
+        const tier = redactFreeText(given.tier, 'tier', secretHashKey)
+        const attributes = redactStrings(given.attributes, 'attributes', secretHashKey)
+        const secrets = [...tier.secrets, ...attributes.secrets]
+        const input = { ...given, tier: tier.text, attributes: attributes.value }
         const record = { id, ...input, updatedAt: now().toISOString() }
         await store.putCustomer(record, {
           type: 'customer.updated',
           at: record.updatedAt,
           actor: { kind: actor.kind, id: actor.id },
-          data: { customerId: id, tier: input.tier, verified: input.verified },
+          data: { customerId: id, tier: input.tier, verified: input.verified, ...(secrets.length ? { secrets } : {}) },
         })
         return record
       },

@@ -35,6 +35,8 @@ export interface WorkOptions {
   readonly policy: () => ActivePolicy
   readonly now: () => Date
   readonly newId: (prefix: string) => string
+  /** Key of the keyed hash that stands in for a secret redacted out of a reason. */
+  readonly secretHashKey: Uint8Array
   readonly log?: TimerLog
   readonly timerIntervalMs?: number
   readonly webhookIntervalMs?: number
@@ -64,6 +66,7 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     queues: o.workspace.queues,
     now: o.now,
     newId: o.newId,
+    secretHashKey: o.secretHashKey,
   }
   const owner = `${hostname()}:${process.pid}:${o.newId('node')}`
   const timers = createTimerScheduler({ store: o.store, now: o.now, owner, ...(o.log ? { log: o.log } : {}) })

@@ -4,6 +4,7 @@ import type { AgentAuth } from '../credentials/oauth.js'
 import { BatonError } from '../errors.js'
 import { agentHoldsCase } from '../identity/principals.js'
 import { decideAction } from '../policy/evaluate.js'
+import { redactFreeText } from '../signals/sensitive.js'
 import type { ActionState } from '../tools/action.js'
 import { type ActionResponse, actionFacts, executeAction, issuedEntry, mintFor } from '../tools/actions.js'
 import { type ApprovalRecord, approvalDigest, eligibility } from './approval.js'
@@ -32,8 +33,11 @@ export async function decideApproval(
   deps: AuthorityDeps,
   actor: Actor,
   id: string,
-  input: ApprovalDecisionInput,
+  given: ApprovalDecisionInput,
 ): Promise<ApprovalDecisionResult> {
+  // the approver's reason is stored, audited and shown: redacted first (invariant 7)
+  const why = redactFreeText(given.reason, 'reason', deps.secretHashKey)
+  const input = { ...given, reason: why.text }
   const a = await deps.store.getApproval(id)
   if (a === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `no approval with id '${id}'`)
   const at = deps.now()
@@ -86,6 +90,7 @@ export async function decideApproval(
       decision: input.decision,
       state,
       reason,
+      ...(why.secrets.length === 0 ? {} : { secrets: why.secrets }),
       ...extra,
     },
   })

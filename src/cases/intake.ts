@@ -7,7 +7,8 @@ import { decideRoute } from '../policy/evaluate.js'
 import type { ActorFacts, Facts, QueueFacts, RouteResult } from '../policy/types.js'
 import { analyzeMessage } from '../signals/analyze.js'
 import { findDuplicate } from '../signals/duplicates.js'
-import { keyedHash } from '../signals/secrets.js'
+import { keyedHash, secretValue } from '../signals/secrets.js'
+import { redactFreeText, redactStrings, refuseSecretIn, type SecretRedaction } from '../signals/sensitive.js'
 import type { TermMatcher } from '../signals/terms.js'
 import { RISK_CATEGORIES, type RiskCategory, type Signals } from '../signals/types.js'
 import type { CustomerRecord, Store } from '../store/ports.js'
@@ -76,12 +77,16 @@ const MAX_ATTEMPTS = 8
 const DUPLICATE_CANDIDATES = 20
 
 /** Opens a case with its first message: signals → policy → decision, all written in one transaction. */
-export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseInput): Promise<IntakeResult> {
+export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseInput): Promise<IntakeResult> {
+  refuseSecretIn(given.customerId, 'customer')
+  const subject = redactFreeText(given.subject ?? '', 'subject', deps.secretHashKey)
+  const { input, secrets: fieldSecrets } = redactInput(deps, given)
   const active = deps.policy()
   const validated = callerSignals(active.policy, input.signals)
   const analysis = analyzeMessage(input.text, { terms: active.riskTerms, topics: active.topicTerms })
   // the classifiers read the redacted text: a secret never reaches a model (invariant 7)
   const caller = await withIntentSignals(deps.intents, active.policy, analysis.redactedText, input.signals, validated)
+  const otherSecrets = [...subject.secrets, ...fieldSecrets]
   const [stored, open, queues] = await Promise.all([
     deps.store.getCustomer(input.customerId),
     deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
@@ -96,7 +101,7 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
   const id = deps.newId('cs')
   const messageId = deps.newId('msg')
   const risk = mergeRisk({}, analysis.risk)
-  const signals = buildSignals(analysis, caller, risk, duplicate?.caseId ?? '')
+  const signals = buildSignals(analysis, caller, risk, duplicate?.caseId ?? '', otherSecrets)
   const facts: Facts = {
     case: {
       id,
@@ -122,7 +127,7 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
     id,
     customerId: input.customerId,
     channel: input.channel,
-    subject: input.subject ?? '',
+    subject: subject.text,
     state: 'open',
     handler: route.handler,
     handoffs: 0,
@@ -139,9 +144,14 @@ export async function openCase(deps: IntakeDeps, actor: Actor, input: OpenCaseIn
   const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
     {
       type: 'case.opened',
-      data: { customerId: input.customerId, channel: input.channel, subject: input.subject ?? '' },
+      data: {
+        customerId: input.customerId,
+        channel: input.channel,
+        subject: subject.text,
+        ...(subject.secrets.length === 0 ? {} : { secrets: subject.secrets }),
+      },
     },
-    { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },
+    { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets) },
   ]
   if (duplicate) events.push({ type: 'case.linked', data: { duplicateOf: duplicate.caseId, score: duplicate.score } })
   const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
@@ -166,8 +176,9 @@ export async function receiveMessage(
   deps: IntakeDeps,
   actor: Actor,
   caseId: string,
-  input: MessageInput,
+  given: MessageInput,
 ): Promise<IntakeResult> {
+  const { input, secrets: fieldSecrets } = redactInput(deps, given)
   const active = deps.policy()
   const validated = callerSignals(active.policy, input.signals)
   const analysis = analyzeMessage(input.text, { terms: active.riskTerms, topics: active.topicTerms })
@@ -185,7 +196,7 @@ export async function receiveMessage(
     const iso = at.toISOString()
     const messageId = deps.newId('msg')
     const risk = mergeRisk(current.risk, analysis.risk)
-    const signals = buildSignals(analysis, caller, risk, '')
+    const signals = buildSignals(analysis, caller, risk, '', fieldSecrets)
     const facts: Facts = {
       case: {
         id: current.id,
@@ -225,7 +236,7 @@ export async function receiveMessage(
     }
     const decision = decisionRecord(decisionId, caseId, iso, route, facts, actor, messageId)
     const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
-      { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals) },
+      { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets) },
       { type: 'case.decided', data: decision.data },
     ]
     if (changed) {
@@ -279,6 +290,25 @@ async function commit(
   })
 }
 
+/**
+ * The caller's other texts of one message, redacted before anything reads them (invariant 7): string signals (the
+ * policy, the decision's facts and the audit see the redacted value) and the inline customer tier.
+ */
+function redactInput<T extends MessageInput>(
+  deps: IntakeDeps,
+  given: T,
+): { input: T; secrets: readonly SecretRedaction[] } {
+  const signals = redactStrings(given.signals, 'signals', deps.secretHashKey)
+  const tier = given.customer?.tier
+  const redactedTier = tier === undefined ? undefined : redactFreeText(tier, 'customer.tier', deps.secretHashKey)
+  const input: T = {
+    ...given,
+    signals: signals.value,
+    ...(given.customer === undefined ? {} : { customer: { ...given.customer, tier: redactedTier?.text } }),
+  }
+  return { input, secrets: [...signals.secrets, ...(redactedTier?.secrets ?? [])] }
+}
+
 function callerSignals(policy: CompiledPolicy, input: Readonly<Record<string, unknown>> | undefined) {
   const r = validateCallerSignals(policy, input ?? {})
   if (!r.ok) {
@@ -294,6 +324,7 @@ function buildSignals(
   caller: Readonly<Record<string, string | number | boolean>>,
   risk: Readonly<Partial<Record<RiskCategory, boolean>>>,
   duplicateOf: string,
+  otherSecrets: readonly SecretRedaction[],
 ): Signals {
   const { intent, intent_confidence, agent_confidence, ...custom } = caller
   const fullRisk = Object.fromEntries(RISK_CATEGORIES.map((c) => [c, risk[c] === true])) as Record<
@@ -305,10 +336,17 @@ function buildSignals(
     intent_confidence: typeof intent_confidence === 'number' ? intent_confidence : 0,
     agent_confidence: typeof agent_confidence === 'number' ? agent_confidence : -1,
     language: analysis.language,
-    secrets: analysis.secrets.length,
-    secret_kinds: analysis.secretKinds,
+    // a secret in the subject, a caller signal or the tier counts as one sent with the message
+    secrets: analysis.secrets.length + otherSecrets.length,
+    secret_kinds:
+      otherSecrets.length === 0
+        ? analysis.secretKinds
+        : [...new Set([...analysis.secretKinds, ...otherSecrets.map((s) => s.kind)])].sort(),
     pii: analysis.piiKinds,
-    sensitivity: analysis.sensitivity,
+    sensitivity:
+      otherSecrets.length === 0 || analysis.sensitivity.includes('secret')
+        ? analysis.sensitivity
+        : [...analysis.sensitivity, 'secret'].sort(),
     risk: fullRisk,
     topics: analysis.topics,
     duplicate_of: duplicateOf,
@@ -331,16 +369,18 @@ function messageData(
   clear: string,
   analysis: ReturnType<typeof analyzeMessage>,
   signals: Signals,
+  fieldSecrets: readonly SecretRedaction[],
 ): Record<string, unknown> {
   return {
     messageId,
     author: 'customer',
-    // Only the redacted text is stored; a secret is kept as its kind and a keyed hash (invariant 7).
+    // Only the redacted text is stored; a secret is kept as its kind and a keyed hash (invariant 7). Those of the
+    // message text carry no `field`; those of a signal or the tier name theirs.
     text: analysis.redactedText,
-    secrets: analysis.secrets.map((s) => ({
-      kind: s.kind,
-      hash: keyedHash(deps.secretHashKey, clear.slice(s.start, s.end)),
-    })),
+    secrets: [
+      ...analysis.secrets.map((s) => ({ kind: s.kind, hash: keyedHash(deps.secretHashKey, secretValue(clear, s)) })),
+      ...fieldSecrets,
+    ],
     pii: analysis.pii.map((p) => ({ kind: p.kind })),
     signals,
   }

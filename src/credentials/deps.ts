@@ -31,6 +31,8 @@ export interface AuthorityDeps {
   readonly accessTtlSeconds: number
   readonly callTtlSeconds: number
   readonly approvalTtlSeconds: number
+  /** Key of the keyed hash that stands in for a secret redacted out of a reason or a description (invariant 7). */
+  readonly secretHashKey: Uint8Array
 }
 
 /** The audit `actor` of an actor. */

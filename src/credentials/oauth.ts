@@ -3,6 +3,7 @@ import { decodeJwt, importJWK, jwtVerify } from 'jose'
 import type { Actor } from '../cases/intake.js'
 import { BatonError, type ErrorCode } from '../errors.js'
 import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
+import { redactedText } from '../signals/sensitive.js'
 import { type AuthorityDeps, who } from './deps.js'
 import { type CredentialClaims, credentialError } from './tokens.js'
 
@@ -308,17 +309,23 @@ export async function auditRefusal(
     readonly target?: string | undefined
   },
 ): Promise<void> {
+  // Everything here may come from the refused request (ids in the URL, a forged token's subject, a tool name echoed
+  // in the reason): redacted before it is audited (invariant 7).
+  const clean = (t: string | undefined) => (t === undefined ? undefined : redactedText(t))
+  const caseId = clean(r.caseId)
+  const tool = clean(r.tool)
+  const target = clean(r.target)
   await deps.refusals.record({
     type: 'access.refused',
     at: deps.now().toISOString(),
-    ...(r.caseId === undefined ? {} : { caseId: r.caseId }),
-    actor: r.actor,
+    ...(caseId === undefined ? {} : { caseId }),
+    actor: { kind: r.actor.kind, id: redactedText(r.actor.id) },
     data: {
       code: r.code,
-      reason: r.reason,
-      route: r.route,
-      ...(r.tool === undefined ? {} : { tool: r.tool }),
-      ...(r.target === undefined ? {} : { target: r.target }),
+      reason: redactedText(r.reason),
+      route: redactedText(r.route),
+      ...(tool === undefined ? {} : { tool }),
+      ...(target === undefined ? {} : { target }),
     },
   })
 }

@@ -30,6 +30,8 @@ export interface AuthorityOptions {
   readonly onError?: ((e: unknown) => void) | undefined
   /** Where the signing key is kept: the store's settings, sealed by the secrets key file. */
   readonly settings: SealedSettings
+  /** Key of the keyed hash that stands in for a redacted secret. */
+  readonly secretHashKey: Uint8Array
 }
 
 /**
@@ -69,6 +71,7 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
     callTtlSeconds: intSetting(o.env, 'BATON_CALL_CREDENTIAL_TTL_S', 60, 1, MAX_TTL_SECONDS),
     approvalTtlSeconds: intSetting(o.env, 'BATON_APPROVAL_TTL_S', 86_400, 1, 365 * 86_400),
     randomSecret: () => `bas_${randomBytes(32).toString('base64url')}`,
+    secretHashKey: o.secretHashKey,
   }
 }
 

@@ -83,7 +83,7 @@ export function tokenEndpointProblem(e: BatonError, instance: string): Problem {
   const p = problemOf(e, instance)
   if (p.status >= 500) return p
   const error = oauthError(e)
-  return { ...p, status: error === 'invalid_client' ? 401 : 400, error, error_description: e.message } as Problem
+  return { ...p, status: error === 'invalid_client' ? 401 : 400, error, error_description: p.detail } as Problem
 }
 
 /** Agents (registry, lifecycle, credentials, privilege report), OAuth endpoints, JWKS and tool actions. */

@@ -79,7 +79,12 @@ export const actionBody = {
   required: ['tool'],
   properties: {
     tool: { type: 'string', minLength: 1, maxLength: 64 },
-    params: { type: 'object', additionalProperties: true, description: 'Checked against the tool’s parameter schema' },
+    params: {
+      type: 'object',
+      additionalProperties: true,
+      description:
+        'Checked against the tool’s parameter schema; a parameter (value or name, at any depth) holding a secret is refused with PARAMS_INVALID, nothing stored or executed',
+    },
     risk: {
       type: 'array',
       description: 'Risk indicators the agent raises (they stick to the case and revoke its current credentials)',

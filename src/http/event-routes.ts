@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { BatonError } from '../errors.js'
 import { EVENT_TYPE_PREFIX, EVENT_TYPES, subscribed, toCloudEvent } from '../events/cloudevents.js'
 import { formatSecret, SECRET_PREFIX, secretBytes } from '../events/signature.js'
+import { refuseSecretIn } from '../signals/sensitive.js'
 import type { Role } from '../store/ports.js'
 import type { WebhookRecord } from '../store/work-store.js'
 import { errorResponses, idParam, problem } from './schemas.js'
@@ -94,6 +95,8 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
     },
     async (req, reply) => {
       const b = req.body as { url: string; events: string[]; secret?: string }
+      // the URL is stored, audited and called as given: credentials in it are refused (use the signing secret)
+      refuseSecretIn(b.url, 'url', 'a webhook URL')
       if (b.secret !== undefined && secretBytes(b.secret).length < 18) {
         throw new BatonError('VALIDATION_FAILED', 'secret: expected at least 18 bytes after whsec_', {
           fields: [{ field: 'secret', message: 'too short' }],

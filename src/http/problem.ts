@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { BatonError, type ErrorCode, type FieldProblem } from '../errors.js'
+import { redactedText } from '../signals/sensitive.js'
 
 /** HTTP status of each error code. A new code that lacks a status stops this file compiling. */
 export const STATUS: { readonly [C in ErrorCode]: number } = {
@@ -122,16 +123,24 @@ export interface Problem {
   readonly positions?: BatonError['positions']
 }
 
+/**
+ * The problem document of an error. Its detail, fields and instance may echo the request (an unknown id, a field
+ * name): they go through the same redaction as stored text, so an answer never carries a secret either.
+ */
 export function problemOf(e: BatonError, instance?: string): Problem {
   return {
     type: `https://baton.dev/problems/${e.code.toLowerCase().replaceAll('_', '-')}`,
     title: TITLES[e.code],
     status: STATUS[e.code],
     code: e.code,
-    detail: e.message,
-    ...(instance === undefined ? {} : { instance }),
-    ...(e.fields.length > 0 ? { errors: e.fields } : {}),
-    ...(e.positions.length > 0 ? { positions: e.positions } : {}),
+    detail: redactedText(e.message),
+    ...(instance === undefined ? {} : { instance: redactedText(instance) }),
+    ...(e.fields.length > 0
+      ? { errors: e.fields.map((f) => ({ field: redactedText(f.field), message: redactedText(f.message) })) }
+      : {}),
+    ...(e.positions.length > 0
+      ? { positions: e.positions.map((p) => ({ ...p, message: redactedText(p.message) })) }
+      : {}),
   }
 }
 

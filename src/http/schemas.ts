@@ -67,7 +67,7 @@ const message = {
 const callerSignals = {
   type: 'object',
   description:
-    "Caller-provided signals: intent (a label of the workspace's intent model, of the policy's intents: or 'unknown', compared exactly; else 400 VALIDATION_FAILED naming signals.intent), intent_confidence (0..1, only with intent), agent_confidence (0..1), and any the policy declares",
+    "Caller-provided signals: intent (a label of the workspace's intent model, of the policy's intents: or 'unknown', compared exactly; else 400 VALIDATION_FAILED naming signals.intent), intent_confidence (0..1, only with intent), agent_confidence (0..1), and any the policy declares; a secret in a string signal is redacted before the policy reads it and counts in signals.secrets",
   additionalProperties: { type: ['string', 'number', 'boolean'] },
 } as const
 
@@ -105,7 +105,11 @@ export const openCaseBody = {
       ],
     },
     channel: { type: 'string', enum: ['email', 'chat', 'web', 'phone', 'api', 'social'] },
-    subject: { type: 'string', maxLength: 500 },
+    subject: {
+      type: 'string',
+      maxLength: 500,
+      description: 'Stored and shown with secrets and card numbers replaced by [REDACTED:<kind>], as the message text',
+    },
     message,
     signals: callerSignals,
   },
@@ -125,7 +129,12 @@ export const customerBody = {
   properties: {
     tier: { type: 'string', minLength: 1, maxLength: 64 },
     verified: { type: 'boolean' },
-    attributes: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] }, maxProperties: 50 },
+    attributes: {
+      type: 'object',
+      additionalProperties: { type: ['string', 'number', 'boolean'] },
+      maxProperties: 50,
+      description: 'Strings stored with secrets and card numbers redacted; a name holding a secret is refused',
+    },
   },
 } as const
 

@@ -3,6 +3,7 @@ import type { Actor } from '../cases/intake.js'
 import type { AuthorityDeps } from '../credentials/deps.js'
 import { who } from '../credentials/deps.js'
 import { BatonError } from '../errors.js'
+import { redactFreeText, type SecretRedaction } from '../signals/sensitive.js'
 import type { AgentSpec, OperatorSpec } from '../workspace/workspace.js'
 import {
   type AgentCredentialRecord,
@@ -12,7 +13,15 @@ import {
   transitionProblem,
 } from './principals.js'
 
-type RegistryDeps = Pick<AuthorityDeps, 'store' | 'now' | 'newId'>
+// The key of the keyed hash that stands in for a redacted secret; the offline CLI has none and records the kind only.
+type RegistryDeps = Pick<AuthorityDeps, 'store' | 'now' | 'newId'> & { readonly secretHashKey?: Uint8Array | undefined }
+
+/** An admin's free text (reason, owner, purpose…), redacted before it is stored or audited (invariant 7). */
+function redacted(deps: RegistryDeps, text: string, field: string, secrets: SecretRedaction[]): string {
+  const r = redactFreeText(text, field, deps.secretHashKey)
+  secrets.push(...r.secrets)
+  return r.text
+}
 
 /**
  * Registers the workspace's agents and operators that the store does not know yet (audited `agent.registered`,
@@ -68,7 +77,14 @@ export async function seedPrincipals(
 }
 
 /** Registers a new agent through the API (admin), in state `provisioned` unless told otherwise. */
-export async function registerAgent(deps: RegistryDeps, actor: Actor, spec: AgentSpec): Promise<AgentRecord> {
+export async function registerAgent(deps: RegistryDeps, actor: Actor, given: AgentSpec): Promise<AgentRecord> {
+  const secrets: SecretRedaction[] = []
+  const spec: AgentSpec = {
+    ...given,
+    owner: redacted(deps, given.owner, 'owner', secrets),
+    purpose: redacted(deps, given.purpose, 'purpose', secrets),
+    model: redacted(deps, given.model, 'model', secrets),
+  }
   const iso = deps.now().toISOString()
   const record: AgentRecord = { ...spec, createdAt: iso, updatedAt: iso, reviewedAt: null, reviewedBy: null }
   const ok = await deps.store.registerAgent(record, {
@@ -83,6 +99,7 @@ export async function registerAgent(deps: RegistryDeps, actor: Actor, spec: Agen
       tools: spec.tools,
       closure: spec.closure,
       state: spec.state,
+      ...(secrets.length === 0 ? {} : { secrets }),
     },
   })
   if (!ok) throw new BatonError('CONFLICT', `agent '${spec.id}' already exists`)
@@ -100,8 +117,10 @@ export async function transitionAgent(
   actor: Actor,
   id: string,
   to: Exclude<AgentState, 'provisioned'>,
-  reason: string,
+  givenReason: string,
 ): Promise<{ agent: AgentRecord; revokedCases: readonly string[] }> {
+  const secrets: SecretRedaction[] = []
+  const reason = redacted(deps, givenReason, 'reason', secrets)
   const current = await deps.store.getAgent(id)
   if (current === undefined) throw new BatonError('AGENT_NOT_FOUND', `no agent with id '${id}'`)
   const problem = transitionProblem(current.state, to)
@@ -109,7 +128,19 @@ export async function transitionAgent(
   const iso = deps.now().toISOString()
   const type = to === 'active' ? 'agent.activated' : to === 'suspended' ? 'agent.suspended' : 'agent.retired'
   return deps.store.transitionAgent(id, statesLeadingTo(to), to, iso, (revoked) => [
-    { type, at: iso, actor: who(actor), data: { agentId: id, from: current.state, to, reason, revokedCases: revoked } },
+    {
+      type,
+      at: iso,
+      actor: who(actor),
+      data: {
+        agentId: id,
+        from: current.state,
+        to,
+        reason,
+        revokedCases: revoked,
+        ...(secrets.length === 0 ? {} : { secrets }),
+      },
+    },
     ...revoked.map((caseId) => ({
       type: 'credential.revoked',
       at: iso,
@@ -172,13 +203,15 @@ export async function addAgentCredential(
 }
 
 /** The owner confirms the agent's privileges are still right (recorded as its last review). */
-export async function reviewAgent(deps: RegistryDeps, actor: Actor, id: string, by: string): Promise<AgentRecord> {
+export async function reviewAgent(deps: RegistryDeps, actor: Actor, id: string, givenBy: string): Promise<AgentRecord> {
+  const secrets: SecretRedaction[] = []
+  const by = redacted(deps, givenBy, 'by', secrets)
   const iso = deps.now().toISOString()
   return deps.store.reviewAgent(id, by, iso, {
     type: 'agent.reviewed',
     at: iso,
     actor: who(actor),
-    data: { agentId: id, reviewedBy: by },
+    data: { agentId: id, reviewedBy: by, ...(secrets.length === 0 ? {} : { secrets }) },
   })
 }
 

@@ -6,6 +6,7 @@ import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { decideRoute } from '../policy/evaluate.js'
 import type { Facts, RouteResult } from '../policy/types.js'
+import { redactFreeText, type SecretRedaction } from '../signals/sensitive.js'
 import type { Store } from '../store/ports.js'
 import type { Assignment, TimerRecord } from '../store/work-store.js'
 import type { OperatorSpec, QueueSpec } from '../workspace/workspace.js'
@@ -19,6 +20,8 @@ export interface WorkDeps {
   readonly queues: readonly QueueSpec[]
   readonly now: () => Date
   readonly newId: (prefix: string) => string
+  /** Key of the keyed hash that stands in for a secret redacted out of a reason (invariant 7). */
+  readonly secretHashKey: Uint8Array
 }
 
 const MAX_ATTEMPTS = 8
@@ -94,9 +97,10 @@ export async function takeOver(
   actor: Actor,
   caseId: string,
   operatorId: string,
-  reason: string,
+  givenReason: string,
 ): Promise<HandlerChange> {
   findOperator(deps, operatorId)
+  const { reason, secrets } = redactReason(deps, givenReason)
   const policy = deps.policy().policy
   for (let attempt = 1; ; attempt++) {
     const current = await openCaseOrThrow(deps, caseId)
@@ -122,6 +126,7 @@ export async function takeOver(
         rules: ['manual-takeover'],
         trigger: 'manual',
         reason,
+        ...secrets,
         actor: { kind: actor.kind, id: actor.id },
         policy: policy.ref,
       },
@@ -141,7 +146,7 @@ export async function takeOver(
         data: {
           from: current.handler,
           to: handler,
-          cause: { decisionId, rules: ['manual-takeover'], trigger: 'manual', reason, operatorId },
+          cause: { decisionId, rules: ['manual-takeover'], trigger: 'manual', reason, operatorId, ...secrets },
           countsAsHandoff: crosses,
         },
       },
@@ -165,9 +170,12 @@ export async function handBack(
   deps: WorkDeps,
   actor: Actor,
   caseId: string,
-  agentId: string,
-  reason: string,
+  givenAgentId: string,
+  givenReason: string,
 ): Promise<HandlerChange> {
+  const { reason, secrets } = redactReason(deps, givenReason)
+  // the agent id is only compared with the route and recorded when refused: a secret in it is not written either
+  const agentId = redactFreeText(givenAgentId, 'agentId', deps.secretHashKey).text
   for (let attempt = 1; ; attempt++) {
     const current = await openCaseOrThrow(deps, caseId)
     if (current.handler.kind === 'agent') {
@@ -187,6 +195,7 @@ export async function handBack(
           data: {
             agentId,
             reason,
+            ...secrets,
             outcome: route.outcome,
             rules: route.rules,
             trigger: route.trigger,
@@ -200,7 +209,11 @@ export async function handBack(
       )
     }
     const handler: Handler = route.handler
-    const decision = routeDecision(decisionId, caseId, iso, route, facts, actor, { trigger: 'handback', reason })
+    const decision = routeDecision(decisionId, caseId, iso, route, facts, actor, {
+      trigger: 'handback',
+      reason,
+      secrets,
+    })
     const next: CaseRecord = {
       ...current,
       handler,
@@ -217,7 +230,7 @@ export async function handBack(
         data: {
           from: current.handler,
           to: handler,
-          cause: { decisionId, rules: route.rules, trigger: 'handback', reason },
+          cause: { decisionId, rules: route.rules, trigger: 'handback', reason, ...secrets },
           countsAsHandoff: true,
         },
       },
@@ -389,7 +402,7 @@ function routeDecision(
   route: RouteResult,
   facts: Facts,
   actor: Actor,
-  extra: { readonly trigger: string; readonly reason?: string },
+  extra: { readonly trigger: string; readonly reason?: string; readonly secrets?: ReasonSecrets },
 ): DecisionRecord {
   return {
     id,
@@ -405,12 +418,22 @@ function routeDecision(
       rules: route.rules,
       trigger: extra.trigger,
       ...(extra.reason === undefined ? {} : { reason: extra.reason }),
+      ...extra.secrets,
       explanation: route.explanation,
       policy: route.policy,
       actor: { kind: actor.kind, id: actor.id },
       facts,
     },
   }
+}
+
+/** `{ secrets }` when the reason held any (spread into the data that records the reason), else nothing. */
+type ReasonSecrets = { readonly secrets?: readonly SecretRedaction[] }
+
+/** An operator's reason, redacted before it is stored or audited (invariant 7). */
+function redactReason(deps: WorkDeps, given: string): { reason: string; secrets: ReasonSecrets } {
+  const r = redactFreeText(given, 'reason', deps.secretHashKey)
+  return { reason: r.text, secrets: r.secrets.length === 0 ? {} : { secrets: r.secrets } }
 }
 
 function describeHandler(h: Handler): string {

@@ -1,7 +1,6 @@
 import { detectLanguage } from './language.js'
-import { detectPii } from './pii.js'
 import { redact } from './redact.js'
-import { detectSecrets } from './secrets.js'
+import { findSensitive } from './sensitive.js'
 import { matchTerms, type TermMatcher } from './terms.js'
 import { type PiiFinding, type PiiKind, RISK_CATEGORIES, type RiskCategory, type SecretFinding } from './types.js'
 
@@ -37,11 +36,9 @@ const sortedUnique = <T extends string>(xs: readonly T[]): T[] => [...new Set(xs
  * hidden inside a secret does not count and no secret reaches a term list.
  */
 export function analyzeMessage(text: string, opts: AnalyzeOptions): Analysis {
-  const secrets = detectSecrets(text)
-  // a number or address inside a secret is part of the secret, not personal data of its own
-  const pii = detectPii(text).filter((p) => !secrets.some((s) => p.start < s.end && s.start < p.end))
-  const cards = pii.filter((p) => p.kind === 'card').map((p) => ({ start: p.start, end: p.end, kind: 'card' }))
-  const redactedText = redact(text, [...secrets, ...cards])
+  // the same redaction as every other caller text (sensitive.ts)
+  const { secrets, pii, masked } = findSensitive(text)
+  const redactedText = redact(text, masked)
   const matched = matchTerms(opts.terms, redactedText)
   const risk = {} as Record<RiskCategory, boolean>
   for (const category of RISK_CATEGORIES) risk[category] = matched[category] === true

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import type { SecretFinding } from './types.js'
+import type { SecretFinding, Span } from './types.js'
 
 /**
  * Secret detection: vendor tokens with a distinctive prefix, private-key blocks, URLs and connection strings with
@@ -454,6 +454,11 @@ export function detectSecrets(text: string): SecretFinding[] {
     out.push({ start: f.start, end: f.end, kind: f.kind })
   }
   return out
+}
+
+/** The secret a finding covers, as the keyed hash takes it. */
+export function secretValue(text: string, finding: Span): string {
+  return text.slice(finding.start, finding.end)
 }
 
 /**

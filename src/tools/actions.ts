@@ -11,6 +11,7 @@ import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decideAction } from '../policy/evaluate.js'
 import type { ActionResult, Facts, QueueFacts } from '../policy/types.js'
+import { secretFields } from '../signals/sensitive.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { IssuedCredentialRecord } from '../store/authority-store.js'
 import type { CustomerRecord } from '../store/ports.js'
@@ -83,6 +84,21 @@ export async function requestAction(
   }
   if (!claims.tools.includes(tool.name)) {
     throw new BatonError('CREDENTIAL_SCOPE', `the credential does not cover tool '${tool.name}'`)
+  }
+  // Fail closed (invariant 7): a secret in a tool parameter is refused, not redacted. The parameters are stored,
+  // shown to the approver, digested for the approval and sent to the connector exactly as given; a redacted value
+  // would make the connector act on something else, a clear one would put the secret there and in the log.
+  const leaked = secretFields(input.params, 'params')
+  if (leaked.length > 0) {
+    const fields = leaked.map((f) => ({
+      field: f.field,
+      message: `holds what looks like a secret (${f.kind}); tool parameters may not carry secrets`,
+    }))
+    throw new BatonError(
+      'PARAMS_INVALID',
+      `${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}; nothing was stored or executed`,
+      { fields },
+    )
   }
   const problems = tool.check(input.params)
   if (problems !== null) {
