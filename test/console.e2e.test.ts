@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
-import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
+import type { CryptoKey } from 'jose'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
-import { signAssertion } from './support/assertion.js'
+import { agentToken as agentTokenFor, registerAgentKey } from './support/assertion.js'
 import { startConnector } from './support/connector.js'
 
 const CHROMIUM = process.env.BATON_CHROMIUM ?? '/usr/bin/chromium'
@@ -65,22 +65,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)('operator
   }
 
   /** The AI agent's access token for one case (RFC 7523 assertion → token endpoint). */
-  async function agentToken(caseId: string): Promise<string> {
-    const assertion = await signAssertion(agentKey.privateKey)
-    const r = await t.app.server.inject({
-      method: 'POST',
-      url: '/v1/oauth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: assertion,
-        case_id: caseId,
-      }).toString(),
-    })
-    expect(r.statusCode, r.body).toBe(200)
-    return r.json().access_token
-  }
+  const agentToken = (caseId: string) => agentTokenFor(t.app, agentKey.privateKey, caseId)
 
   /** A refund the agent proposes on a case: the policy asks a billing operator to approve it. */
   async function proposeRefund(caseId: string, params: Record<string, unknown>): Promise<string> {
@@ -97,13 +82,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)('operator
     t = await startTestApp({ auditHeadIntervalMs: 200 })
     await t.app.server.listen({ port: 0, host: '127.0.0.1' })
     base = `http://127.0.0.1:${(t.app.server.server.address() as AddressInfo).port}`
-    agentKey = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
-    const jwk = await exportJWK(agentKey.publicKey)
-    const cred = await inject('POST', '/v1/agents/shop-assistant/credentials', t.keys.admin, {
-      kind: 'public_key',
-      jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x },
-    })
-    expect(cred.statusCode).toBe(201)
+    agentKey = await registerAgentKey(t.app, t.keys.admin)
     // Ada holds the billing role; Linus is an operator without it.
     for (const id of ['ada', 'linus'] as const) {
       keys[id] = (await t.app.services.keys.create('operator', id, ADMIN_ACTOR, id)).key

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
+import type { CryptoKey } from 'jose'
 import { chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { detectSecrets, keyedHash } from '../src/signals/secrets.js'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
-import { signAssertion } from './support/assertion.js'
+import { agentToken as agentTokenFor, registerAgentKey } from './support/assertion.js'
 import { startConnector } from './support/connector.js'
 import { dumpStore, exportAudit, leakIn } from './support/leaks.js'
 import { pgAvailable } from './support/pg.js'
@@ -65,21 +65,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       return r
     }
 
-    async function agentToken(caseId: string): Promise<string> {
-      const r = await t.app.server.inject({
-        method: 'POST',
-        url: '/v1/oauth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-          client_assertion: await signAssertion(agentKey.privateKey),
-          case_id: caseId,
-        }).toString(),
-      })
-      expect(r.statusCode, r.body).toBe(200)
-      return r.json().access_token
-    }
+    const agentToken = (caseId: string) => agentTokenFor(t.app, agentKey.privateKey, caseId)
 
     /** The CloudEvents of the SSE stream from the start, read until `done` holds for them (or 20 s pass). */
     async function events(done: (evs: { type: string; data: Record<string, unknown> }[]) => boolean) {
@@ -118,13 +104,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       t = await startTestApp({ engine })
       await t.app.server.listen({ port: 0, host: '127.0.0.1' })
       base = `http://127.0.0.1:${(t.app.server.server.address() as AddressInfo).port}`
-      agentKey = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
-      const jwk = await exportJWK(agentKey.publicKey)
-      const cred = await call('POST', '/v1/agents/shop-assistant/credentials', t.keys.admin, {
-        kind: 'public_key',
-        jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x },
-      })
-      expect(cred.statusCode).toBe(201)
+      agentKey = await registerAgentKey(t.app, t.keys.admin)
       const admin = { kind: 'admin', id: 'test', roles: ['admin'] } as const
       ada = (await t.app.services.keys.create('operator', 'ada', admin, 'ada')).key
       grace = (await t.app.services.keys.create('operator', 'grace', admin, 'grace')).key
