@@ -19,6 +19,7 @@ import { versionConflict } from './policy/versions.js'
 import { redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
+import { storeErrorOf } from './store/engine-errors.js'
 import type { PolicyVersionRecord, Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { openSealedSettings, type SealedSettings } from './store/sealed-settings.js'
@@ -47,19 +48,31 @@ const SYSTEM: Actor = { kind: 'admin', id: 'system', roles: ['admin'] }
 
 /** Opens the store the configuration names: PostgreSQL when a URL is set, else SQLite in the data directory. */
 export function openStore(
-  config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'sqliteSync'>>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir'> &
+    Partial<Pick<Config, 'sqliteSync' | 'databaseConnectTimeoutMs' | 'databaseStatementTimeoutMs'>>,
   logger?: Logger,
 ): Store {
   return config.databaseUrl
-    ? createPostgresStore(
-        config.databaseUrl,
-        logger === undefined
+    ? createPostgresStore(config.databaseUrl, {
+        ...(config.databaseConnectTimeoutMs === undefined ? {} : { connectTimeoutMs: config.databaseConnectTimeoutMs }),
+        ...(config.databaseStatementTimeoutMs === undefined
+          ? {}
+          : { statementTimeoutMs: config.databaseStatementTimeoutMs }),
+        ...(logger === undefined
           ? {}
           : {
-              onDrainError: (e) =>
-                logger.error({ err: e }, 'audit queue drain failed; retried on the next write or read'),
-            },
-      )
+              onDrainError: (e: unknown) =>
+                logger.warn(
+                  { err: storeErrorOf(e)?.message ?? e },
+                  'audit queue drain failed; retried on the next write or read',
+                ),
+              onConnectionError: (e: unknown) =>
+                logger.warn(
+                  { err: storeErrorOf(e)?.message ?? e },
+                  'a database connection failed; it is replaced on the next query',
+                ),
+            }),
+      })
     : createSqliteStore(join(config.dataDir, 'baton.db'), { sync: config.sqliteSync ?? 'group' })
 }
 
@@ -407,7 +420,7 @@ export async function createApp(
         return record
       },
     },
-    ready: () => store.ping(),
+    ready: () => store.health(),
   }
 
   const generatedAdminKey = await bootstrapAdmin(services, config.adminKey)
@@ -420,7 +433,12 @@ export async function createApp(
     log: logger,
   })
 
-  const server = await createServer(services, { logger, bodyLimit: config.bodyLimit, version: VERSION })
+  const server = await createServer(services, {
+    logger,
+    bodyLimit: config.bodyLimit,
+    version: VERSION,
+    requestTimeoutMs: config.requestTimeoutMs,
+  })
   work.start()
 
   const watcher = config.watchPolicy

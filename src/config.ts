@@ -29,6 +29,12 @@ export interface Config {
   readonly secretsKeyFile: string
   /** Longest wait, ms, between new audit entries and the signed tree head that covers them. */
   readonly auditHeadIntervalMs: number
+  /** Longest time a request may take before it is answered 503 `SERVER_TIMEOUT`, ms (streams excepted). */
+  readonly requestTimeoutMs: number
+  /** PostgreSQL: longest wait for a connection (new or from the pool), ms; past it `STORE_UNAVAILABLE`. */
+  readonly databaseConnectTimeoutMs: number
+  /** PostgreSQL: `statement_timeout` of Baton's sessions, ms (0: none). */
+  readonly databaseStatementTimeoutMs: number
   /** The intent classifier's second opinion (an OpenAI-compatible endpoint, `BATON_LLM_*`); none when absent. */
   readonly llm?: LlmSettings | undefined
 }
@@ -41,6 +47,9 @@ export const DEFAULTS = {
   logLevel: 'info',
   bodyLimit: 64 * 1024,
   auditHeadIntervalMs: 1000,
+  requestTimeoutMs: 10_000,
+  databaseConnectTimeoutMs: 5000,
+  databaseStatementTimeoutMs: 30_000,
 } as const
 
 /** pino's levels. */
@@ -84,9 +93,27 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
       },
     )
   }
+  const requestTimeoutMs = msFrom(env, flags.requestTimeoutMs, 'BATON_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 1)
+  const databaseConnectTimeoutMs = msFrom(
+    env,
+    flags.databaseConnectTimeoutMs,
+    'BATON_DATABASE_CONNECT_TIMEOUT_MS',
+    DEFAULTS.databaseConnectTimeoutMs,
+    1,
+  )
+  const databaseStatementTimeoutMs = msFrom(
+    env,
+    flags.databaseStatementTimeoutMs,
+    'BATON_DATABASE_STATEMENT_TIMEOUT_MS',
+    DEFAULTS.databaseStatementTimeoutMs,
+    0,
+  )
   return {
     port,
     sqliteSync,
+    requestTimeoutMs,
+    databaseConnectTimeoutMs,
+    databaseStatementTimeoutMs,
     host: flags.host ?? env.BATON_HOST ?? DEFAULTS.host,
     dataDir,
     databaseUrl: flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined),
@@ -102,6 +129,17 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     auditHeadIntervalMs,
     llm: flags.llm ?? llmSettingsFrom(env),
   }
+}
+
+/** A duration in ms from a flag or `name` in `env`: an integer in [min, 1 day]. */
+function msFrom(env: NodeJS.ProcessEnv, flag: number | undefined, name: string, fallback: number, min: number): number {
+  const v = flag ?? intFrom(env[name], name) ?? fallback
+  if (!Number.isInteger(v) || v < min || v > 86_400_000) {
+    throw new BatonError('VALIDATION_FAILED', `${name}: expected an integer in [${min}, 86400000] ms, found ${v}`, {
+      fields: [{ field: name, message: `must be an integer number of milliseconds in [${min}, 86400000]` }],
+    })
+  }
+  return v
 }
 
 function intFrom(v: string | undefined, name: string): number | undefined {

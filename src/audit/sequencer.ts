@@ -1,5 +1,6 @@
 import { BatonError, isBatonError } from '../errors.js'
 import type { SequencerLease, SignedTreeHead, Store } from '../store/ports.js'
+import { backoff } from '../timers/loop.js'
 import { bytesEqual, toHex } from './entry.js'
 import type { HeadSigner } from './head.js'
 import { type CompletedNode, type NodeReader, TreeBuilder } from './merkle.js'
@@ -118,20 +119,37 @@ export function createSequencer(deps: SequencerDeps): Sequencer {
     try {
       await sequenceOnce()
     } catch (e) {
-      if (isBatonError(e, 'CONFLICT')) log?.warn({ err: e.message }, 'audit sequencer lost a race; resuming')
-      else log?.error({ err: e }, 'audit sequencing failed; retrying')
+      if (!isBatonError(e, 'CONFLICT')) throw e
+      log?.warn({ err: e.message }, 'audit sequencer lost a race; resuming')
     }
   }
+
+  // Rounds failed in a row (the store away): the first is logged, then the loop backs off until one succeeds.
+  let failures = 0
 
   function schedule(intervalMs: number, delay: number): void {
     if (stopped) return
     timer = setTimeout(() => {
       const started = now().getTime()
       tick = round()
-        .catch((e: unknown) => log?.error({ err: e }, 'audit sequencer round failed'))
+        .then(
+          () => {
+            if (failures > 0) log?.warn({ failures }, 'audit sequencer resumed')
+            failures = 0
+          },
+          (e: unknown) => {
+            if (failures === 0) {
+              if (isBatonError(e, 'STORE_UNAVAILABLE') || isBatonError(e, 'STORE_FULL'))
+                log?.warn({ err: e.message }, 'audit sequencing paused: the store is unavailable; retrying')
+              else log?.error({ err: e }, 'audit sequencing failed; retrying')
+            }
+            failures++
+          },
+        )
         .finally(() => {
           tick = undefined
-          schedule(intervalMs, Math.max(0, intervalMs - (now().getTime() - started)))
+          const wait = failures === 0 ? intervalMs : backoff(intervalMs, failures)
+          schedule(intervalMs, Math.max(0, wait - (now().getTime() - started)))
         })
     }, delay)
     timer.unref()

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { BatonError, type ErrorCode, type FieldProblem } from '../errors.js'
 import { redactedText } from '../signals/sensitive.js'
+import { storeErrorOf } from '../store/engine-errors.js'
 
 /** HTTP status of each error code. A new code that lacks a status stops this file compiling. */
 export const STATUS: { readonly [C in ErrorCode]: number } = {
@@ -31,6 +32,8 @@ export const STATUS: { readonly [C in ErrorCode]: number } = {
   WORKSPACE_INVALID: 422,
   SIGNAL_INVALID: 400,
   STORE_UNAVAILABLE: 503,
+  STORE_FULL: 503,
+  SERVER_TIMEOUT: 503,
   AUDIT_ENTRY_NOT_FOUND: 404,
   AUDIT_INVALID: 500,
   AUDIT_HEAD_NOT_FOUND: 404,
@@ -85,6 +88,8 @@ const TITLES: { readonly [C in ErrorCode]: string } = {
   WORKSPACE_INVALID: 'Workspace is invalid',
   SIGNAL_INVALID: 'Signal is invalid',
   STORE_UNAVAILABLE: 'Store unavailable',
+  STORE_FULL: 'Store full',
+  SERVER_TIMEOUT: 'No answer in time',
   AUDIT_ENTRY_NOT_FOUND: 'Audit entry not found',
   AUDIT_INVALID: 'Audit log is invalid',
   AUDIT_HEAD_NOT_FOUND: 'Signed tree head not found',
@@ -200,9 +205,11 @@ export function toBatonError(err: FastifyError): BatonError | undefined {
 }
 
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const be = err instanceof BatonError ? err : toBatonError(err)
+  // storeErrorOf: a driver error that escaped the store's own mapping still means 503, not 500.
+  const be = err instanceof BatonError ? err : (toBatonError(err) ?? storeErrorOf(err))
   if (be !== undefined) {
-    if (STATUS[be.code] >= 500) req.log.error({ err: be }, 'request failed')
+    if (STATUS[be.code] === 503) req.log.warn({ code: be.code, reason: be.message }, 'request refused: unavailable')
+    else if (STATUS[be.code] >= 500) req.log.error({ err: be }, 'request failed')
     return sendProblem(reply, problemOf(be, req.url.split('?')[0]))
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {

@@ -48,10 +48,36 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   }))
   app.get(
     '/readyz',
-    { schema: { tags: ['operations'], summary: 'Readiness: the store answers and a policy is active', security: [] } },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: the store answers and a policy is active',
+        description:
+          '200 while the store answers; 503 with the reason while it does not (PostgreSQL restarting or unreachable, the disk full). Baton reconnects on its own: no restart is needed when the store comes back.',
+        security: [],
+        response: {
+          200: {
+            type: 'object',
+            required: ['status'],
+            properties: { status: { type: 'string', const: 'ready' } },
+          },
+          503: {
+            type: 'object',
+            required: ['status', 'code', 'reason'],
+            properties: {
+              status: { type: 'string', const: 'unavailable' },
+              code: { type: 'string', description: 'STORE_UNAVAILABLE or STORE_FULL' },
+              reason: { type: 'string', description: 'The cause, e.g. "the database refused the connection"' },
+            },
+          },
+        },
+      },
+    },
     async (_req, reply) => {
-      const ok = await s.ready()
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable' })
+      const h = await s.ready()
+      return h.ok
+        ? reply.code(200).send({ status: 'ready' })
+        : reply.code(503).send({ status: 'unavailable', code: h.code, reason: h.reason })
     },
   )
 

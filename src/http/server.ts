@@ -14,7 +14,7 @@ import { registerAgentRoutes } from './agent-routes.js'
 import { registerApprovalRoutes } from './approval-routes.js'
 import { registerAuditRoutes } from './audit-routes.js'
 import { registerEventRoutes } from './event-routes.js'
-import { errorHandler } from './problem.js'
+import { errorHandler, problemOf, sendProblem } from './problem.js'
 import {
   clientErrorHandler,
   documentMediaTypes,
@@ -42,6 +42,8 @@ export interface ServerOptions {
   readonly logger: Logger
   readonly bodyLimit: number
   readonly version: string
+  /** Longest time to answer a request, ms; past it 503 `SERVER_TIMEOUT` (a hijacked stream is exempt once open). */
+  readonly requestTimeoutMs?: number
 }
 
 /**
@@ -71,6 +73,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     return503OnClosing: true,
     clientErrorHandler,
   })
+  if (opts.requestTimeoutMs !== undefined) answerBy(app, opts.requestTimeoutMs)
   // before any route: the 404 handler answers 405 with Allow for a path some route has
   const allowedMethods = trackRouteMethods(app)
   registerMediaTypeCheck(app)
@@ -142,6 +145,27 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   registerApprovalRoutes(app, services)
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
+}
+
+/**
+ * Answers 503 `SERVER_TIMEOUT` to a request still unanswered after `ms` (a stream, once open, is answered). The work
+ * goes on behind it and may still commit, so the outcome is unknown to the caller. (Fastify's own `handlerTimeout`
+ * is not used: in 5.12 it is cancelled as soon as a request body has been read, fastify/fastify#6725.)
+ */
+function answerBy(app: FastifyInstance, ms: number): void {
+  app.addHook('onRequest', (req, reply, done) => {
+    const timer = setTimeout(() => {
+      if (reply.sent || reply.raw.headersSent) return
+      const e = new BatonError(
+        'SERVER_TIMEOUT',
+        `no answer within ${ms} ms; the outcome is unknown: read before retrying a write`,
+      )
+      req.log.warn({ code: e.code, url: req.routeOptions.url }, 'request timed out')
+      sendProblem(reply, problemOf(e, req.url.split('?')[0]))
+    }, ms)
+    reply.raw.once('close', () => clearTimeout(timer))
+    done()
+  })
 }
 
 function bearerOf(req: FastifyRequest): string | undefined {

@@ -1,7 +1,7 @@
 import type { ActivePolicy, Actor, IntakeDeps } from '../cases/intake.js'
 import type { AuthorityDeps } from '../credentials/deps.js'
 import type { PolicyRef } from '../policy/types.js'
-import type { ApiKeyRecord, CustomerRecord, Role, Store } from '../store/ports.js'
+import type { ApiKeyRecord, CustomerRecord, Role, Store, StoreHealth } from '../store/ports.js'
 import type { SealedSettings } from '../store/sealed-settings.js'
 import type { WorkServices } from '../work.js'
 import type { Workspace } from '../workspace/workspace.js'
@@ -42,7 +42,8 @@ export interface Services {
       actor: Actor,
     ): Promise<CustomerRecord>
   }
-  readonly ready: () => Promise<boolean>
+  /** Readiness: the store's health (`/readyz`). */
+  readonly ready: () => Promise<StoreHealth>
   /** Agents, credentials, tool actions and approvals (`src/credentials/`, `src/tools/`, `src/approvals/`). */
   readonly authority: AuthorityDeps & { readonly randomSecret: () => string }
   /** Secrets kept in the store's settings, sealed by the secrets key file. */

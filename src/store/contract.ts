@@ -61,7 +61,7 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
       withStore(async (s) => {
         await s.migrate()
         expect(await s.auditSize()).toBe(0)
-        expect(await s.ping()).toBe(true)
+        expect(await s.health()).toEqual({ ok: true })
       }),
     )
 

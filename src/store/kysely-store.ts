@@ -14,6 +14,7 @@ import { admitPolicyVersion } from '../policy/versions.js'
 import { appendAuditRows } from './audit-append.js'
 import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
+import { storeErrorOf } from './engine-errors.js'
 import { migrateToLatest } from './migrations.js'
 import type {
   ApiKeyRecord,
@@ -72,6 +73,8 @@ export function createKyselyStore(
     /** A background drain of PostgreSQL's audit queue failed (it is retried by the next write or read). */
     readonly onDrainError?: (e: unknown) => void
     readonly onClose?: () => Promise<void>
+    /** Takes the sequencer lease across processes (PostgreSQL: an advisory lock); absent: one lease per store. */
+    readonly acquireLease?: () => Promise<SequencerLease | undefined>
   } = {},
 ): Store {
   const afterCommit = options.afterCommit
@@ -127,56 +130,6 @@ export function createKyselyStore(
   const work = workStore(parts)
   let lease: SequencerLease | undefined
   const caseIdOf = engine === 'postgres' ? sql`(entry::jsonb ->> 'caseId')` : sql`json_extract(entry, '$.caseId')`
-
-  async function acquirePostgresLease(): Promise<SequencerLease | undefined> {
-    // A session-level advisory lock lives as long as its connection, so the lease pins one pooled connection.
-    return new Promise<SequencerLease | undefined>((resolve, reject) => {
-      let letGo: () => void = () => undefined
-      const released = new Promise<void>((r) => {
-        letGo = r
-      })
-      let settled = false
-      const finished = db
-        .connection()
-        .execute(async (conn) => {
-          const r = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${SEQUENCER_LOCK}) as ok`.execute(conn)
-          if (r.rows[0]?.ok !== true) {
-            settled = true
-            resolve(undefined)
-            return
-          }
-          let done = false
-          const held: SequencerLease = {
-            async held() {
-              if (done) return false
-              try {
-                const q = await sql<{ n: number }>`select count(*)::int as n from pg_locks
-                  where locktype = 'advisory' and pid = pg_backend_pid() and granted
-                    and ((classid::bigint << 32) | objid::bigint) = ${SEQUENCER_LOCK}`.execute(conn)
-                return (q.rows[0]?.n ?? 0) > 0
-              } catch {
-                return false
-              }
-            },
-            async release() {
-              if (done) return
-              done = true
-              if (lease === held) lease = undefined
-              letGo()
-              await finished
-            },
-          }
-          lease = held
-          settled = true
-          resolve(held)
-          await released
-          await sql`select pg_advisory_unlock(${SEQUENCER_LOCK})`.execute(conn).catch(() => undefined)
-        })
-        .catch((e: unknown) => {
-          if (!settled) reject(translate(e))
-        })
-    })
-  }
 
   const statement = statementCache()
 
@@ -337,12 +290,15 @@ export function createKyselyStore(
       await db.destroy()
       await options.onClose?.()
     },
-    async ping() {
+    async health() {
       try {
         await sql`select 1`.execute(db)
-        return true
-      } catch {
-        return false
+        return { ok: true }
+      } catch (e) {
+        const known = storeErrorOf(e) ?? (e instanceof BatonError ? e : undefined)
+        return known === undefined
+          ? { ok: false, code: 'STORE_UNAVAILABLE', reason: 'the store does not answer a trivial query' }
+          : { ok: false, code: known.code, reason: known.message }
       }
     },
 
@@ -737,7 +693,19 @@ export function createKyselyStore(
     },
     async acquireSequencerLease() {
       if (lease !== undefined) return undefined
-      if (engine === 'postgres') return acquirePostgresLease()
+      if (options.acquireLease !== undefined) {
+        const taken = await options.acquireLease()
+        if (taken === undefined) return undefined
+        const held: SequencerLease = {
+          held: () => taken.held(),
+          async release() {
+            if (lease === held) lease = undefined
+            await taken.release()
+          },
+        }
+        lease = held
+        return held
+      }
       // SQLite: the process that opened the file is the only writer; the lease only guards against a second
       // sequencer in this process.
       const local: SequencerLease = {
@@ -969,9 +937,6 @@ function batchCommits<T, R>(
 /** Rows per INSERT: 3 parameters a row stays under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. */
 const INSERT_CHUNK = 5000
 
-/** Session advisory lock id of the audit sequencer: the bytes of "batonseq" as a signed 64-bit integer. */
-const SEQUENCER_LOCK = 0x6261746f6e736571n
-
 /** Transaction advisory lock id of policy activation: the bytes of "batonpol" as a signed 64-bit integer. */
 const POLICY_LOCK = 0x6261746f6e706f6cn
 
@@ -1097,8 +1062,5 @@ export function translate(e: unknown): unknown {
   if (code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
     return new BatonError('CONFLICT', 'a record with this id already exists', { cause: e })
   }
-  if (code === 'ECONNREFUSED' || code === '57P01' || code === 'SQLITE_BUSY' || code === 'SQLITE_IOERR') {
-    return new BatonError('STORE_UNAVAILABLE', 'the store is unavailable', { cause: e })
-  }
-  return e
+  return storeErrorOf(e) ?? e
 }

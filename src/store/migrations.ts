@@ -367,7 +367,20 @@ class StaticProvider implements MigrationProvider {
     this.#engine = engine
   }
   async getMigrations(): Promise<Record<string, Migration>> {
-    return migrations(this.#engine)
+    const all = migrations(this.#engine)
+    if (this.#engine !== 'postgres') return all
+    // A migration may rewrite a large table: the sessions' statement_timeout (for requests) does not apply to it.
+    return Object.fromEntries(
+      Object.entries(all).map(([name, m]) => [
+        name,
+        {
+          async up(db: Kysely<unknown>) {
+            await sql`set local statement_timeout = 0`.execute(db)
+            await m.up(db)
+          },
+        },
+      ]),
+    )
   }
 }
 

@@ -87,6 +87,9 @@ export interface StoredTreeNode {
   readonly hash: Uint8Array
 }
 
+/** What `Store.health()` found. */
+export type StoreHealth = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string }
+
 /** The right to run the audit sequencer, held until released (PostgreSQL: a session advisory lock). */
 export interface SequencerLease {
   /** True while the lease still holds (the lock's connection is alive). */
@@ -125,8 +128,11 @@ export interface Store extends AuthorityStore, WorkStore {
   /** Creates or upgrades the schema. Idempotent. */
   migrate(): Promise<void>
   close(): Promise<void>
-  /** True when the engine answers a trivial query. */
-  ping(): Promise<boolean>
+  /**
+   * Whether the engine answers a trivial query now; when not, why (the `STORE_UNAVAILABLE` / `STORE_FULL` message,
+   * naming the cause, never the host). Never throws.
+   */
+  health(): Promise<StoreHealth>
 
   createKey(key: ApiKeyRecord, audit: AuditEntryBody): Promise<void>
   revokeKey(id: string, at: string, audit: AuditEntryBody): Promise<boolean>

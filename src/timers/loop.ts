@@ -12,7 +12,19 @@ export interface PollingLoop<T> {
   readonly stopping: boolean
 }
 
-/** `onError` gets what a pass started by the loop threw; the loop goes on. `runOnce()` callers get their own. */
+/** Longest pause between passes after failures, ms (unless the interval itself is longer). */
+export const MAX_BACKOFF_MS = 5000
+
+/** The pause after `failures` failed passes in a row: the interval, doubled per failure up to MAX_BACKOFF_MS. */
+export function backoff(intervalMs: number, failures: number): number {
+  if (failures === 0) return intervalMs
+  return Math.min(intervalMs * 2 ** Math.min(failures, 20), Math.max(intervalMs, MAX_BACKOFF_MS))
+}
+
+/**
+ * `onError` gets the first error of a run of failed passes started by the loop; the loop goes on, backing off
+ * (`backoff`) until a pass succeeds. `runOnce()` callers get their own.
+ */
 export function createPollingLoop<T>(pass: () => Promise<T>, onError: (e: unknown) => void): PollingLoop<T> {
   let running: Promise<T> | undefined
   let timer: NodeJS.Timeout | undefined
@@ -29,12 +41,22 @@ export function createPollingLoop<T>(pass: () => Promise<T>, onError: (e: unknow
     runOnce,
     start(intervalMs) {
       stopping = false
+      let failures = 0
       const tick = () => {
         if (stopping) return
         runOnce()
-          .catch(onError)
+          .then(
+            () => {
+              failures = 0
+            },
+            (e: unknown) => {
+              // The first failure is reported; while the store stays away the loop backs off, quietly.
+              if (failures === 0) onError(e)
+              failures++
+            },
+          )
           .finally(() => {
-            if (!stopping) timer = setTimeout(tick, intervalMs)
+            if (!stopping) timer = setTimeout(tick, backoff(intervalMs, failures))
           })
       }
       timer = setTimeout(tick, 0)

@@ -1,19 +1,45 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { withStoreErrors } from '../error-mapping.js'
 import { createKyselyStore } from '../kysely-store.js'
 import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
+import { acquireAdvisoryLease } from './lease.js'
 
 const INT8 = 20
 
-/** The production store on PostgreSQL. `synchronous_commit` stays at its durable default (`on`). */
-export function createPostgresStore(
-  url: string,
-  options: { readonly poolSize?: number; readonly onDrainError?: (e: unknown) => void } = {},
-): Store {
-  const pool = new pg.Pool({
+/** Session advisory lock id of the audit sequencer: the bytes of "batonseq" as a signed 64-bit integer. */
+const SEQUENCER_LOCK = 0x6261746f6e736571n
+
+export interface PostgresStoreOptions {
+  readonly poolSize?: number
+  readonly onDrainError?: (e: unknown) => void
+  /** Longest wait for a new connection or a free pooled one, ms (default 5000); past it `STORE_UNAVAILABLE`. */
+  readonly connectTimeoutMs?: number
+  /** `statement_timeout` of every session, ms (default 30000; 0 for none). Migrations run without it. */
+  readonly statementTimeoutMs?: number
+  /** A connection of the pool, or the sequencer lease's, reported an error (it is dropped and replaced). */
+  readonly onConnectionError?: (e: unknown) => void
+}
+
+/**
+ * The production store on PostgreSQL. `synchronous_commit` stays at its durable default (`on`).
+ *
+ * Every connection has an `error` listener: when the database restarts (57P01) or the network drops, the pool discards
+ * the connection and opens a new one on the next query, and queries in flight fail with `STORE_UNAVAILABLE` (mapped
+ * at the driver, `error-mapping.ts`). Without the listener, an idle or checked-out client's `error` event would end
+ * the process. The sequencer's advisory lock sits on a connection of its own (`lease.ts`), lost with it.
+ */
+export function createPostgresStore(url: string, options: PostgresStoreOptions = {}): Store {
+  const statementTimeout = options.statementTimeoutMs ?? 30_000
+  const client: pg.ClientConfig = {
     connectionString: url,
-    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    ...(statementTimeout > 0 ? { statement_timeout: statementTimeout } : {}),
+    // A peer that vanished without closing (a network partition) is noticed by TCP keepalive, not after hours.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    application_name: 'baton',
     // bigint columns (audit sequence numbers) come back as numbers: 2^53 entries is beyond any real log.
     types: {
       getTypeParser: ((oid: number, format?: string) =>
@@ -21,14 +47,16 @@ export function createPostgresStore(
           ? (v: string) => Number(v)
           : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
+  }
+  const onError = options.onConnectionError ?? (() => undefined)
+  const pool = new pg.Pool({ ...client, max: options.poolSize ?? 10 })
+  // An idle client that lost its connection: the pool has already removed it.
+  pool.on('error', onError)
+  // A checked-out client has no pool listener; this one stays for the client's life (the pool drops broken clients).
+  pool.on('connect', (c) => c.on('error', onError))
+  const db = new Kysely<Database>({ dialect: withStoreErrors(new PostgresDialect({ pool })) })
+  return createKyselyStore(db, 'postgres', {
+    ...(options.onDrainError === undefined ? {} : { onDrainError: options.onDrainError }),
+    acquireLease: () => acquireAdvisoryLease(client, SEQUENCER_LOCK),
   })
-  pool.on('error', () => {
-    // An idle client lost its connection; the pool replaces it. Queries report their own errors.
-  })
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  return createKyselyStore(
-    db,
-    'postgres',
-    options.onDrainError === undefined ? {} : { onDrainError: options.onDrainError },
-  )
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
+import { withStoreErrors } from '../error-mapping.js'
 import { createKyselyStore } from '../kysely-store.js'
 import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
@@ -22,7 +23,9 @@ export function createSqliteStore(file: string, options: { readonly sync?: 'grou
   sqlite.pragma(group ? 'synchronous = NORMAL' : 'synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
+  const db = new Kysely<Database>({
+    dialect: withStoreErrors(new SqliteDialect({ database: withStatementCache(sqlite) })),
+  })
   if (!group) return createKyselyStore(db, 'sqlite')
   // Checkpoints run in a worker (see checkpointer.ts); the writer's own only past 10,000 pages (40 MB of WAL).
   sqlite.pragma('wal_autocheckpoint = 10000')
