@@ -10,6 +10,8 @@ import type { Config } from './config.js'
 import type { ConnectorCall } from './credentials/deps.js'
 import { setUpAuthority } from './credentials/setup.js'
 import { BatonError, isBatonError } from './errors.js'
+import { lookupAll } from './events/poster.js'
+import type { WebhookTargets } from './events/targets.js'
 import { createServer } from './http/server.js'
 import type { PolicyActivated, PolicyTrigger, Services } from './http/services.js'
 import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
@@ -144,7 +146,10 @@ export async function createApp(
         | 'webhookBaseBackoffMs'
         | 'post'
       >
-    >
+    > & {
+      /** How webhook host names are resolved (default getaddrinfo, `lookupAll`); tests simulate DNS with it. */
+      readonly resolve?: WebhookTargets['resolve']
+    }
   } = {},
 ): Promise<App> {
   const logger =
@@ -316,6 +321,7 @@ export async function createApp(
 
   const intake: IntakeDeps = { store, policy: current, now, newId, secretHashKey, intents }
 
+  const { resolve: resolveHost, ...workOptions } = options.work ?? {}
   const work = await createWorkServices({
     store,
     workspace,
@@ -324,7 +330,8 @@ export async function createApp(
     newId,
     secretHashKey,
     log: logger,
-    ...options.work,
+    webhookTargets: { allowPrivate: config.webhookAllowPrivate, resolve: resolveHost ?? lookupAll },
+    ...workOptions,
   })
 
   const authority = await setUpAuthority({

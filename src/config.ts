@@ -35,6 +35,11 @@ export interface Config {
   readonly databaseConnectTimeoutMs: number
   /** PostgreSQL: `statement_timeout` of Baton's sessions, ms (0: none). */
   readonly databaseStatementTimeoutMs: number
+  /**
+   * Webhooks may go to loopback, private, link-local and other non-public addresses (`BATON_WEBHOOK_ALLOW_PRIVATE=1`);
+   * refused by default (`src/events/targets.ts`).
+   */
+  readonly webhookAllowPrivate: boolean
   /** The intent classifier's second opinion (an OpenAI-compatible endpoint, `BATON_LLM_*`); none when absent. */
   readonly llm?: LlmSettings | undefined
 }
@@ -108,6 +113,14 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     DEFAULTS.databaseStatementTimeoutMs,
     0,
   )
+  const allowPrivate = env.BATON_WEBHOOK_ALLOW_PRIVATE ?? ''
+  if (flags.webhookAllowPrivate === undefined && !['', '0', '1'].includes(allowPrivate)) {
+    throw new BatonError(
+      'VALIDATION_FAILED',
+      `BATON_WEBHOOK_ALLOW_PRIVATE: expected '1' or '0', found '${allowPrivate}'`,
+      { fields: [{ field: 'BATON_WEBHOOK_ALLOW_PRIVATE', message: "must be '1' or '0'" }] },
+    )
+  }
   return {
     port,
     sqliteSync,
@@ -127,6 +140,7 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     ),
     secretsKeyFile: resolve(flags.secretsKeyFile ?? (env.BATON_SECRETS_KEY_FILE || join(dataDir, 'secrets.key'))),
     auditHeadIntervalMs,
+    webhookAllowPrivate: flags.webhookAllowPrivate ?? allowPrivate === '1',
     llm: flags.llm ?? llmSettingsFrom(env),
   }
 }

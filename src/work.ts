@@ -1,6 +1,8 @@
 import { hostname } from 'node:os'
 import type { ActivePolicy } from './cases/intake.js'
 import { createWebhookDispatcher, type Poster, type WebhookDispatcher } from './events/dispatcher.js'
+import { createHttpPoster } from './events/poster.js'
+import type { WebhookTargets } from './events/targets.js'
 import { type AutoAssigner, createAutoAssigner } from './queues/auto-assign.js'
 import { onSlaDue, type WorkDeps } from './queues/work.js'
 import type { Store } from './store/ports.js'
@@ -18,6 +20,8 @@ export interface WorkServices {
   readonly deps: WorkDeps
   readonly timers: TimerScheduler
   readonly webhooks: WebhookDispatcher
+  /** Where webhooks may go (checked at subscription and at every delivery). */
+  readonly webhookTargets: WebhookTargets
   /** Gives waiting cases of `assignment: auto` queues to operators (a loop; `runOnce()` in tests). */
   readonly autoAssigner: AutoAssigner
   /** CloudEvents `source` of every event Baton emits. */
@@ -44,14 +48,9 @@ export interface WorkOptions {
   readonly autoAssignIntervalMs?: number
   readonly streamPollMs?: number
   readonly webhookBaseBackoffMs?: number
+  readonly webhookTargets: WebhookTargets
+  /** The webhook HTTP client (default `createHttpPoster(webhookTargets)`). */
   readonly post?: Poster
-}
-
-/** Webhook requests: 10 s timeout, redirects not followed (a 3xx is a failed attempt). */
-export const fetchPoster: Poster = async (url, headers, body) => {
-  const r = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000), redirect: 'manual' })
-  await r.arrayBuffer().catch(() => undefined)
-  return r.status
 }
 
 export async function createWorkServices(o: WorkOptions): Promise<WorkServices> {
@@ -78,7 +77,7 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     random: Math.random,
     owner,
     source: eventSource,
-    post: o.post ?? fetchPoster,
+    post: o.post ?? createHttpPoster(o.webhookTargets),
     ...(o.webhookBaseBackoffMs === undefined ? {} : { baseBackoffMs: o.webhookBaseBackoffMs }),
     ...(o.log ? { log: o.log } : {}),
   })
@@ -87,6 +86,7 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     deps,
     timers,
     webhooks,
+    webhookTargets: o.webhookTargets,
     autoAssigner,
     eventSource,
     streamPollMs: o.streamPollMs ?? 200,

@@ -32,7 +32,15 @@ async function start(engine: 'sqlite' | 'postgres'): Promise<Harness> {
   const pgdb = engine === 'postgres' ? await freshDatabase() : undefined
   const config = configFrom(
     {},
-    { dataDir: join(dir, 'data'), workspace, databaseUrl: pgdb?.url, watchPolicy: false, logLevel: 'silent' },
+    {
+      dataDir: join(dir, 'data'),
+      workspace,
+      databaseUrl: pgdb?.url,
+      watchPolicy: false,
+      logLevel: 'silent',
+      // the test's webhook receivers listen on 127.0.0.1, which Baton refuses by default
+      webhookAllowPrivate: true,
+    },
   )
   const app = await createApp(config, {
     logger: pino({ level: 'silent' }),

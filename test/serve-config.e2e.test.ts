@@ -20,6 +20,7 @@ describe('baton serve refuses bad settings by name', () => {
       [{ BATON_REFUSAL_AUDIT_BURST: '-5' }, /BATON_REFUSAL_AUDIT_BURST: expected an integer/],
       [{ BATON_SQLITE_SYNC: 'sometimes' }, /BATON_SQLITE_SYNC: expected 'group' or 'full'/],
       [{ BATON_LOG_LEVEL: 'loud' }, /BATON_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent/],
+      [{ BATON_WEBHOOK_ALLOW_PRIVATE: 'yes' }, /BATON_WEBHOOK_ALLOW_PRIVATE: expected '1' or '0', found 'yes'/],
     ]
     const outcomes = await Promise.all(
       cases.map(([env]) => {

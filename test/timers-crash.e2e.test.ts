@@ -43,6 +43,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           BATON_ADMIN_KEY: adminKey,
           BATON_WORKSPACE: workspace,
           BATON_APPROVAL_TTL_S: String(SLA_S),
+          // the webhook receiver below listens on 127.0.0.1, which Baton refuses by default
+          BATON_WEBHOOK_ALLOW_PRIVATE: '1',
         }
         if (engine === 'postgres') {
           const db = await freshDatabase()

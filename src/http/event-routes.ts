@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { BatonError } from '../errors.js'
 import { EVENT_TYPE_PREFIX, EVENT_TYPES, subscribed, toCloudEvent } from '../events/cloudevents.js'
 import { formatSecret, SECRET_PREFIX, secretBytes } from '../events/signature.js'
+import { checkWebhookUrl } from '../events/targets.js'
 import { refuseSecretIn } from '../signals/sensitive.js'
 import type { Role } from '../store/ports.js'
 import type { WebhookRecord } from '../store/work-store.js'
@@ -70,6 +71,8 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
         tags: ['events'],
         summary:
           'Subscribe a URL to events: CloudEvents 1.0 JSON, signed (HMAC-SHA256, Standard Webhooks headers), retried with backoff. The secret is shown once',
+        description:
+          'The URL must name a public address, or a host whose every address is public: loopback, private, link-local (cloud metadata), unique-local and other non-public addresses, IPv4-mapped or not, are refused with VALIDATION_FAILED naming `url` unless BATON_WEBHOOK_ALLOW_PRIVATE=1. Each delivery checks the address it connects to again (DNS rebinding).',
         body: {
           type: 'object',
           additionalProperties: false,
@@ -102,6 +105,7 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
           fields: [{ field: 'secret', message: 'too short' }],
         })
       }
+      await checkWebhookUrl(s.work.webhookTargets, b.url)
       const deps = s.work.deps
       const at = deps.now().toISOString()
       const hook: WebhookRecord = {
