@@ -83,6 +83,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const a = await node(dataDir, wsA, databaseUrl, adminKey)
       opened.push(a.app)
       expect(await a.inForce()).toMatchObject({ version: 1, hash: sha256(ORIGINAL) })
+      const doc = (await a.app.server.inject({ url: '/openapi.json' })).json()
+      for (const op of [doc.paths['/v1/policy'].put, doc.paths['/v1/policy/reload'].post]) {
+        expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '409', '422']))
+        expect(op.responses['200'].content['application/json'].schema.properties.outcome.enum).toEqual([
+          'activated',
+          'unchanged',
+        ])
+      }
 
       // A higher version is activated; the same document again is a no-op, answered as one.
       expect(await a.put(atVersion(2))).toEqual({

@@ -1,5 +1,5 @@
 import { type FSWatcher, unwatchFile, watch, watchFile } from 'node:fs'
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 
 export interface FileWatch {
   close(): void
@@ -11,8 +11,9 @@ export interface FileWatch {
  * (a Kubernetes ConfigMap volume renames its `..data` link). Watching the file itself follows its first inode only,
  * so one rename ended every later reload; this watches the directory, whose entries survive any replacement, and
  * polls the path's `stat` as a backstop for filesystems without change events (some network and container mounts).
- * Events come in bursts (truncate, write, rename): `onChange` runs `debounceMs` after the last one. It may run when
- * nothing changed; the caller compares content.
+ * Events come in bursts (truncate, write, rename): `onChange` runs `debounceMs` after the last one, or 10 periods
+ * after the first when they never pause. Events of other files in the directory are ignored. `onChange` may run
+ * when nothing changed; the caller compares content.
  */
 export function watchFileByPath(
   path: string,
@@ -24,12 +25,21 @@ export function watchFileByPath(
   } = {},
 ): FileWatch {
   const debounceMs = options.debounceMs ?? 100
+  const name = basename(path)
   let timer: NodeJS.Timeout | undefined
+  let burstStart = 0
   let closed = false
+  const fire = () => {
+    timer = undefined
+    onChange()
+  }
   const changed = () => {
     if (closed) return
+    const now = Date.now()
+    if (timer === undefined) burstStart = now
     clearTimeout(timer)
-    timer = setTimeout(onChange, debounceMs)
+    // A file rewritten without pause still reloads, 10 debounce periods after its burst began.
+    timer = setTimeout(fire, Math.max(0, Math.min(debounceMs, burstStart + 10 * debounceMs - now)))
   }
 
   let dirWatch: FSWatcher | undefined
@@ -37,8 +47,10 @@ export function watchFileByPath(
   const arm = () => {
     if (closed) return
     try {
-      // Any entry of the directory: a ConfigMap swap renames `..data`, never `policy.yaml` itself.
-      dirWatch = watch(dirname(path), { persistent: false }, changed)
+      // The file's own name (written, or renamed onto), and a ConfigMap's `..data` swap, which never names it.
+      dirWatch = watch(dirname(path), { persistent: false }, (_event, file) => {
+        if (file === null || file === name || file.startsWith('..')) changed()
+      })
       dirWatch.on('error', (e) => {
         options.onError?.(e)
         dirWatch?.close()
