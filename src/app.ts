@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino'
 import { expireApproval } from './approvals/decide.js'
 import { type AuditService, startAuditService } from './audit/service.js'
 import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
-import type { Config } from './config.js'
+import { type Config, MCP_DEFAULTS } from './config.js'
 import type { ConnectorCall } from './credentials/deps.js'
 import { setUpAuthority } from './credentials/setup.js'
 import { BatonError, isBatonError } from './errors.js'
@@ -334,6 +334,9 @@ export async function createApp(
     ...workOptions,
   })
 
+  // The address the server listens on, once it does: the public URL when BATON_PUBLIC_URL is not set.
+  let server: FastifyInstance | undefined
+  const publicUrl = (): string | undefined => config.publicUrl ?? listenUrl(server)
   const authority = await setUpAuthority({
     store,
     workspace,
@@ -342,10 +345,14 @@ export async function createApp(
     newId,
     env: process.env,
     connector: options.connector,
+    version: VERSION,
+    publicUrl,
     actor: SYSTEM,
     settings,
     secretHashKey,
     onError: (e) => logger.error({ err: e }, 'refusal summary not written; kept for the next one'),
+    onUpstreamError: (e, upstream) =>
+      logger.warn({ err: e, upstream }, 'upstream MCP server connection failed; opened again on the next call'),
   })
   work.timers.register(APPROVAL_EXPIRY_TIMER, async (t) => {
     await expireApproval(store, String(t.payload.approvalId), now())
@@ -428,6 +435,7 @@ export async function createApp(
       },
     },
     ready: () => store.health(),
+    publicUrl,
   }
 
   const generatedAdminKey = await bootstrapAdmin(services, config.adminKey)
@@ -440,12 +448,14 @@ export async function createApp(
     log: logger,
   })
 
-  const server = await createServer(services, {
+  const http = await createServer(services, {
     logger,
     bodyLimit: config.bodyLimit,
     version: VERSION,
     requestTimeoutMs: config.requestTimeoutMs,
+    mcp: config.mcp ?? MCP_DEFAULTS,
   })
+  server = http
   work.start()
 
   const watcher = config.watchPolicy
@@ -459,7 +469,7 @@ export async function createApp(
     : undefined
 
   return {
-    server,
+    server: http,
     services,
     store,
     logger,
@@ -468,13 +478,22 @@ export async function createApp(
     audit,
     async close() {
       watcher?.close()
-      await server.close()
+      await http.close()
       await work.stop()
       await authority.refusals.stop().catch((e) => logger.error({ err: e }, 'refusal summary not written at stop'))
+      await authority.upstreams?.close()
       await audit.stop()
       await store.close()
     },
   }
+}
+
+/** `http://host:port` of the server's first listening address, or undefined before it listens. */
+function listenUrl(server: FastifyInstance | undefined): string | undefined {
+  const a = server?.addresses()[0]
+  if (a === undefined || typeof a === 'string') return undefined
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
+  return `http://${host}:${a.port}`
 }
 
 async function bootstrapAdmin(services: Services, given: string | undefined): Promise<string | undefined> {

@@ -42,7 +42,25 @@ export interface Config {
   readonly webhookAllowPrivate: boolean
   /** The intent classifier's second opinion (an OpenAI-compatible endpoint, `BATON_LLM_*`); none when absent. */
   readonly llm?: LlmSettings | undefined
+  /**
+   * Baton's public base URL (`https://baton.example`, no path), as clients reach it behind a proxy: the MCP gateway's
+   * resource and the OAuth issuer its metadata documents name. Absent: the address Baton listens on.
+   */
+  readonly publicUrl?: string | undefined
+  /** The MCP gateway's sessions (`/mcp`). */
+  readonly mcp?: McpSettings | undefined
 }
+
+export interface McpSettings {
+  /** A session no request has used for this long is closed, seconds. */
+  readonly sessionIdleSeconds: number
+  /** Open sessions a node keeps at most; an `initialize` beyond it is refused (503) until one closes. */
+  readonly maxSessions: number
+  /** Origins (besides Baton's own) whose browsers may call `/mcp`; any other `Origin` is refused (403). */
+  readonly allowedOrigins: readonly string[]
+}
+
+export const MCP_DEFAULTS: McpSettings = { sessionIdleSeconds: 1800, maxSessions: 1000, allowedOrigins: [] }
 
 export const DEFAULTS = {
   port: 8080,
@@ -142,6 +160,19 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     auditHeadIntervalMs,
     webhookAllowPrivate: flags.webhookAllowPrivate ?? allowPrivate === '1',
     llm: flags.llm ?? llmSettingsFrom(env),
+    publicUrl: flags.publicUrl ?? publicUrlFrom(env.BATON_PUBLIC_URL),
+    mcp: flags.mcp ?? {
+      sessionIdleSeconds:
+        intFrom(env.BATON_MCP_SESSION_IDLE_S, 'BATON_MCP_SESSION_IDLE_S', 1, 7 * 86_400) ??
+        MCP_DEFAULTS.sessionIdleSeconds,
+      maxSessions:
+        intFrom(env.BATON_MCP_MAX_SESSIONS, 'BATON_MCP_MAX_SESSIONS', 1, 1_000_000) ?? MCP_DEFAULTS.maxSessions,
+      allowedOrigins: (env.BATON_MCP_ALLOWED_ORIGINS ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== '')
+        .map((o) => originFrom(o, 'BATON_MCP_ALLOWED_ORIGINS')),
+    },
   }
 }
 
@@ -156,12 +187,38 @@ function msFrom(env: NodeJS.ProcessEnv, flag: number | undefined, name: string, 
   return v
 }
 
-function intFrom(v: string | undefined, name: string): number | undefined {
+/** `BATON_PUBLIC_URL`: an http(s) URL with no path, query or fragment; kept without a trailing slash. */
+function publicUrlFrom(v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined
+  const fail = () =>
+    new BatonError('VALIDATION_FAILED', `BATON_PUBLIC_URL: expected an http(s) URL with no path, found '${v}'`, {
+      fields: [{ field: 'BATON_PUBLIC_URL', message: 'must be an http(s) URL with no path, query or fragment' }],
+    })
+  let u: URL
+  try {
+    u = new URL(v)
+  } catch {
+    throw fail()
+  }
+  if (!['http:', 'https:'].includes(u.protocol) || u.pathname !== '/' || u.search !== '' || u.hash !== '') throw fail()
+  return u.origin
+}
+
+function originFrom(v: string, name: string): string {
+  const u = URL.canParse(v) ? new URL(v) : undefined
+  if (u !== undefined && u.origin !== 'null' && u.origin === v.replace(/\/$/, '')) return u.origin
+  throw new BatonError('VALIDATION_FAILED', `${name}: expected origins like https://app.example, found '${v}'`, {
+    fields: [{ field: name, message: 'must be a comma-separated list of origins (scheme://host[:port])' }],
+  })
+}
+
+function intFrom(v: string | undefined, name: string, min = -Infinity, max = Infinity): number | undefined {
   if (v === undefined || v === '') return undefined
   const n = Number(v)
-  if (!Number.isInteger(n)) {
-    throw new BatonError('VALIDATION_FAILED', `${name}: expected an integer, found '${v}'`, {
-      fields: [{ field: name, message: 'must be an integer' }],
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = Number.isFinite(min) ? ` in [${min}, ${max}]` : ''
+    throw new BatonError('VALIDATION_FAILED', `${name}: expected an integer${range}, found '${v}'`, {
+      fields: [{ field: name, message: `must be an integer${range}` }],
     })
   }
   return n

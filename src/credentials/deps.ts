@@ -1,6 +1,6 @@
 import type { ActivePolicy, Actor } from '../cases/intake.js'
 import type { Store } from '../store/ports.js'
-import type { ToolCatalog } from '../tools/catalog.js'
+import type { McpUpstream, ToolCatalog } from '../tools/catalog.js'
 import type { RefusalLog } from './refusals.js'
 import type { CredentialSigner } from './tokens.js'
 
@@ -13,6 +13,25 @@ export type ConnectorCall = (req: {
   readonly body: unknown
 }) => Promise<{ readonly status: number; readonly body: Uint8Array }>
 
+/** What an upstream MCP tool answered (MCP `CallToolResult`, the parts Baton passes on). */
+export interface McpToolResult {
+  readonly content: readonly unknown[]
+  readonly structuredContent?: Readonly<Record<string, unknown>> | undefined
+  readonly isError: boolean
+}
+
+/**
+ * Calls a tool of an upstream MCP server (`connector.kind: mcp`; the adapter is `src/tools/upstream.ts`). `meta`
+ * goes as the request's `_meta` (the per-call credential, the action id). Throws when the call itself failed (the
+ * connection closed, a time-out, an MCP error); a result with `isError` is the tool's own failure.
+ */
+export type McpToolCall = (req: {
+  readonly upstream: McpUpstream
+  readonly tool: string
+  readonly arguments: Readonly<Record<string, unknown>>
+  readonly meta: Readonly<Record<string, unknown>>
+}) => Promise<McpToolResult>
+
 /** What the authority use cases (tokens, actions, approvals, registry) need; built by `app.ts`. */
 export interface AuthorityDeps {
   readonly store: Store
@@ -22,6 +41,8 @@ export interface AuthorityDeps {
   readonly catalog: ToolCatalog
   readonly signer: CredentialSigner
   readonly connector: ConnectorCall
+  /** Calls tools of upstream MCP servers. */
+  readonly mcp: McpToolCall
   readonly now: () => Date
   readonly newId: (prefix: string) => string
   /** Audience of agent access tokens (Baton's API). */

@@ -6,8 +6,9 @@ import type { Store } from '../store/ports.js'
 import type { SealedSettings } from '../store/sealed-settings.js'
 import { buildCatalog } from '../tools/catalog.js'
 import { httpConnector } from '../tools/connector.js'
+import { McpUpstreams } from '../tools/upstream.js'
 import type { Workspace } from '../workspace/workspace.js'
-import type { AuthorityDeps, ConnectorCall } from './deps.js'
+import type { AuthorityDeps, ConnectorCall, McpToolCall } from './deps.js'
 import { RefusalLog } from './refusals.js'
 import { CredentialSigner, MAX_TTL_SECONDS } from './tokens.js'
 
@@ -25,7 +26,18 @@ export interface AuthorityOptions {
    */
   readonly env: Readonly<Record<string, string | undefined>>
   readonly connector?: ConnectorCall | undefined
+  /** How upstream MCP servers are called (default: `McpUpstreams`, connected here to import their tools). */
+  readonly mcp?: McpToolCall | undefined
+  /** Baton's version, as it introduces itself to upstream MCP servers. */
+  readonly version: string
+  /**
+   * Baton's public base URL (`BATON_PUBLIC_URL`, else the address it listens on), once known: the issuer its OAuth
+   * metadata names, which clients of the MCP gateway then put in their assertions' `aud` (as the MCP SDK does).
+   */
+  readonly publicUrl?: (() => string | undefined) | undefined
   readonly actor: Actor
+  /** Called when the connection to an upstream MCP server fails (it is opened again on the next call). */
+  readonly onUpstreamError?: ((e: unknown, upstream: string) => void) | undefined
   /** Called with what failed in the background (a refusal summary the store did not take). */
   readonly onError?: ((e: unknown) => void) | undefined
   /** Where the signing key is kept: the store's settings, sealed by the secrets key file. */
@@ -39,7 +51,9 @@ export interface AuthorityOptions {
  * sealed, so every node signs with the same key and restarts keep issued credentials valid), the tool catalog, and the
  * workspace's agents and operators registered.
  */
-export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps & { randomSecret: () => string }> {
+export async function setUpAuthority(
+  o: AuthorityOptions,
+): Promise<AuthorityDeps & { randomSecret: () => string; readonly upstreams: McpUpstreams | undefined }> {
   // Another node may race us: the first key stored is every node's key.
   const pkcs8 = await o.settings.secret(SETTING, () =>
     generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64url'),
@@ -47,7 +61,21 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8, 'base64url'), format: 'der', type: 'pkcs8' })
   const issuer = o.env.BATON_ISSUER ?? 'urn:baton'
   const signer = new CredentialSigner(privateKey, createPublicKey(privateKey), issuer)
-  const catalog = buildCatalog(o.workspace.tools, o.env)
+  // Tools fronting MCP servers take their schemas from those servers: connected (and checked) before anything else.
+  const mcp =
+    o.mcp === undefined
+      ? await McpUpstreams.connect(o.workspace.tools, o.env, {
+          version: o.version,
+          ...(o.onUpstreamError === undefined ? {} : { log: o.onUpstreamError }),
+        })
+      : undefined
+  let catalog: ReturnType<typeof buildCatalog>
+  try {
+    catalog = buildCatalog(o.workspace.tools, o.env, mcp?.imported)
+  } catch (e) {
+    await mcp?.upstreams.close()
+    throw e
+  }
   await seedPrincipals(o, o.workspace.agents, o.workspace.operators, o.actor)
   const refusals = new RefusalLog((entries) => o.store.appendAudit(entries), {
     perSecond: intSetting(o.env, 'BATON_REFUSAL_AUDIT_PER_S', 10, 1, 1_000_000),
@@ -56,6 +84,7 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
     now: o.now,
     onError: o.onError ?? (() => undefined),
   })
+  const audiences = [issuer, `${issuer}/v1/oauth/token`, ...(o.env.BATON_TOKEN_AUDIENCE?.split(',') ?? [])]
   return {
     store: o.store,
     refusals,
@@ -63,10 +92,16 @@ export async function setUpAuthority(o: AuthorityOptions): Promise<AuthorityDeps
     catalog,
     signer,
     connector: o.connector ?? httpConnector,
+    mcp: o.mcp ?? (mcp as NonNullable<typeof mcp>).upstreams.call,
+    upstreams: mcp?.upstreams,
     now: o.now,
     newId: o.newId,
     apiAudience: `${issuer}/api`,
-    tokenAudiences: [issuer, `${issuer}/v1/oauth/token`, ...(o.env.BATON_TOKEN_AUDIENCE?.split(',') ?? [])],
+    // A getter: the public URL is known only once the server listens (port 0 in tests).
+    get tokenAudiences() {
+      const base = o.publicUrl?.()
+      return [...audiences, ...(base === undefined ? [] : [base, `${base}/`, `${base}/v1/oauth/token`])]
+    },
     accessTtlSeconds: intSetting(o.env, 'BATON_ACCESS_TOKEN_TTL_S', 300, 1, MAX_TTL_SECONDS),
     callTtlSeconds: intSetting(o.env, 'BATON_CALL_CREDENTIAL_TTL_S', 60, 1, MAX_TTL_SECONDS),
     approvalTtlSeconds: intSetting(o.env, 'BATON_APPROVAL_TTL_S', 86_400, 1, 365 * 86_400),

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { canonicalDigest } from '../approvals/approval.js'
 import { introspect, issueAccessToken, type TokenRequest } from '../credentials/oauth.js'
-import { BatonError, type ErrorCode } from '../errors.js'
+import { BatonError } from '../errors.js'
 import {
   addAgentCredential,
   privilegeReport,
@@ -11,7 +11,7 @@ import {
 } from '../identity/registry.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { Role } from '../store/ports.js'
-import { requestAction } from '../tools/actions.js'
+import { AUDITED_REFUSALS, requestAction } from '../tools/actions.js'
 import { actionBody, actionResult, agentSchema, agentView, operatorView, tokenBody } from './authority-schemas.js'
 import { errorHandler, type Problem, problemOf, sendProblem, toBatonError } from './problem.js'
 import { FORM_OR_JSON_BODY } from './protocol.js'
@@ -22,21 +22,6 @@ import type { Services } from './services.js'
 const ALL: readonly Role[] = ['admin', 'service', 'operator']
 const READERS: readonly Role[] = ['admin', 'operator']
 const ADMIN: readonly Role[] = ['admin']
-
-/** Refusals of an agent's action that are audited as `access.refused` (the decision outcomes are audited anyway). */
-const AUDITED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'CREDENTIAL_INVALID',
-  'CREDENTIAL_EXPIRED',
-  'CREDENTIAL_REVOKED',
-  'CREDENTIAL_SCOPE',
-  'NOT_CASE_HANDLER',
-  'TOOL_NOT_FOUND',
-  'TOOL_NOT_GRANTED',
-  'PARAMS_INVALID',
-  'PARAMS_MISMATCH',
-  'CASE_CLOSED',
-  'CASE_NOT_FOUND',
-])
 
 const lifecycle = {
   type: 'object',
@@ -438,14 +423,14 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
       const b = req.body as { tool: string; params?: Record<string, unknown>; risk?: string[] }
       const auth = agentAuthOf(req)
       try {
-        const r = await requestAction(deps, auth, id, {
+        const { output: _output, ...r } = await requestAction(deps, auth, id, {
           tool: b.tool,
           params: b.params ?? {},
           risk: (b.risk ?? []).filter((x): x is RiskCategory => (RISK_CATEGORIES as readonly string[]).includes(x)),
         })
         return reply.code(r.outcome === 'approve' ? 202 : 200).send(r)
       } catch (e) {
-        if (e instanceof BatonError && AUDITED.has(e.code)) await refusal(s, req, e, auth.actor)
+        if (e instanceof BatonError && AUDITED_REFUSALS.has(e.code)) await refusal(s, req, e, auth.actor)
         throw e
       }
     },

@@ -4,11 +4,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { decodeJwt } from 'jose'
 import type { Logger } from 'pino'
 import type { Actor } from '../cases/intake.js'
+import type { McpSettings } from '../config.js'
 import { registerConsole } from '../console/console.js'
 import { type AgentAuth, auditRefusal, authenticateAgent } from '../credentials/oauth.js'
 import { looksLikeJwt } from '../credentials/tokens.js'
 import { BatonError } from '../errors.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
+import { registerMcp } from '../mcp/routes.js'
 import type { Role, Store } from '../store/ports.js'
 import { registerAgentRoutes } from './agent-routes.js'
 import { registerApprovalRoutes } from './approval-routes.js'
@@ -44,6 +46,8 @@ export interface ServerOptions {
   readonly version: string
   /** Longest time to answer a request, ms; past it 503 `SERVER_TIMEOUT` (a hijacked stream is exempt once open). */
   readonly requestTimeoutMs?: number
+  /** The MCP gateway's session settings (`src/mcp`). */
+  readonly mcp: McpSettings
 }
 
 /**
@@ -143,6 +147,8 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   registerEventRoutes(app, services)
   registerAgentRoutes(app, services)
   registerApprovalRoutes(app, services)
+  // The MCP gateway: a face of its own (src/mcp), served by the same server.
+  registerMcp(app, services, { ...opts.mcp, version: opts.version, bodyLimit: opts.bodyLimit })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
 }

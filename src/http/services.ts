@@ -44,6 +44,8 @@ export interface Services {
   }
   /** Readiness: the store's health (`/readyz`). */
   readonly ready: () => Promise<StoreHealth>
+  /** Baton's public base URL: `BATON_PUBLIC_URL`, else the address it listens on (undefined before it listens). */
+  readonly publicUrl: () => string | undefined
   /** Agents, credentials, tool actions and approvals (`src/credentials/`, `src/tools/`, `src/approvals/`). */
   readonly authority: AuthorityDeps & { readonly randomSecret: () => string }
   /** Secrets kept in the store's settings, sealed by the secrets key file. */

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { RISK_CATEGORIES } from '../signals/types.js'
 import { compilePolicy } from './compile.js'
-import { completeFacts, decideAction, decideRoute } from './evaluate.js'
+import { completeFacts, decideAction, decideRoute, possibleActionOutcomes } from './evaluate.js'
 import { mergeFacts, neutralFacts } from './policy-test.js'
 import type { Facts } from './types.js'
 
@@ -183,6 +183,50 @@ describe('decideAction', () => {
     expect(refund(50.01)).toMatchObject({ outcome: 'approve', approverRole: 'billing', queue: 'billing' })
     expect(refund(1001)).toMatchObject({ outcome: 'escalate', queue: 'billing' })
     expect(refund('lots')).toMatchObject({ outcome: 'escalate', rules: ['large-refund'] })
+  })
+})
+
+describe('possibleActionOutcomes', () => {
+  const possible = (tool: string, partial: Record<string, unknown> = {}) =>
+    [...possibleActionOutcomes(shop, given({ ...partial, tool }))].sort()
+
+  it('given rules that read the parameters, when asked, then each of their outcomes is possible', () => {
+    expect(possible('refund')).toEqual(['allow', 'approve', 'escalate'])
+  })
+
+  it('given an override that matches on the case alone, when asked, then only its outcome is possible', () => {
+    const fraud = { signals: { risk: { fraud: true } } }
+    expect(possible('refund', fraud)).toEqual(['escalate'])
+    expect(possible('reply', fraud)).toEqual(['allow'])
+  })
+
+  it('given rules on the customer, when asked, then the customer decides what is possible', () => {
+    expect(possible('disclose_order', { customer: { verified: false } })).toEqual(['deny'])
+    expect(possible('disclose_order', { customer: { verified: true } })).toEqual(['allow'])
+  })
+
+  it('given a tool no rule names, when asked, then only the default deny is possible', () => {
+    expect(possible('cancel_subscription')).toEqual(['deny'])
+    expect([...possibleActionOutcomes(small, smallFacts({ tool: 'refund' }))].sort()).toEqual([
+      'allow',
+      'deny',
+      'escalate',
+    ])
+  })
+
+  it('whatever the parameters, the decided outcome is among the possible ones', () => {
+    const params = fc.dictionary(
+      fc.constantFrom('amount', 'currency', 'order_id', 'outcome'),
+      fc.oneof(fc.double({ min: -10, max: 5000, noNaN: true }), fc.constantFrom('EUR', 'USD', 'x', ''), fc.boolean()),
+    )
+    const tools = fc.constantFrom(...SHOP_KNOWN.tools, 'cancel_subscription')
+    fc.assert(
+      fc.property(arbitraryFacts(), tools, params, (facts, tool, p) => {
+        const f = { ...facts, tool, params: p }
+        expect(possibleActionOutcomes(shop, { ...f, params: {} })).toContain(decideAction(shop, f).outcome)
+      }),
+      { numRuns: 300 },
+    )
   })
 })
 

@@ -108,6 +108,30 @@ export function decideAction(policy: CompiledPolicy, given: Facts): ActionResult
   }
 }
 
+/**
+ * The outcomes a call of `facts.tool` could get on these facts, whatever its parameters (`facts.params` is not
+ * read): the tool's rules are walked in decision order; a rule whose condition reads `params` may or may not match,
+ * so its outcome is possible and the walk goes on; any other rule matches or not here and now, and the first that
+ * matches ends the walk. When none certainly matched, the default `deny` is possible too. Pure. The MCP gateway
+ * lists a tool only when `allow` or `approve` is among them.
+ */
+export function possibleActionOutcomes(policy: CompiledPolicy, given: Facts): ReadonlySet<ActionResult['outcome']> {
+  const facts = completeFacts(policy, given)
+  const rules = policy.tools.byTool.get(facts.tool) ?? policy.tools.anyTool
+  const out = new Set<ActionResult['outcome']>()
+  for (const rule of rules) {
+    if (rule.condition?.readSegments.some((path) => path[0] === 'params') === true) {
+      out.add(rule.outcome)
+      continue
+    }
+    if (matches(rule.condition, rule.failClosed, facts) === false) continue
+    out.add(rule.outcome)
+    return out
+  }
+  out.add('deny')
+  return out
+}
+
 interface Completion {
   readonly topics: readonly string[]
   readonly custom: readonly (readonly [string, string | number | boolean])[]

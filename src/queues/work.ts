@@ -184,7 +184,6 @@ export async function handBack(
     const at = deps.now()
     const iso = at.toISOString()
     const { facts, route } = await redecide(deps, current, at, actor, {})
-    const decisionId = deps.newId('dec')
     if (route.handler.kind !== 'agent' || route.handler.agentId !== agentId) {
       await deps.store.appendAudit([
         {
@@ -208,36 +207,76 @@ export async function handBack(
         `the policy routes case '${caseId}' to ${describeHandler(route.handler)} (rules ${route.rules.join(', ')}), not to agent '${agentId}'`,
       )
     }
-    const handler: Handler = route.handler
-    const decision = routeDecision(decisionId, caseId, iso, route, facts, actor, {
-      trigger: 'handback',
-      reason,
-      secrets,
-    })
-    const next: CaseRecord = {
-      ...current,
-      handler,
-      handoffs: current.handoffs + 1,
-      version: current.version + 1,
-      updatedAt: iso,
-      stateSince: iso,
-      aiTurns: 0,
-    }
-    const events: EventDraft[] = [
-      { type: 'case.decided', data: decision.data },
-      {
-        type: 'case.handed_off',
-        data: {
-          from: current.handler,
-          to: handler,
-          cause: { decisionId, rules: route.rules, trigger: 'handback', reason, ...secrets },
-          countsAsHandoff: true,
-        },
-      },
-    ]
     try {
-      await commit(deps, current, next, events, [decision], actor, iso)
-      return { caseId, handler, trigger: 'handback', decisionId }
+      return await commitRoutedHandoff(deps, current, route, facts, actor, iso, {
+        trigger: 'handback',
+        reason,
+        secrets,
+        crosses: true,
+      })
+    } catch (e) {
+      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
+      throw e
+    }
+  }
+}
+
+/** Rule id recorded when an AI agent asked for a human and the policy would have kept the case with an AI agent. */
+export const AGENT_HANDOFF_RULE = 'agent-handoff-request'
+
+/**
+ * The AI agent holding a case (as `agent`, or drafting a `hybrid` case) asks for a human, with a reason. Routing is
+ * decided again on the case's latest facts with `signals.risk.human_request` raised and the agent as the actor, so
+ * the case goes where the policy sends a request for a person; where the policy would keep it with an AI agent (or
+ * leave a hybrid case as it is), it goes to a human queue anyway (rule `agent-handoff-request`, trigger `manual`):
+ * an agent's request for a human is never refused. Audited (`case.decided`, `case.handed_off`); the handler change
+ * moves the case's authority epoch, so the agent's credentials on it stop working at once.
+ */
+export async function requestHandoff(
+  deps: WorkDeps,
+  actor: Actor,
+  caseId: string,
+  givenReason: string,
+): Promise<HandlerChange> {
+  const { reason, secrets } = redactReason(deps, givenReason)
+  for (let attempt = 1; ; attempt++) {
+    const current = await openCaseOrThrow(deps, caseId)
+    const holds = current.handler.kind !== 'operator' && current.handler.agentId === actor.id
+    if (actor.kind !== 'agent' || !holds) {
+      throw new BatonError('NOT_CASE_HANDLER', `agent '${actor.id}' does not handle case '${caseId}'`)
+    }
+    const at = deps.now()
+    const iso = at.toISOString()
+    const { facts, route: decided } = await redecide(deps, current, at, actor, { human_request: true })
+    const toHuman =
+      decided.handler.kind === 'operator' || (decided.handler.kind === 'hybrid' && current.handler.kind === 'agent')
+    const fallback =
+      current.handler.kind === 'hybrid' ? current.handler.queue : deps.policy().policy.routing.fallbackQueue
+    const route: RouteResult = toHuman
+      ? decided
+      : {
+          ...decided,
+          outcome: 'operator',
+          handler: { kind: 'operator', queue: fallback },
+          rules: [...decided.rules, AGENT_HANDOFF_RULE],
+          explanation: [
+            ...decided.explanation,
+            {
+              id: AGENT_HANDOFF_RULE,
+              reason: 'The AI agent asked for a human; the policy would have kept the case with an AI agent',
+              reads: { 'actor.kind': 'agent' },
+            },
+          ],
+          trigger: 'manual',
+        }
+    try {
+      return await commitRoutedHandoff(deps, current, route, facts, actor, iso, {
+        trigger: route.trigger || 'manual',
+        reason,
+        secrets,
+        crosses: current.handler.kind === 'agent',
+        cause: { requestedBy: actor.id },
+      })
     } catch (e) {
       if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
       throw e
@@ -339,13 +378,63 @@ async function commit(
   })
 }
 
+/**
+ * Commits a handoff the policy decided: the route decision (`case.decided`), the new handler and its
+ * `case.handed_off` event naming the decision, trigger and reason (and `cause`'s extra members).
+ */
+async function commitRoutedHandoff(
+  deps: WorkDeps,
+  current: CaseRecord,
+  route: RouteResult,
+  facts: Facts,
+  actor: Actor,
+  iso: string,
+  o: {
+    readonly trigger: string
+    readonly reason: string
+    readonly secrets: ReasonSecrets
+    readonly crosses: boolean
+    readonly cause?: object
+  },
+): Promise<HandlerChange> {
+  const decisionId = deps.newId('dec')
+  const decision = routeDecision(decisionId, current.id, iso, route, facts, actor, {
+    trigger: o.trigger,
+    reason: o.reason,
+    secrets: o.secrets,
+  })
+  const next: CaseRecord = {
+    ...current,
+    handler: route.handler,
+    handoffs: current.handoffs + (o.crosses ? 1 : 0),
+    version: current.version + 1,
+    updatedAt: iso,
+    stateSince: iso,
+    aiTurns: 0,
+  }
+  const events: EventDraft[] = [
+    { type: 'case.decided', data: decision.data },
+    {
+      type: 'case.handed_off',
+      data: {
+        from: current.handler,
+        to: route.handler,
+        cause: { decisionId, rules: route.rules, trigger: o.trigger, reason: o.reason, ...o.secrets, ...o.cause },
+        countsAsHandoff: o.crosses,
+      },
+    },
+  ]
+  await commit(deps, current, next, events, [decision], actor, iso)
+  return { caseId: current.id, handler: route.handler, trigger: o.trigger, decisionId }
+}
+
 /** Routing decided again on the case's latest facts (those of its last routing decision), brought up to `at`. */
 async function redecide(
   deps: WorkDeps,
   current: CaseRecord,
   at: Date,
   actor: Actor,
-  extra: { readonly sla_breached?: boolean },
+  extra: { readonly sla_breached?: boolean; readonly human_request?: boolean },
 ): Promise<{ facts: Facts; route: RouteResult }> {
   const active = deps.policy()
   const [decisions, stats] = await Promise.all([
@@ -370,7 +459,13 @@ async function redecide(
       risk_rose: false,
       sla_breached: extra.sla_breached ?? false,
     },
-    signals: prior.signals ?? NEUTRAL_SIGNALS,
+    signals:
+      extra.human_request === true
+        ? {
+            ...(prior.signals ?? NEUTRAL_SIGNALS),
+            risk: { ...(prior.signals ?? NEUTRAL_SIGNALS).risk, human_request: true },
+          }
+        : (prior.signals ?? NEUTRAL_SIGNALS),
     customer: prior.customer ?? { id: current.customerId, tier: '', verified: false },
     actor: { kind: actor.kind, id: actor.id, roles: actor.roles },
     queue,

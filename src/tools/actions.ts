@@ -3,10 +3,10 @@ import { type ApprovalRecord, approvalDigest, canonicalDigest } from '../approva
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { Handler } from '../cases/case.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
-import type { AuthorityDeps } from '../credentials/deps.js'
+import type { AuthorityDeps, McpToolResult } from '../credentials/deps.js'
 import type { AgentAuth } from '../credentials/oauth.js'
 import type { CredentialClaims } from '../credentials/tokens.js'
-import { BatonError } from '../errors.js'
+import { BatonError, type ErrorCode } from '../errors.js'
 import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decideAction } from '../policy/evaluate.js'
@@ -23,7 +23,27 @@ export interface ActionInput {
   readonly params: Readonly<Record<string, unknown>>
   /** Risk indicators the agent itself raises with this request; they only ever add, and stick to the case. */
   readonly risk?: readonly RiskCategory[] | undefined
+  /** The face the request came through when it is not the HTTP API: recorded with the decision and its audit entry. */
+  readonly via?: { readonly face: 'mcp'; readonly session: string } | undefined
 }
+
+/**
+ * Refusals of an agent's action that a face audits as `access.refused` (within the refusal budget): the decision
+ * outcomes are audited anyway. The HTTP API and the MCP gateway use the same list.
+ */
+export const AUDITED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CREDENTIAL_INVALID',
+  'CREDENTIAL_EXPIRED',
+  'CREDENTIAL_REVOKED',
+  'CREDENTIAL_SCOPE',
+  'NOT_CASE_HANDLER',
+  'TOOL_NOT_FOUND',
+  'TOOL_NOT_GRANTED',
+  'PARAMS_INVALID',
+  'PARAMS_MISMATCH',
+  'CASE_CLOSED',
+  'CASE_NOT_FOUND',
+])
 
 export interface ActionResponse {
   readonly actionId: string
@@ -42,7 +62,24 @@ export interface ActionResponse {
   readonly handler?: Handler
   readonly credential?: { readonly token: string; readonly expiresAt: string; readonly audience: string }
   readonly result?: { readonly status: number | null; readonly digest: string | null; readonly error: string | null }
+  /**
+   * What the connector answered, for the face that asked (the MCP gateway passes it on as the tool's result). Never
+   * stored or audited (only its digest is); the HTTP face does not return it.
+   */
+  readonly output?: ToolOutput
 }
+
+/** A connector's answer: an HTTP tool service's status and body, or an upstream MCP tool's result. */
+export type ToolOutput =
+  | { readonly kind: 'http'; readonly status: number; readonly body: Uint8Array }
+  | { readonly kind: 'mcp'; readonly result: McpToolResult }
+
+/** `_meta` keys of a call Baton forwards to an upstream MCP server. */
+export const MCP_META = {
+  credential: 'dev.baton/credential',
+  action: 'dev.baton/action',
+  case: 'dev.baton/case',
+} as const
 
 /** The built-in tool that closes a case; its `outcome` must be within the agent's closure authority. */
 export const CLOSE_TOOL = 'close_case'
@@ -67,16 +104,11 @@ export async function requestAction(
     throw new BatonError('CREDENTIAL_SCOPE', `the credential is for case '${claims.case}', not '${caseId}'`)
   }
   const c = await deps.store.getCase(caseId)
-  if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
-  if ((c.authorityEpoch ?? 0) !== claims.epoch) {
-    throw new BatonError(
-      'CREDENTIAL_REVOKED',
-      `the case's authority changed since the credential was issued (handoff, risk, close or suspension); ask for a new token`,
-    )
+  const problem = authorityProblem(c, agent, claims)
+  if (c === undefined || problem !== null) {
+    throw new BatonError(problem?.code ?? 'CASE_NOT_FOUND', problem?.message ?? `no case with id '${caseId}'`)
   }
-  if (c.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${c.state}`)
-  const holds = agentHoldsCase(c.handler, agent.id)
-  if (holds === null) throw new BatonError('NOT_CASE_HANDLER', `agent '${agent.id}' does not handle case '${caseId}'`)
+  const holds = agentHoldsCase(c.handler, agent.id) ?? 'agent'
   const tool = deps.catalog.get(input.tool)
   if (tool === undefined) throw new BatonError('TOOL_NOT_FOUND', `no tool '${input.tool}' in the catalog`)
   if (!agent.tools.includes(tool.name)) {
@@ -163,6 +195,7 @@ export async function requestAction(
     policy: result.policy,
     actor,
     credential: claims.jti,
+    ...(input.via === undefined ? {} : { via: input.via }),
     facts,
   }
   const decision: DecisionRecord = {
@@ -188,6 +221,7 @@ export async function requestAction(
       explanation: result.explanation,
       policy: result.policy,
       credential: claims.jti,
+      ...(input.via === undefined ? {} : { via: input.via }),
     },
   })
 
@@ -365,9 +399,41 @@ export async function requestAction(
   }
   if (state === 'authorized' && tool.connector !== null) {
     const done = await executeAction(deps, action, input.params, epochAfter, actor)
-    return { ...base, state: done.state, result: done.result }
+    return {
+      ...base,
+      state: done.state,
+      result: done.result,
+      ...(done.output === undefined ? {} : { output: done.output }),
+    }
   }
   return base
+}
+
+/**
+ * Why an agent may use no tool of a case with a credential (its case and epoch) at all, or null when it holds the
+ * open case at that epoch: the checks every action starts with, and every MCP request.
+ */
+export function authorityProblem(
+  c: CaseRecord | undefined,
+  agent: AgentRecord,
+  claims: Pick<CredentialClaims, 'case' | 'epoch'>,
+): {
+  readonly code: 'CASE_NOT_FOUND' | 'CASE_CLOSED' | 'CREDENTIAL_REVOKED' | 'NOT_CASE_HANDLER'
+  readonly message: string
+} | null {
+  if (c === undefined) return { code: 'CASE_NOT_FOUND', message: `no case with id '${claims.case}'` }
+  if ((c.authorityEpoch ?? 0) !== claims.epoch) {
+    return {
+      code: 'CREDENTIAL_REVOKED',
+      message: `the case's authority changed since the credential was issued (handoff, risk, close or suspension); ask for a new token`,
+    }
+  }
+  if (c.state !== 'open') return { code: 'CASE_CLOSED', message: `case '${c.id}' is ${c.state}` }
+  if (agent.state !== 'active') return { code: 'CREDENTIAL_REVOKED', message: `agent '${agent.id}' is ${agent.state}` }
+  if (agentHoldsCase(c.handler, agent.id) === null) {
+    return { code: 'NOT_CASE_HANDLER', message: `agent '${agent.id}' does not handle case '${c.id}'` }
+  }
+  return null
 }
 
 /**
@@ -382,7 +448,7 @@ export async function executeAction(
   params: Readonly<Record<string, unknown>>,
   epoch: number,
   actor: { kind: string; id: string },
-): Promise<{ state: ActionState; result: NonNullable<ActionResponse['result']> }> {
+): Promise<{ state: ActionState; result: NonNullable<ActionResponse['result']>; output?: ToolOutput }> {
   const tool = deps.catalog.get(action.tool)
   if (tool?.connector === null || tool === undefined) {
     throw new BatonError('TOOL_NOT_FOUND', `tool '${action.tool}' has no connector to execute through`)
@@ -434,20 +500,38 @@ export async function executeAction(
   let status: number | null = null
   let digest: string | null = null
   let error: string | null = null
+  let output: ToolOutput | undefined
+  const connector = tool.connector
   try {
-    const res = await deps.connector({
-      url: tool.connector.url,
-      method: tool.connector.method,
-      credential: minted.token,
-      idempotencyKey: action.id,
-      body: { tool: action.tool, params, caseId: action.caseId, actionId: action.id },
-    })
-    status = res.status
-    digest = createHash('sha256').update(res.body).digest('hex')
+    if (connector.kind === 'mcp') {
+      // The upstream gets what an HTTP tool service gets, in the request's _meta: the per-call credential (to
+      // introspect) and the action id (to make the call idempotent).
+      const result = await deps.mcp({
+        upstream: connector.upstream,
+        tool: connector.tool,
+        arguments: params,
+        meta: { [MCP_META.credential]: minted.token, [MCP_META.action]: action.id, [MCP_META.case]: action.caseId },
+      })
+      digest = canonicalDigest(result)
+      output = { kind: 'mcp', result }
+      if (result.isError) error = 'the upstream MCP tool answered with isError'
+    } else {
+      const res = await deps.connector({
+        url: connector.url,
+        method: connector.method,
+        credential: minted.token,
+        idempotencyKey: action.id,
+        body: { tool: action.tool, params, caseId: action.caseId, actionId: action.id },
+      })
+      status = res.status
+      digest = createHash('sha256').update(res.body).digest('hex')
+      output = { kind: 'http', status: res.status, body: res.body }
+    }
   } catch (e) {
     error = e instanceof Error ? `${e.name}: ${e.message}` : 'connector call failed'
   }
-  const ok = status !== null && status >= 200 && status < 300
+  const ok =
+    error === null && (connector.kind === 'mcp' ? digest !== null : status !== null && status >= 200 && status < 300)
   const state: ActionState = ok ? 'executed' : 'failed'
   const doneAt = deps.now().toISOString()
   await deps.store.moveAction(
@@ -474,7 +558,7 @@ export async function executeAction(
       },
     ],
   )
-  return { state, result: { status, digest, error } }
+  return { state, result: { status, digest, error }, ...(output === undefined ? {} : { output }) }
 }
 
 /** Mints a per-call (`call`) or scoped credential for one action: its case, tool, parameter digest and epoch. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { BatonError } from '../errors.js'
+import { BatonError, type SourcePosition } from '../errors.js'
 import { compileSchema, parseYaml, validateYaml } from './yaml-source.js'
 
 export const AGENT_STATES = ['provisioned', 'active', 'suspended', 'retired'] as const
@@ -46,23 +46,47 @@ export const RISK_CLASSES = ['read', 'low', 'medium', 'high', 'critical'] as con
 
 export interface ToolSpec {
   readonly name: string
+  /** A short human title (MCP `title`); for tools fronting an MCP server, the upstream's when absent. */
+  readonly title?: string | undefined
   readonly description: string
   readonly risk: (typeof RISK_CLASSES)[number]
-  /** JSON Schema of the parameters. */
-  readonly params: Readonly<Record<string, unknown>>
   /**
-   * Where the tool runs: `execute` (Baton calls `url` with the parameters and a per-call credential) or
-   * `credential` (Baton hands the agent a credential scoped to the case, tool and parameters). `url` may hold
+   * JSON Schema of the parameters. Absent (null) for a tool fronting an MCP server: its schema is imported from the
+   * upstream when Baton starts (`src/tools/upstream.ts`).
+   */
+  readonly params: Readonly<Record<string, unknown>> | null
+  /**
+   * Where the tool runs. `kind: http` (the default): `execute` (Baton calls `url` with the parameters and a per-call
+   * credential) or `credential` (Baton hands the agent a credential scoped to the case, tool and parameters).
+   * `kind: mcp`: Baton calls tool `tool` (default: the tool's own name) of an upstream MCP server, reached over
+   * Streamable HTTP at `url` or as a local process `command` (stdio). `url`, `command`, `headers` and `env` may hold
    * `${ENV_VAR}` references, resolved at start. No connector: an allowed call is decided and recorded only.
    */
-  readonly connector?:
-    | {
-        readonly url: string
-        readonly method?: 'POST' | 'PUT' | undefined
-        readonly mode?: 'execute' | 'credential' | undefined
-      }
-    | undefined
+  readonly connector?: ToolConnectorSpec | undefined
+  /** Where tools.yaml declares the tool, for errors found after parsing (an upstream MCP server's schema). */
+  readonly position?: SourcePosition | undefined
 }
+
+export type ToolConnectorSpec =
+  | {
+      readonly kind?: 'http' | undefined
+      readonly url: string
+      readonly method?: 'POST' | 'PUT' | undefined
+      readonly mode?: 'execute' | 'credential' | undefined
+    }
+  | {
+      readonly kind: 'mcp'
+      readonly url?: string | undefined
+      readonly command?: readonly string[] | undefined
+      readonly tool?: string | undefined
+      /** HTTP headers for a Streamable HTTP upstream (its own authentication, e.g. `Authorization`). */
+      readonly headers?: Readonly<Record<string, string>> | undefined
+      /** Environment of a stdio upstream's process (nothing of Baton's own environment is passed on but PATH and HOME). */
+      readonly env?: Readonly<Record<string, string>> | undefined
+    }
+
+/** Tool names Baton keeps for its own control tools on the MCP gateway (`baton_case`, …). */
+export const RESERVED_TOOL_PREFIX = 'baton_'
 
 export interface Workspace {
   readonly dir: string
@@ -148,6 +172,39 @@ const queuesSchema = compileSchema({
   },
 })
 
+const httpConnector = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    kind: { const: 'http' },
+    url: { type: 'string', minLength: 1 },
+    method: { enum: ['POST', 'PUT'] },
+    mode: { enum: ['execute', 'credential'] },
+  },
+}
+
+const stringMap = {
+  type: 'object',
+  maxProperties: 64,
+  propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,128}$' },
+  additionalProperties: { type: 'string' },
+}
+
+const mcpConnector = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['kind'],
+  properties: {
+    kind: { const: 'mcp' },
+    url: { type: 'string', minLength: 1, pattern: '^(https?://|\\$\\{)' },
+    command: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', minLength: 1 } },
+    tool: { type: 'string', minLength: 1, maxLength: 128 },
+    headers: stringMap,
+    env: stringMap,
+  },
+}
+
 const toolsSchema = compileSchema({
   type: 'object',
   additionalProperties: false,
@@ -158,21 +215,18 @@ const toolsSchema = compileSchema({
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'risk', 'params'],
+        required: ['name', 'risk'],
         properties: {
           name: id,
+          title: { type: 'string', minLength: 1, maxLength: 200 },
           description: { type: 'string' },
           risk: { enum: [...RISK_CLASSES] },
           params: { type: 'object' },
           connector: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['url'],
-            properties: {
-              url: { type: 'string', minLength: 1 },
-              method: { enum: ['POST', 'PUT'] },
-              mode: { enum: ['execute', 'credential'] },
-            },
+            if: { type: 'object', required: ['kind'], properties: { kind: { const: 'mcp' } } },
+            // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else
+            then: mcpConnector,
+            else: httpConnector,
           },
         },
       },
@@ -250,18 +304,56 @@ export function parseWorkspace(
     assignment: (r.assignment as QueueSpec['assignment'] | undefined) ?? 'pull',
   }))
   duplicates(q.file, queues, (i) => q.positionOf(['queues', i, 'id']))
-  const tools: ToolSpec[] = (t.value as { tools: Raw[] }).tools.map((r) => ({
+  const tools: ToolSpec[] = (t.value as { tools: Raw[] }).tools.map((r, i) => ({
     name: r.name as string,
+    ...(r.title === undefined ? {} : { title: r.title as string }),
     description: (r.description as string | undefined) ?? '',
     risk: r.risk as ToolSpec['risk'],
-    params: r.params as Record<string, unknown>,
+    params: (r.params as Record<string, unknown> | undefined) ?? null,
     connector: r.connector as ToolSpec['connector'],
+    position: t.positionOf(['tools', i, 'name']),
   }))
   duplicates(
     t.file,
     tools.map((x) => ({ id: x.name })),
     (i) => t.positionOf(['tools', i, 'name']),
   )
+  const toolProblems = []
+  for (const [i, tool] of tools.entries()) {
+    const fronting = tool.connector?.kind === 'mcp'
+    if (tool.name.startsWith(RESERVED_TOOL_PREFIX)) {
+      toolProblems.push({
+        ...t.positionOf(['tools', i, 'name']),
+        message: `tool names starting with '${RESERVED_TOOL_PREFIX}' are Baton's own (MCP gateway control tools)`,
+      })
+    }
+    const c = tool.connector
+    if (c?.kind === 'mcp' && (c.url === undefined) === (c.command === undefined)) {
+      toolProblems.push({
+        ...t.positionOf(['tools', i, 'connector']),
+        message: `tool '${tool.name}': an mcp connector names exactly one of url (Streamable HTTP) and command (stdio)`,
+      })
+    }
+    if (fronting && tool.params !== null) {
+      toolProblems.push({
+        ...t.positionOf(['tools', i, 'params']),
+        message: `tool '${tool.name}' fronts an MCP server: its params are imported from that server; remove them here`,
+      })
+    }
+    if (!fronting && tool.params === null) {
+      toolProblems.push({
+        ...t.positionOf(['tools', i]),
+        message: `tool '${tool.name}': missing required field 'params'`,
+      })
+    }
+  }
+  if (toolProblems.length > 0) {
+    throw new BatonError(
+      'WORKSPACE_INVALID',
+      toolProblems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'),
+      { positions: toolProblems },
+    )
+  }
   // Agents may only be granted tools the catalog declares.
   const toolNames = new Set(tools.map((x) => x.name))
   const positions = []

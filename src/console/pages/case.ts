@@ -19,19 +19,41 @@ export interface CaseView {
   readonly slaSeconds: number | undefined
   /** The case's place in a queue, while it waits there or is held by an operator. */
   readonly work: WorkItem | undefined
+  /** The case's audit entries about tool calls and MCP sessions (the rest is shown from events and decisions). */
+  readonly calls: readonly CallEntry[]
 }
+
+/** An audit entry of the case that the tool-call card reads. */
+export interface CallEntry {
+  readonly type: string
+  readonly at: string
+  readonly actor?: { readonly kind: string; readonly id: string }
+  readonly data: Readonly<Record<string, unknown>>
+}
+
+const CALL_TYPES = new Set([
+  'action.decided',
+  'action.executed',
+  'action.failed',
+  'mcp.session_opened',
+  'mcp.session_closed',
+  'mcp.tool_called',
+  'access.refused',
+])
 
 export async function loadCase(s: Services, id: string): Promise<CaseView | undefined> {
   const record = await s.store.getCase(id)
   if (record === undefined) return undefined
-  const [events, decisions, work] = await Promise.all([
+  const [events, decisions, work, audit] = await Promise.all([
     s.store.listCaseEvents(id),
     s.store.listDecisions(id),
     s.store.getWorkItem(id),
+    s.store.listCaseAudit(id),
   ])
   const queue = record.handler.kind === 'agent' ? undefined : record.handler.queue
   const slaSeconds = s.workspace.queues.find((q) => q.id === queue)?.slaSeconds
-  return { record, events, decisions, slaSeconds, work }
+  const calls = audit.map((e) => JSON.parse(e.entry) as CallEntry).filter((e) => CALL_TYPES.has(e.type))
+  return { record, events, decisions, slaSeconds, work, calls }
 }
 
 function explanation(items: readonly Explained[]): SafeHtml {
@@ -134,6 +156,64 @@ function decisionsTable(v: CaseView): SafeHtml {
   )}</tbody></table>`
 }
 
+/**
+ * Every tool call on the case, through the HTTP API or the MCP gateway alike: what was asked, through which face
+ * (an MCP call names its session), the outcome and rule, and what the connector did; then the MCP sessions opened
+ * on the case and the MCP requests refused.
+ */
+function toolCalls(v: CaseView): SafeHtml {
+  const done = new Map<string, CallEntry>()
+  for (const e of v.calls) {
+    if (e.type === 'action.executed' || e.type === 'action.failed') done.set(String(e.data.actionId), e)
+  }
+  const via = (d: Readonly<Record<string, unknown>>) => {
+    const x = d.via as { face?: string; session?: string } | undefined
+    return x?.face === 'mcp'
+      ? html`<span class="badge">MCP</span> <small class="mono">session ${x.session ?? ''}</small>`
+      : 'HTTP API'
+  }
+  const calls = v.calls.filter((e) => e.type === 'action.decided' || e.type === 'mcp.tool_called')
+  const sessions = v.calls.filter((e) => e.type === 'mcp.session_opened' || e.type === 'mcp.session_closed')
+  const refused = v.calls.filter((e) => e.type === 'access.refused' && /MCP|\/mcp/.test(String(e.data.route ?? '')))
+  const rows = calls.map((e) => {
+    const d = e.data
+    if (e.type === 'mcp.tool_called') {
+      return html`<tr><td>${time(e.at)}</td><td>${String(d.tool)}</td><td>${via({ via: { face: 'mcp', session: d.session } })}</td><td>read</td><td class="mono">${String(d.paramsDigest ?? '').slice(0, 12)}</td><td>—</td></tr>`
+    }
+    const r = done.get(String(d.actionId))
+    const result =
+      r === undefined
+        ? '—'
+        : r.type === 'action.executed'
+          ? `executed${r.data.status === null || r.data.status === undefined ? '' : ` (${String(r.data.status)})`}`
+          : `failed: ${String(r.data.error ?? r.data.status ?? '')}`
+    return html`<tr data-action="${String(d.actionId)}"><td>${time(e.at)}</td><td>${String(d.tool)}</td><td>${via(d)}</td><td>${String(d.outcome)} <small class="rule">${((d.rules ?? []) as string[]).join(', ')}</small></td><td class="mono">${String(d.paramsDigest ?? '').slice(0, 12)}</td><td>${result}</td></tr>`
+  })
+  return html`${
+    calls.length === 0
+      ? html`<p class="muted">No tool call yet.</p>`
+      : html`<table class="grid" id="tool-calls">
+<caption class="visually-hidden">Tool calls on this case, through the HTTP API and the MCP gateway</caption>
+<thead><tr><th scope="col">When</th><th scope="col">Tool</th><th scope="col">Through</th><th scope="col">Outcome and rule</th><th scope="col">Parameters (SHA-256)</th><th scope="col">Result</th></tr></thead>
+<tbody>${rows}</tbody></table>`
+  }
+${
+  sessions.length === 0
+    ? ''
+    : html`<h3>MCP sessions</h3><ul class="mcp-sessions">${sessions.map((e) => {
+        const client = (e.data.client ?? {}) as { name?: string; version?: string }
+        return e.type === 'mcp.session_opened'
+          ? html`<li>${time(e.at)} <span class="mono">${String(e.data.session)}</span> opened by ${e.actor?.id ?? ''} with ${client.name ?? '?'} ${client.version ?? ''}</li>`
+          : html`<li>${time(e.at)} <span class="mono">${String(e.data.session)}</span> closed (${String(e.data.reason ?? '')})</li>`
+      })}</ul>`
+}
+${
+  refused.length === 0
+    ? ''
+    : html`<p><small>MCP requests refused on this case: ${refused.length} (${[...new Set(refused.map((e) => String(e.data.code)))].join(', ')})</small></p>`
+}`
+}
+
 /** Take over from the AI, or hand back to it: always with a reason, through the queues API. */
 function handlerForm(id: string, h: Handler, agents: readonly string[], csrf: string): SafeHtml {
   if (h.kind === 'agent') {
@@ -225,6 +305,11 @@ export function casePage(
 <section aria-labelledby="h-actions" class="card" id="actions">
   <h2 id="h-actions">Pending actions</h2>
   ${opts.actions ?? html`<p class="muted">No pending action.</p>`}
+</section>
+
+<section aria-labelledby="h-calls" class="card" id="calls">
+  <h2 id="h-calls">Tool calls</h2>
+  ${toolCalls(v)}
 </section>
 
 <section aria-labelledby="h-decisions" class="card">

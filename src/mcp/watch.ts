@@ -1,0 +1,76 @@
+import type { Services } from '../http/services.js'
+import { createPollingLoop, type PollingLoop } from '../timers/loop.js'
+import { authorityProblem } from '../tools/actions.js'
+import { usableTools } from '../tools/usable.js'
+import type { McpSession, McpSessions } from './sessions.js'
+import { listSignature } from './tools.js'
+
+/** Audit entries without a case that can change what any agent may do. */
+const WIDE = new Set(['agent.suspended', 'agent.retired', 'agent.activated', 'policy.activated', 'customer.updated'])
+const BATCH = 500
+
+/**
+ * Tells sessions `notifications/tools/list_changed` when what their principal may do changes: it tails the audit log
+ * (every node's writes, so a handoff decided on another node counts too) while this node has sessions, and for each
+ * session whose case an entry names (or any session, for an agent's suspension, a policy or a customer change) it
+ * works the tool list out again with the session's latest credential; when it differs from the list last sent (an
+ * empty one once the credential is revoked), the session is notified once.
+ */
+export function createListWatcher(
+  s: Services,
+  sessions: McpSessions,
+  onError: (e: unknown) => void,
+): {
+  readonly loop: PollingLoop<void>
+  /** Call when a session opens: the tail starts there, so nothing after it is missed. */
+  watchFrom(): void
+} {
+  let cursor: Promise<number> | undefined
+  const pass = async () => {
+    if (sessions.size === 0) {
+      cursor = undefined
+      return
+    }
+    cursor ??= s.store.auditSize()
+    let from = await cursor
+    const dirty = new Set<McpSession>()
+    for (;;) {
+      const entries = await s.store.readAudit(from, from + BATCH)
+      for (const e of entries) {
+        from = e.seq + 1
+        const { type, caseId } = JSON.parse(e.entry) as { type: string; caseId?: string }
+        if (caseId !== undefined) for (const x of sessions.ofCase(caseId)) dirty.add(x)
+        else if (WIDE.has(type)) for (const x of sessions.all()) dirty.add(x)
+      }
+      cursor = Promise.resolve(from)
+      if (entries.length < BATCH) break
+    }
+    for (const session of dirty) await recheck(s, session)
+  }
+  const loop = createPollingLoop(pass, onError)
+  return {
+    loop,
+    watchFrom() {
+      cursor ??= s.store.auditSize()
+    },
+  }
+}
+
+async function recheck(s: Services, session: McpSession): Promise<void> {
+  const { claims, agent: known } = session.principal.auth
+  const [c, agent] = await Promise.all([s.store.getCase(session.caseId), s.store.getAgent(known.id)])
+  let signature = 'none'
+  if (c !== undefined && agent !== undefined && authorityProblem(c, agent, claims) === null) {
+    const { policy } = s.policy.current()
+    const [customer, queues] = await Promise.all([
+      s.store.getCustomer(c.customerId),
+      policy.tools.readsQueues ? s.store.queueStats() : Promise.resolve({}),
+    ])
+    signature = listSignature(
+      usableTools(policy, s.authority.catalog, c, customer, agent, claims, queues, s.authority.now()),
+    )
+  }
+  if (signature === session.listed) return
+  session.listed = signature
+  await session.server.sendToolListChanged()
+}

@@ -1,0 +1,43 @@
+import type { CaseRecord } from '../cases/records.js'
+import type { CredentialClaims } from '../credentials/tokens.js'
+import type { AgentRecord } from '../identity/principals.js'
+import type { CompiledPolicy } from '../policy/compile.js'
+import { possibleActionOutcomes } from '../policy/evaluate.js'
+import type { ActionOutcome } from '../policy/types.js'
+import type { CustomerRecord } from '../store/ports.js'
+import { actionFacts, authorityProblem, CLOSE_TOOL } from './actions.js'
+import type { CatalogTool, ToolCatalog } from './catalog.js'
+
+export interface UsableTool {
+  readonly tool: CatalogTool
+  /** What a call could get (allow and/or approve, maybe deny or escalate for some parameters). */
+  readonly outcomes: ReadonlySet<ActionOutcome>
+}
+
+/**
+ * The catalog tools `agent` could use on case `c` now with a credential carrying `claims`: granted to the agent,
+ * covered by the credential, and ones the policy could allow or send for approval on today's facts whatever the
+ * parameters (`possibleActionOutcomes`); `close_case` only with some closure authority. Empty when the agent does
+ * not hold the open case at the credential's epoch. In catalog order. Pure.
+ */
+export function usableTools(
+  policy: CompiledPolicy,
+  catalog: ToolCatalog,
+  c: CaseRecord | undefined,
+  customer: CustomerRecord | undefined,
+  agent: AgentRecord,
+  claims: Pick<CredentialClaims, 'case' | 'epoch' | 'tools'>,
+  queues: Record<string, { depth: number; oldestSince: string | null }>,
+  at: Date,
+): UsableTool[] {
+  if (c === undefined || authorityProblem(c, agent, claims) !== null) return []
+  const out: UsableTool[] = []
+  for (const tool of catalog.values()) {
+    if (!agent.tools.includes(tool.name) || !claims.tools.includes(tool.name)) continue
+    if (tool.name === CLOSE_TOOL && agent.closure.length === 0) continue
+    const facts = actionFacts(policy, c, c.risk, customer, agent, tool.name, {}, queues, at)
+    const outcomes = possibleActionOutcomes(policy, facts)
+    if (outcomes.has('allow') || outcomes.has('approve')) out.push({ tool, outcomes })
+  }
+  return out
+}
