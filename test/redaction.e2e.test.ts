@@ -182,6 +182,38 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expectNoLeak([r.body])
     })
 
+    it('finds keys hidden by a zero-width space, a soft hyphen, full-width letters or a line break (defect 3)', async () => {
+      const fullWidth = (x: string) => x.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0))
+      const zwsp = `${NPM.slice(0, 9)}\u200b${NPM.slice(9)}`
+      const r = await call('POST', '/v1/cases', t.keys.service, {
+        customer: 'cu_hidden',
+        channel: 'email',
+        subject: `key ${fullWidth(AWS)}`,
+        message: {
+          text: `tokens: ${zwsp} and ${SLACK.slice(0, 20)}\u00ad${SLACK.slice(20)} and\n${GH.slice(0, 17)}\n${GH.slice(17)} ok`,
+        },
+      })
+      expect(r.statusCode, r.body).toBe(201)
+      const body = r.json()
+      expect(body.signals.secrets).toBe(4)
+      expect(body.signals.secret_kinds).toEqual(['aws-access-key-id', 'github-token', 'npm-token', 'slack-token'])
+      expect(body.handler).toMatchObject({ kind: 'operator', queue: 'security' })
+      // the original characters are gone, the invisible ones too
+      expect(body.text).toBe('tokens: [REDACTED:npm-token] and [REDACTED:slack-token] and\n[REDACTED:github-token] ok')
+      const got = await call('GET', `/v1/cases/${body.id}`, t.keys.operator)
+      expect(got.json().subject).toBe('key [REDACTED:aws-access-key-id]')
+      // hashed as the plain key: the log can tell it is the same secret as a plain one
+      const audit = await call('GET', `/v1/cases/${body.id}/audit`, t.keys.admin)
+      const entries = audit.json().entries.map((e: { entry: string }) => JSON.parse(e.entry))
+      const key = t.app.services.intake.secretHashKey
+      expect(entries.find((e: { type: string }) => e.type === 'case.opened').data.secrets[0].hash).toBe(
+        keyedHash(key, AWS),
+      )
+      const hashes = entries.find((e: { type: string }) => e.type === 'message.received').data.secrets
+      expect(hashes.map((h: { hash: string }) => h.hash)).toEqual([NPM, SLACK, GH].map((k) => keyedHash(key, k)))
+      expectNoLeak([r.body, got.body, audit.body])
+    })
+
     it('redacts customer fields and refuses a customer id or field name that holds a secret', async () => {
       const put = await call('PUT', '/v1/customers/cu_leak', t.keys.service, {
         tier: 'gold',

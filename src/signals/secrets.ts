@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto'
+import { crossesJoin, deobfuscate, originalSpan, textViews } from './deobfuscate.js'
 import type { SecretFinding, Span } from './types.js'
 
 /**
@@ -417,12 +418,15 @@ function urlFindings(text: string, out: SecretFinding[]): void {
   }
 }
 
-/**
- * Finds secrets in free text. Findings are sorted by `start` and do not overlap: where two rules match overlapping
- * text, the longer match wins, and on equal length the more specific rule (earlier in the list).
- */
-export function detectSecrets(text: string): SecretFinding[] {
-  const found: (SecretFinding & { readonly rank: number })[] = []
+type Ranked = SecretFinding & { readonly rank: number }
+
+// Rules that read a value after a word (`password is …`, `pin: …`, `api_key = …`): across a joined line break they
+// would read the next sentence's first word as the value, so they do not look at joined lines.
+const JOIN_EXCLUDED: ReadonlySet<string> = new Set(['password', 'pin', 'generic-secret'])
+
+/** Every rule's matches in `text`, overlapping, each with its rule's rank (a lower rank is more specific). */
+function scan(text: string): Ranked[] {
+  const found: Ranked[] = []
   const urls: SecretFinding[] = []
   urlFindings(text, urls)
   for (const f of urls) found.push({ ...f, rank: -1 })
@@ -443,6 +447,32 @@ export function detectSecrets(text: string): SecretFinding[] {
       rule.re.lastIndex = Math.max(m.index + 1, start + secret.length)
     }
   })
+  return found
+}
+
+/**
+ * Finds secrets in free text. Findings are sorted by `start` and do not overlap: where two rules match overlapping
+ * text, the longer match wins, and on equal length the more specific rule (earlier in the list).
+ *
+ * The rules also run on the de-obfuscated views of the text (`deobfuscate.ts`): NFKC with invisible characters
+ * removed, and with its lines joined. A finding there is mapped back to the span of the original it came from,
+ * invisible characters included, so redacting the span removes all of it; one in the joined view counts only when
+ * it crosses a joined line break (anything else the other views see already).
+ */
+export function detectSecrets(text: string): SecretFinding[] {
+  const found = scan(text)
+  const plain = found.length
+  for (const view of textViews(text)) {
+    for (const f of scan(view.text)) {
+      const span = originalSpan(view, f.start, f.end)
+      if (view.joins.length > 0) {
+        if (!crossesJoin(view, f.start, f.end) || JOIN_EXCLUDED.has(f.kind)) continue
+        // two keys on two lines are two findings already, not one key split in two
+        if (found.slice(0, plain).some((o) => o.start < span.end && span.start < o.end)) continue
+      }
+      found.push({ ...span, kind: f.kind, rank: f.rank })
+    }
+  }
   found.sort((a, b) => a.start - b.start || b.end - b.start - (a.end - a.start) || a.rank - b.rank)
   const out: SecretFinding[] = []
   for (const f of found) {
@@ -456,9 +486,13 @@ export function detectSecrets(text: string): SecretFinding[] {
   return out
 }
 
-/** The secret a finding covers, as the keyed hash takes it. */
+/**
+ * The secret a finding covers, as the keyed hash takes it: de-obfuscated (NFKC, no invisible characters or line
+ * breaks), so a key pasted plain and the same key with a zero-width space in it hash alike. A plain one-line
+ * secret is its own text.
+ */
 export function secretValue(text: string, finding: Span): string {
-  return text.slice(finding.start, finding.end)
+  return deobfuscate(text.slice(finding.start, finding.end))
 }
 
 /**
