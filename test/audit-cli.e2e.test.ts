@@ -2,13 +2,18 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type AuditFixture, buildLog, openAuditFixture, runCli } from './support/audit.js'
+import { SHARED_DATA, sharedDataMissing } from './support/shared-data.js'
 
-const VECTORS = join(import.meta.dirname, '../../shared/data/rfc6962-vectors')
-const vectorFiles = readdirSync(VECTORS)
-  .filter((f) => f.endsWith('.json'))
-  .map((f) => join(VECTORS, f))
+const VECTORS = join(SHARED_DATA, 'rfc6962-vectors')
+const missing = sharedDataMissing('rfc6962-vectors')
+const vectorFiles =
+  missing === undefined
+    ? readdirSync(VECTORS)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => join(VECTORS, f))
+    : []
 
-describe('baton audit conformance', () => {
+describe.skipIf(missing !== undefined)('baton audit conformance', () => {
   it('passes every RFC 6962 vector file', async () => {
     expect(vectorFiles.length).toBeGreaterThan(0)
     const runs = await Promise.all(vectorFiles.map((file) => runCli(['audit', 'conformance', file])))

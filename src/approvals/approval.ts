@@ -1,12 +1,5 @@
 import { createHash } from 'node:crypto'
-import canonicalizeModule from 'canonicalize'
-
-type Canonicalize = (input: unknown) => string | undefined
-// canonicalize is CommonJS; see src/audit/entry.ts for why both shapes are accepted.
-const canonicalize: Canonicalize =
-  typeof canonicalizeModule === 'function'
-    ? (canonicalizeModule as Canonicalize)
-    : (canonicalizeModule as unknown as { default: Canonicalize }).default
+import { canonicalJson } from '../audit/entry.js'
 
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired', 'superseded'] as const
 export type ApprovalState = (typeof APPROVAL_STATES)[number]
@@ -38,11 +31,12 @@ export interface ApprovalRecord {
   readonly reason: string | null
 }
 
-/** sha256 hex of the RFC 8785 canonical JSON of `value`. Throws TypeError for what canonical JSON cannot hold. */
+/**
+ * sha256 hex of the RFC 8785 canonical JSON of `value` (the audit log's own `canonicalJson`, equal byte for byte to
+ * the `canonicalize` package, see entry.test.ts). Throws TypeError for what canonical JSON cannot hold.
+ */
 export function canonicalDigest(value: unknown): string {
-  const text = canonicalize(value)
-  if (text === undefined) throw new TypeError('value is not canonical-JSON serialisable')
-  return createHash('sha256').update(text, 'utf8').digest('hex')
+  return createHash('sha256').update(canonicalJson(value), 'utf8').digest('hex')
 }
 
 /** The digest an approval is bound to (invariant 5: exactly these parameters, for this case, asked by this agent). */

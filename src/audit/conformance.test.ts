@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { SHARED_DATA, sharedDataMissing } from '../../test/support/shared-data.js'
 import { parseJsonWithBigInts, readVectorFile, runConformance } from './conformance.js'
 import { EMPTY_ROOT, leafHash, nodeHash, toHex } from './entry.js'
 
-const DIR = '/work/shared/data/rfc6962-vectors'
-const files = readdirSync(DIR).filter((f) => f.endsWith('.json'))
+const DIR = join(SHARED_DATA, 'rfc6962-vectors')
+const missing = sharedDataMissing('rfc6962-vectors')
+const files = missing === undefined ? readdirSync(DIR).filter((f) => f.endsWith('.json')) : []
 
 /** Counts a file's vectors independently of runConformance, from its plain JSON structure. */
 function countVectors(text: string): number {
@@ -22,7 +24,7 @@ function countVectors(text: string): number {
   return n
 }
 
-describe('RFC 6962 vector files', () => {
+describe.skipIf(missing !== undefined)('RFC 6962 vector files', () => {
   it('finds the vector files', () => {
     expect(files.length).toBeGreaterThanOrEqual(2)
   })

@@ -65,11 +65,10 @@ const ASSET_TYPES: Readonly<Record<string, string>> = {
 
 function assetDir(): string {
   const here = dirname(fileURLToPath(import.meta.url))
-  // From src/ (tsx, tests) the assets sit beside this file; from dist/ they are read from the source tree.
-  for (const dir of [join(here, 'assets'), join(here, '../../src/console/assets')]) {
-    if (existsSync(join(dir, 'console.js'))) return dir
-  }
-  throw new Error(`console assets not found beside ${here}`)
+  // Beside this file, in src/ (tsx, tests) and in dist/ (the build copies them, scripts/build.mjs).
+  const dir = join(here, 'assets')
+  if (!existsSync(join(dir, 'console.js'))) throw new Error(`console assets not found in ${dir}: run npm run build`)
+  return dir
 }
 
 function loadAssets(): Map<string, { body: Buffer; type: string }> {

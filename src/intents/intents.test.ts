@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs'
-import { describe, expect, it } from 'vitest'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { SHARED_DATA, sharedDataMissing } from '../../test/support/shared-data.js'
 import { decodeModel, encodeModel } from './codec.js'
 import { evaluateModel } from './metrics.js'
 import { classify, UNKNOWN_INTENT } from './model.js'
@@ -9,9 +11,9 @@ import { splitValidation } from './split.js'
 import { DEFAULT_TRAIN, type LabelledText, trainSoftmax } from './train.js'
 
 // Real data beside the repository (CI has ../shared next to it): Banking77 (CC-BY-4.0), CLINC150 (CC-BY-3.0).
-const DATA = new URL('../../../shared/data/', import.meta.url)
+const missing = sharedDataMissing('banking77/train.jsonl', 'clinc150/val.jsonl')
 const rows = (file: string) =>
-  readFileSync(new URL(file, DATA), 'utf8')
+  (missing === undefined ? readFileSync(join(SHARED_DATA, file), 'utf8') : '')
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as LabelledText & { domain?: string })
@@ -33,9 +35,13 @@ const oos = rows('clinc150/val.jsonl')
   .map((r) => r.text)
 const FAST = { ...DEFAULT_TRAIN, epochs: 4 }
 
-describe('the built-in intent classifier, given a small real Banking77 sample', () => {
-  const trained = trainIntentModel(train, { train: FAST, outOfScope: oos.slice(0, 50), validation: 0.2 })
-  const m = trained.model
+describe.skipIf(missing !== undefined)('the built-in intent classifier, given a small real Banking77 sample', () => {
+  let trained: ReturnType<typeof trainIntentModel>
+  let m: ReturnType<typeof trainIntentModel>['model']
+  beforeAll(() => {
+    trained = trainIntentModel(train, { train: FAST, outOfScope: oos.slice(0, 50), validation: 0.2 })
+    m = trained.model
+  })
 
   it('when trained, classifies held-out messages of eight intents well', () => {
     const r = evaluateModel(m, test)
@@ -88,7 +94,7 @@ describe('the built-in intent classifier, given a small real Banking77 sample', 
   })
 })
 
-describe('training is a pure function of data and seed', () => {
+describe.skipIf(missing !== undefined)('training is a pure function of data and seed', () => {
   const small = train.slice(0, 200)
   it('gives the same weights twice for the same seed', () => {
     const a = trainSoftmax(small, { ...FAST, epochs: 1 })
