@@ -1,10 +1,11 @@
 import { hostname } from 'node:os'
-import type { ActivePolicy } from './cases/intake.js'
+import type { ActivePolicy, Actor } from './cases/intake.js'
 import { createWebhookDispatcher, type Poster, type WebhookDispatcher } from './events/dispatcher.js'
 import { createHttpPoster } from './events/poster.js'
 import type { WebhookTargets } from './events/targets.js'
 import { type AutoAssigner, createAutoAssigner } from './queues/auto-assign.js'
-import { onSlaDue, type WorkDeps } from './queues/work.js'
+import { onSlaDue, rerouteCasesOf, type WorkDeps } from './queues/work.js'
+import { AGENT_REROUTE_TIMER } from './store/authority-store.js'
 import type { Store } from './store/ports.js'
 import { SLA_TIMER } from './store/work-store.js'
 import { createTimerScheduler, type TimerLog, type TimerScheduler } from './timers/scheduler.js'
@@ -70,6 +71,11 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
   const owner = `${hostname()}:${process.pid}:${o.newId('node')}`
   const timers = createTimerScheduler({ store: o.store, now: o.now, owner, ...(o.log ? { log: o.log } : {}) })
   timers.register(SLA_TIMER, (t) => onSlaDue(deps, t))
+  // the follow-up of an agent's suspension or retirement, stored in its transaction (see transitionAgent)
+  timers.register(AGENT_REROUTE_TIMER, async (t) => {
+    const p = t.payload as { agentId: string; reason: string; actor: Actor }
+    await rerouteCasesOf(deps, p.actor, p.agentId, p.reason)
+  })
   const eventSource = `urn:baton:${o.policy().policy.ref.name}`
   const webhooks = createWebhookDispatcher({
     store: o.store,

@@ -435,9 +435,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           const a = await inject('POST', '/v1/agents/shop-assistant/activate', t.keys.admin, { reason: 'resolved' })
           expect(a.statusCode).toBe(200)
         }
-        // The old token stays dead (the case's epoch moved); a new one works.
+        // The case went to a human at the suspension and stays there; the old token stays dead (the epoch moved).
+        expect(s.json().rerouted).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({ caseId, handler: { kind: 'operator', queue: 'general' } }),
+          ]),
+        )
         expect((await act(caseId, tok, { tool: 'reply', params: { text: 'x' } })).statusCode).toBe(401)
-        expect((await act(caseId, await token(caseId), { tool: 'reply', params: { text: 'x' } })).statusCode).toBe(200)
+        // Reactivated, the agent gets new cases, and tokens for them, again.
+        const next = await openAgentCase()
+        expect((await act(next, await token(next), { tool: 'reply', params: { text: 'x' } })).statusCode).toBe(200)
         const audit = await auditOf()
         const susp = audit.find((e) => e.type === 'agent.suspended')
         expect(susp).toMatchObject({

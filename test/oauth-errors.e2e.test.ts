@@ -159,7 +159,8 @@ describe('token endpoint over HTTP', () => {
       })
       expect(a.status).toBe(200)
     }
-    const ok = await grant(caseId)
+    // the suspension sent the agent's cases to humans (issue 17, defect 4): a new case is the agent's again
+    const ok = await grant(await openAgentCase())
     expect(ok.status, JSON.stringify(ok.body)).toBe(200)
     expect(ok.cache).toBe('no-store')
   })

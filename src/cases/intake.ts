@@ -4,7 +4,7 @@ import { type IntentDetector, withIntentSignals } from '../intents/detector.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { validateCallerSignals } from '../policy/compile.js'
 import { decideRoute } from '../policy/evaluate.js'
-import type { ActorFacts, Facts, QueueFacts, RouteResult } from '../policy/types.js'
+import type { ActorFacts, AgentFacts, Facts, QueueFacts, RouteResult } from '../policy/types.js'
 import { analyzeMessage } from '../signals/analyze.js'
 import { findDuplicate } from '../signals/duplicates.js'
 import { keyedHash, secretValue } from '../signals/secrets.js'
@@ -76,7 +76,10 @@ export interface IntakeResult {
 const MAX_ATTEMPTS = 8
 const DUPLICATE_CANDIDATES = 20
 
-/** Opens a case with its first message: signals → policy → decision, all written in one transaction. */
+/**
+ * Opens a case with its first message: signals → policy → decision, all written in one transaction. Retried when
+ * the agent it was routed to stopped being active before the commit (`CONFLICT`): decided again with the new state.
+ */
 export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseInput): Promise<IntakeResult> {
   refuseSecretIn(given.customerId, 'customer')
   const subject = redactFreeText(given.subject ?? '', 'subject', deps.secretHashKey)
@@ -87,88 +90,101 @@ export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseIn
   // the classifiers read the redacted text: a secret never reaches a model (invariant 7)
   const caller = await withIntentSignals(deps.intents, active.policy, analysis.redactedText, input.signals, validated)
   const otherSecrets = [...subject.secrets, ...fieldSecrets]
-  const [stored, open, queues] = await Promise.all([
-    deps.store.getCustomer(input.customerId),
-    deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
-    queueStatsFor(deps, active.policy),
-  ])
-  const duplicate = findDuplicate(
-    analysis.redactedText,
-    open.map((c) => ({ caseId: c.id, text: c.firstText })),
-  )
-  const at = deps.now()
-  const iso = at.toISOString()
-  const id = deps.newId('cs')
-  const messageId = deps.newId('msg')
-  const risk = mergeRisk({}, analysis.risk)
-  const signals = buildSignals(analysis, caller, risk, duplicate?.caseId ?? '', otherSecrets)
-  const facts: Facts = {
-    case: {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openOnce()
+    } catch (e) {
+      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
+      throw e
+    }
+  }
+
+  async function openOnce(): Promise<IntakeResult> {
+    const [stored, open, queues, agents] = await Promise.all([
+      deps.store.getCustomer(input.customerId),
+      deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
+      queueStatsFor(deps, active.policy),
+      deps.store.agentStates(),
+    ])
+    const duplicate = findDuplicate(
+      analysis.redactedText,
+      open.map((c) => ({ caseId: c.id, text: c.firstText })),
+    )
+    const at = deps.now()
+    const iso = at.toISOString()
+    const id = deps.newId('cs')
+    const messageId = deps.newId('msg')
+    const risk = mergeRisk({}, analysis.risk)
+    const signals = buildSignals(analysis, caller, risk, duplicate?.caseId ?? '', otherSecrets)
+    const facts: Facts = {
+      case: {
+        id,
+        channel: input.channel,
+        state: 'open',
+        handler: '',
+        handoffs: 0,
+        messages: 1,
+        age_s: 0,
+        time_in_state_s: 0,
+        risk_seen: Object.values(risk).some(Boolean),
+      },
+      signals,
+      customer: customerFacts(input.customerId, stored, input.customer),
+      actor: actorFacts(actor),
+      queue: queueFacts(active.policy, queues, at),
+      agents: agentFacts(agents),
+      params: {},
+      tool: '',
+    }
+    const route = decideRoute(active.policy, facts)
+    const decisionId = deps.newId('dec')
+    const caseRecord: CaseRecord = {
       id,
+      customerId: input.customerId,
       channel: input.channel,
+      subject: subject.text,
       state: 'open',
-      handler: '',
+      handler: route.handler,
       handoffs: 0,
       messages: 1,
-      age_s: 0,
-      time_in_state_s: 0,
-      risk_seen: Object.values(risk).some(Boolean),
-    },
-    signals,
-    customer: customerFacts(input.customerId, stored, input.customer),
-    actor: actorFacts(actor),
-    queue: queueFacts(active.policy, queues, at),
-    params: {},
-    tool: '',
-  }
-  const route = decideRoute(active.policy, facts)
-  const decisionId = deps.newId('dec')
-  const caseRecord: CaseRecord = {
-    id,
-    customerId: input.customerId,
-    channel: input.channel,
-    subject: subject.text,
-    state: 'open',
-    handler: route.handler,
-    handoffs: 0,
-    messages: 1,
-    risk,
-    firstText: analysis.redactedText,
-    lastEvent: 0,
-    version: 1,
-    aiTurns: route.handler.kind === 'agent' ? 1 : 0,
-    createdAt: iso,
-    updatedAt: iso,
-    stateSince: iso,
-  }
-  const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
-    {
-      type: 'case.opened',
-      data: {
-        customerId: input.customerId,
-        channel: input.channel,
-        subject: subject.text,
-        ...(subject.secrets.length === 0 ? {} : { secrets: subject.secrets }),
+      risk,
+      firstText: analysis.redactedText,
+      lastEvent: 0,
+      version: 1,
+      aiTurns: route.handler.kind === 'agent' ? 1 : 0,
+      createdAt: iso,
+      updatedAt: iso,
+      stateSince: iso,
+    }
+    const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
+      {
+        type: 'case.opened',
+        data: {
+          customerId: input.customerId,
+          channel: input.channel,
+          subject: subject.text,
+          ...(subject.secrets.length === 0 ? {} : { secrets: subject.secrets }),
+        },
       },
-    },
-    { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets) },
-  ]
-  if (duplicate) events.push({ type: 'case.linked', data: { duplicateOf: duplicate.caseId, score: duplicate.score } })
-  const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
-  // the decided event and the decision record share one data object: the store serialises it once
-  events.push({ type: 'case.decided', data: decision.data })
-  // the tier the decision saw in the customer record also ranks the work item (and spares the store a read)
-  await commit(deps, caseRecord, null, 0, events, decision, actor, iso, stored?.tier ?? '')
-  return result(
-    caseRecord,
-    messageId,
-    false,
-    signals,
-    decisionId,
-    route,
-    analysis.redactedText,
-    duplicate?.caseId ?? '',
-  )
+      { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets) },
+    ]
+    if (duplicate) events.push({ type: 'case.linked', data: { duplicateOf: duplicate.caseId, score: duplicate.score } })
+    const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
+    // the decided event and the decision record share one data object: the store serialises it once
+    events.push({ type: 'case.decided', data: decision.data })
+    // the tier the decision saw in the customer record also ranks the work item (and spares the store a read)
+    await commit(deps, caseRecord, null, 0, events, decision, actor, iso, stored?.tier ?? '')
+    return result(
+      caseRecord,
+      messageId,
+      false,
+      signals,
+      decisionId,
+      route,
+      analysis.redactedText,
+      duplicate?.caseId ?? '',
+    )
+  }
 }
 
 /** Adds a customer message to a case and re-decides who handles it. Retries on concurrent writers. */
@@ -188,9 +204,10 @@ export async function receiveMessage(
     const current = await deps.store.getCase(caseId)
     if (current === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
     if (current.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${current.state}`)
-    const [stored, queues] = await Promise.all([
+    const [stored, queues, agents] = await Promise.all([
       deps.store.getCustomer(current.customerId),
       queueStatsFor(deps, active.policy),
+      deps.store.agentStates(),
     ])
     const at = deps.now()
     const iso = at.toISOString()
@@ -216,6 +233,7 @@ export async function receiveMessage(
       customer: customerFacts(current.customerId, stored, input.customer),
       actor: actorFacts(actor),
       queue: queueFacts(active.policy, queues, at),
+      agents: agentFacts(agents),
       params: {},
       tool: '',
     }
@@ -287,7 +305,20 @@ async function commit(
     decisions: [decision],
     audit,
     ...(customerTier === undefined ? {} : { customerTier }),
+    requireActiveAgent: agentOf(record.handler),
   })
+}
+
+/** The agent a handler hands the case to (alone or drafting), which must still be active when it is committed. */
+export function agentOf(h: Handler): string | undefined {
+  return h.kind === 'operator' ? undefined : h.agentId
+}
+
+/** What routing reads as `agents.<id>.state`: every registered agent's state, as the store has it now. */
+export function agentFacts(states: Readonly<Record<string, string>>): Record<string, AgentFacts> {
+  const out: Record<string, AgentFacts> = {}
+  for (const [id, state] of Object.entries(states)) out[id] = { state }
+  return out
 }
 
 /**

@@ -80,8 +80,9 @@ export function registerAgentCommands(program: Command): void {
       .action(async (id: string, o: { reason: string }) => {
         await withRegistry(async (store, actor) => {
           const r = await transitionAgent({ store, now, newId }, actor, id, to, o.reason)
+          const held = r.revokedCases.length
           process.stdout.write(
-            `${r.agent.id} is ${r.agent.state}${r.revokedCases.length > 0 ? `; credentials revoked on ${r.revokedCases.length} case(s)` : ''}\n`,
+            `${r.agent.id} is ${r.agent.state}${held > 0 ? `; credentials revoked on ${held} case(s), which Baton decides again at its next timer poll (agent_reroute)` : ''}\n`,
           )
         })
       })

@@ -9,6 +9,7 @@ import {
   reviewAgent,
   transitionAgent,
 } from '../identity/registry.js'
+import { rerouteCasesOf } from '../queues/work.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { Role } from '../store/ports.js'
 import { AUDITED_REFUSALS, requestAction } from '../tools/actions.js'
@@ -22,6 +23,9 @@ import type { Services } from './services.js'
 const ALL: readonly Role[] = ['admin', 'service', 'operator']
 const READERS: readonly Role[] = ['admin', 'operator']
 const ADMIN: readonly Role[] = ['admin']
+
+/** How long the follow-up of a suspension waits for the request that does it itself (see transitionAgent). */
+const FOLLOW_UP_GRACE_MS = 30_000
 
 const lifecycle = {
   type: 'object',
@@ -287,13 +291,28 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
         config: { roles: ADMIN },
         schema: {
           tags: ['agents'],
-          summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} an agent (audited, with a reason)${to === 'active' ? '' : '; revokes every credential it holds at once'}`,
+          summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} an agent (audited, with a reason)${to === 'active' ? '' : '; revokes every credential it holds at once, and decides again every open case it held (rerouted: where each went)'}`,
           params: idParam,
           body: lifecycle,
           response: {
             200: {
               type: 'object',
-              properties: { agent: agentView, revokedCases: { type: 'array', items: { type: 'string' } } },
+              properties: {
+                agent: agentView,
+                revokedCases: { type: 'array', items: { type: 'string' } },
+                rerouted: {
+                  type: 'array',
+                  description: 'the open cases the agent held, each decided again (empty for activate)',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      caseId: { type: 'string' },
+                      handler: { type: 'object', additionalProperties: true },
+                      decisionId: { type: 'string' },
+                    },
+                  },
+                },
+              },
             },
             ...errorResponses,
             404: problem,
@@ -304,7 +323,13 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
       async (req) => {
         const { id } = req.params as { id: string }
         const { reason } = req.body as { reason: string }
-        return transitionAgent(deps, req.actor, id, to, reason)
+        const r = await transitionAgent(deps, req.actor, id, to, reason, { followUpAfterMs: FOLLOW_UP_GRACE_MS })
+        if (r.followUp === undefined) return { agent: r.agent, revokedCases: r.revokedCases, rerouted: [] }
+        // the cases it held are decided again now; the durable timer stored with the change is the backstop, due
+        // once this request has had time to do it (a node that dies meanwhile leaves it to any other)
+        const rerouted = await rerouteCasesOf(s.work.deps, req.actor, id, r.reason)
+        await s.work.timers.cancel(r.followUp.kind, r.followUp.key)
+        return { agent: r.agent, revokedCases: r.revokedCases, rerouted }
       },
     )
   }

@@ -4,6 +4,7 @@ import type { AuthorityDeps } from '../credentials/deps.js'
 import { who } from '../credentials/deps.js'
 import { BatonError } from '../errors.js'
 import { redactFreeText, type SecretRedaction } from '../signals/sensitive.js'
+import { AGENT_REROUTE_TIMER, type TimerDraft } from '../store/authority-store.js'
 import type { AgentSpec, OperatorSpec } from '../workspace/workspace.js'
 import {
   type AgentCredentialRecord,
@@ -111,6 +112,11 @@ export async function registerAgent(deps: RegistryDeps, actor: Actor, given: Age
  * `agent.retired`, with the reason). Suspending or retiring revokes at once every credential it holds: the cases
  * it handles get a new authority epoch (one `credential.revoked` entry per case) and retiring also revokes its
  * authentication keys and secrets. A retired agent cannot come back (`AGENT_STATE_INVALID`).
+ *
+ * The cases it held must not wait for an agent that cannot act: the same transaction stores a durable timer
+ * (`followUp`, kind `agent_reroute`) whose handler decides them again (`rerouteCasesOf`), due at once, or after
+ * `followUpAfterMs` for a caller that runs the follow-up itself right away (and then cancels the timer): it fires on
+ * the next timer poll of any Baton node, also after a crash or when the change came from the CLI.
  */
 export async function transitionAgent(
   deps: RegistryDeps,
@@ -118,37 +124,62 @@ export async function transitionAgent(
   id: string,
   to: Exclude<AgentState, 'provisioned'>,
   givenReason: string,
-): Promise<{ agent: AgentRecord; revokedCases: readonly string[] }> {
+  options: { readonly followUpAfterMs?: number } = {},
+): Promise<{
+  agent: AgentRecord
+  revokedCases: readonly string[]
+  followUp: TimerDraft | undefined
+  /** The reason as recorded (secrets redacted): what the follow-up's decisions name. */
+  reason: string
+}> {
   const secrets: SecretRedaction[] = []
   const reason = redacted(deps, givenReason, 'reason', secrets)
   const current = await deps.store.getAgent(id)
   if (current === undefined) throw new BatonError('AGENT_NOT_FOUND', `no agent with id '${id}'`)
   const problem = transitionProblem(current.state, to)
   if (problem !== null) throw new BatonError('AGENT_STATE_INVALID', `agent '${id}': ${problem}`)
-  const iso = deps.now().toISOString()
+  const now = deps.now()
+  const iso = now.toISOString()
   const type = to === 'active' ? 'agent.activated' : to === 'suspended' ? 'agent.suspended' : 'agent.retired'
-  return deps.store.transitionAgent(id, statesLeadingTo(to), to, iso, (revoked) => [
-    {
-      type,
-      at: iso,
-      actor: who(actor),
-      data: {
-        agentId: id,
-        from: current.state,
-        to,
-        reason,
-        revokedCases: revoked,
-        ...(secrets.length === 0 ? {} : { secrets }),
+  const followUp: TimerDraft | undefined =
+    to === 'active'
+      ? undefined
+      : {
+          kind: AGENT_REROUTE_TIMER,
+          key: `${id}@${iso}`,
+          dueAt: new Date(now.getTime() + (options.followUpAfterMs ?? 0)).toISOString(),
+          payload: { agentId: id, reason, actor: { kind: actor.kind, id: actor.id, roles: actor.roles } },
+        }
+  const r = await deps.store.transitionAgent(
+    id,
+    statesLeadingTo(to),
+    to,
+    iso,
+    (revoked) => [
+      {
+        type,
+        at: iso,
+        actor: who(actor),
+        data: {
+          agentId: id,
+          from: current.state,
+          to,
+          reason,
+          revokedCases: revoked,
+          ...(secrets.length === 0 ? {} : { secrets }),
+        },
       },
-    },
-    ...revoked.map((caseId) => ({
-      type: 'credential.revoked',
-      at: iso,
-      caseId,
-      actor: who(actor),
-      data: { agentId: id, reason: to === 'suspended' ? 'agent_suspended' : 'agent_retired' },
-    })),
-  ])
+      ...revoked.map((caseId) => ({
+        type: 'credential.revoked',
+        at: iso,
+        caseId,
+        actor: who(actor),
+        data: { agentId: id, reason: to === 'suspended' ? 'agent_suspended' : 'agent_retired' },
+      })),
+    ],
+    followUp,
+  )
+  return { ...r, followUp, reason }
 }
 
 /** Registers an authentication credential for an agent: an Ed25519 public JWK, or a new client secret (returned once). */

@@ -103,6 +103,8 @@ export interface CompiledPolicy {
     readonly fallbackQueue: string
     /** Every trigger a decision of this policy may name: the built-in ones and those declared. */
     readonly triggers: readonly string[]
+    /** The agents a route (rule or default) names, in order of first appearance. */
+    readonly agents: readonly string[]
     /** Whether any routing condition reads `queue` (queue statistics cost a query; most policies never read them). */
     readonly readsQueues: boolean
   }
@@ -148,6 +150,7 @@ export function analyzePolicy(source: string, file: string, known: KnownNames): 
       topics: reading.topics.map((t) => t.name),
       custom: reading.signals,
       queues: known.queues.length > 0 ? known.queues : null,
+      agents: known.agents.length > 0 ? known.agents : null,
     }),
   )
   let policy: CompiledPolicy | null = null
@@ -233,6 +236,9 @@ class Analysis {
         maxHandoffs: doc.routing.maxHandoffs,
         fallbackQueue: doc.routing.fallbackQueue,
         triggers: [...BUILTIN_TRIGGERS, ...doc.routing.triggers.map((t) => t.name)],
+        agents: [
+          ...new Set([...routingRules, def].flatMap((r) => (r.handler.kind === 'operator' ? [] : [r.handler.agentId]))),
+        ],
         readsQueues: readsQueues(routingRules),
       },
       tools: {

@@ -164,14 +164,14 @@ export interface EscalationTrigger extends Located {
 
 /**
  * Triggers Baton itself names: the ping-pong cap, an SLA breach (the SLA timer re-decides the case), an operator's
- * manual takeover and a hand-back to an AI agent.
+ * manual takeover, a hand-back to an AI agent, and a route to an agent that is not active.
  */
-export const BUILTIN_TRIGGERS = ['max_handoffs', 'sla_breach', 'manual', 'handback'] as const
+export const BUILTIN_TRIGGERS = ['max_handoffs', 'sla_breach', 'manual', 'handback', 'agent_inactive'] as const
 
 export const API_VERSION = 'baton.dev/v1'
 export const DEFAULT_MAX_HANDOFFS = 4
 /** Rule ids Baton itself puts in decisions. */
-export const RESERVED_RULE_IDS = ['default', 'max-handoffs'] as const
+export const RESERVED_RULE_IDS = ['default', 'max-handoffs', 'agent-inactive'] as const
 
 const HANDLER_KINDS = ['agent', 'operator', 'hybrid'] as const
 const OUTCOMES = ['allow', 'approve', 'deny', 'escalate'] as const
@@ -231,6 +231,7 @@ export function parsePolicyTests(source: string, file: string, doc: PolicyDocume
     topics: doc?.topics.map((t) => t.name) ?? [],
     custom: doc?.signals ?? [],
     queues: null,
+    agents: null,
   })
   const tests = readTests(r, list, 'tests', shape, doc === null)
   r.errors.sort((a, b) => a.line - b.line || a.column - b.column)
@@ -609,7 +610,7 @@ function readDocument(r: Reader, root: Node | null): PolicyDocument | null {
   const ids = new Map<string, number>()
   const routing = readRouting(r, top.get('routing'), ids)
   const tools = readTools(r, top.get('tools'), ids)
-  const shape = factsShape({ topics: topics.map((t) => t.name), custom: signals, queues: null })
+  const shape = factsShape({ topics: topics.map((t) => t.name), custom: signals, queues: null, agents: null })
   const testsEntry = top.get('tests')
   const tests = testsEntry === undefined ? [] : readTests(r, testsEntry.value, 'tests', shape, false)
   if (metadata === null || routing === null) return null

@@ -128,6 +128,8 @@ describe('decideRoute', () => {
         const replay = decideRoute(shop, JSON.parse(JSON.stringify(facts)) as Facts)
         expect(b).toEqual(a)
         expect(replay).toEqual(a)
+        // never a route to an agent that is not active
+        if (a.handler.kind !== 'operator') expect(facts.agents?.[a.handler.agentId]?.state).toBe('active')
         const action = decideAction(shop, {
           ...facts,
           tool: 'refund',
@@ -144,6 +146,110 @@ describe('decideRoute', () => {
       }),
       { numRuns: 300 },
     )
+  })
+})
+
+describe('decideRoute with agent states (issue 17, defect 4)', () => {
+  const withAgent = (state: string) => smallFacts({ signals: { intent: 'faq' }, agents: { bot: { state } } })
+
+  it('given an active agent, when a rule routes to it, then it keeps the case', () => {
+    expect(decideRoute(small, withAgent('active'))).toMatchObject({ handler: { kind: 'agent', agentId: 'bot' } })
+  })
+
+  it.each(['suspended', 'retired', 'provisioned'])(
+    'given a %s agent, when a rule routes to it, then the case goes to the fallback queue with the reason',
+    (state) => {
+      const r = decideRoute(small, withAgent(state))
+      expect(r).toMatchObject({
+        outcome: 'operator',
+        handler: { kind: 'operator', queue: 'general' },
+        rules: ['faq', 'agent-inactive'],
+        trigger: 'agent_inactive',
+      })
+      expect(r.explanation[1]).toEqual({
+        id: 'agent-inactive',
+        reason: `Agent 'bot' is ${state}: it cannot act on the case, so a human takes it`,
+        reads: { 'agents.bot.state': state },
+      })
+    },
+  )
+
+  it('given facts that name no state for the agent, when it is chosen, then it is not taken as active (fail closed)', () => {
+    const r = decideRoute(small, { ...smallFacts({ signals: { intent: 'faq' } }), agents: {} })
+    expect(r.rules).toEqual(['faq', 'agent-inactive'])
+    expect(r.explanation[1]!.reason).toContain('not registered')
+  })
+
+  it('given facts recorded before agent states were facts, when replayed, then the agent reads as active, as it did', () => {
+    const { agents: _, ...legacy } = smallFacts({ signals: { intent: 'faq' } })
+    expect(decideRoute(small, legacy as Facts)).toMatchObject({ rules: ['faq'], handler: { kind: 'agent' } })
+  })
+
+  it('given a suspended drafter, when a hybrid route or the default names it, then the fallback queue takes the case', () => {
+    const hybrid = decideRoute(
+      shop,
+      given({ signals: { topics: { account_change: true } }, agents: { 'shop-assistant': { state: 'suspended' } } }),
+    )
+    expect(hybrid).toMatchObject({
+      handler: { kind: 'operator', queue: 'general' },
+      rules: ['account-change', 'agent-inactive'],
+      trigger: 'agent_inactive',
+    })
+    const byDefault = compilePolicy(
+      `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: d, version: 1 }
+routing:
+  default: { handler: agent, agent: bot, reason: the bot answers }
+  fallback_queue: security
+`,
+      'd.yaml',
+      known,
+    )
+    const r = decideRoute(byDefault, mergeFacts(neutralFacts(byDefault), { agents: { bot: { state: 'retired' } } }))
+    expect(r).toMatchObject({ handler: { kind: 'operator', queue: 'security' }, rules: ['default', 'agent-inactive'] })
+  })
+
+  it('given a policy that reads agents.<id>.state, when the agent is suspended, then its own rule decides where the case goes', () => {
+    const p = compilePolicy(
+      `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: s, version: 1 }
+routing:
+  default: { handler: operator, queue: general, reason: fallback }
+  rules:
+    - id: bot-down
+      when: agents.bot.state != 'active' && signals.intent == 'faq'
+      route: { handler: operator, queue: billing }
+      reason: while the bot is down, billing answers its questions
+    - id: faq
+      when: signals.intent == 'faq'
+      route: { handler: agent, agent: bot }
+      reason: faq
+`,
+      's.yaml',
+      known,
+    )
+    const facts = (state: string) =>
+      mergeFacts(neutralFacts(p), { signals: { intent: 'faq' }, agents: { bot: { state } } })
+    expect(decideRoute(p, facts('active')).rules).toEqual(['faq'])
+    const down = decideRoute(p, facts('suspended'))
+    expect(down).toMatchObject({ rules: ['bot-down'], handler: { kind: 'operator', queue: 'billing' } })
+    expect(down.explanation[0]!.reads).toMatchObject({ 'agents.bot.state': 'suspended' })
+    expect(() =>
+      compilePolicy(
+        `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: s, version: 1 }
+routing:
+  default: { handler: operator, queue: general, reason: fallback }
+  rules:
+    - { id: typo, when: "agents.bto.state == 'active'", route: { handler: operator, queue: billing }, reason: r }
+`,
+        's.yaml',
+        known,
+      ),
+    ).toThrow(/unknown variable 'agents\.bto'.*did you mean 'agents\.bot'/)
   })
 })
 
@@ -250,10 +356,12 @@ function arbitraryFacts(): fc.Arbitrary<Facts> {
       verified: bool,
       handler: fc.constantFrom('', 'agent', 'operator', 'hybrid'),
       handoffs: fc.nat(6),
+      agent: fc.constantFrom('active', 'active', 'suspended', 'retired', 'provisioned'),
     })
     .map((x) =>
       given({
         case: { handler: x.handler, handoffs: x.handoffs },
+        agents: { 'shop-assistant': { state: x.agent } },
         customer: { tier: x.tier, verified: x.verified },
         signals: {
           intent: x.intent,

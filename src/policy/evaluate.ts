@@ -2,12 +2,14 @@ import type { Handler } from '../cases/case.js'
 import { RISK_CATEGORIES } from '../signals/types.js'
 import { errorSummary } from './cel.js'
 import type { CompiledCondition, CompiledPolicy, CompiledRoutingRule, CompiledToolRule } from './compile.js'
-import type { ActionResult, Facts, RouteResult, RuleMatch } from './types.js'
+import type { ActionResult, AgentFacts, Facts, RouteResult, RuleMatch } from './types.js'
 
 /**
  * Decide who handles a case. Overrides first, then rules, in order; the first match wins; no match gives the
  * routing default. Then the ping-pong cap: once `case.handoffs >= max_handoffs`, a case a human holds is not given
- * back to an AI agent; it goes to the fallback queue instead (rule `max-handoffs`).
+ * back to an AI agent; it goes to the fallback queue instead (rule `max-handoffs`). Last, a route to an agent (alone
+ * or drafting in a hybrid route) whose `agents.<id>.state` is not `active` goes to the fallback queue too (rule
+ * `agent-inactive`): a suspended, retired or never activated agent cannot get a token, so the case would be stranded.
  *
  * A condition that fails to evaluate (a missing parameter, a wrong type at run time) does not match, except in an
  * override that hands the case to a human, which then matches: it fails closed.
@@ -48,6 +50,28 @@ export function decideRoute(policy: CompiledPolicy, given: Facts): RouteResult {
       ],
       trigger: 'max_handoffs',
       policy: policy.ref,
+    }
+  }
+  if (chosen.handler.kind !== 'operator') {
+    const agentId = chosen.handler.agentId
+    const state = facts.agents?.[agentId]?.state ?? ''
+    if (state !== 'active') {
+      return {
+        kind: 'route',
+        outcome: 'operator',
+        handler: { kind: 'operator', queue: routing.fallbackQueue },
+        rules: [chosen.id, 'agent-inactive'],
+        explanation: [
+          match,
+          {
+            id: 'agent-inactive',
+            reason: `Agent '${agentId}' is ${state === '' ? 'not registered' : state}: it cannot act on the case, so a human takes it`,
+            reads: { [`agents.${agentId}.state`]: state },
+          },
+        ],
+        trigger: 'agent_inactive',
+        policy: policy.ref,
+      }
     }
   }
   return {
@@ -135,24 +159,33 @@ export function possibleActionOutcomes(policy: CompiledPolicy, given: Facts): Re
 interface Completion {
   readonly topics: readonly string[]
   readonly custom: readonly (readonly [string, string | number | boolean])[]
+  /** Every agent the workspace knows or a route names. */
+  readonly agents: readonly string[]
+  /** What facts without `agents` (recorded before agent states were facts) read: every agent active. */
+  readonly legacyAgents: Readonly<Record<string, AgentFacts>>
 }
 
 const completions = new WeakMap<CompiledPolicy, Completion>()
 
 /**
  * The facts with every risk category, declared topic and declared caller signal present: absent ones read as
- * false, false and the signal's default. Returns `facts` itself when nothing is missing (the usual case).
+ * false, false and the signal's default; and every known agent: one missing from `agents` reads as state `''` (not
+ * active), while facts with no `agents` at all (recorded before agent states were facts) read every agent as active,
+ * as their decisions did. Returns `facts` itself when nothing is missing (the usual case).
  */
 export function completeFacts(policy: CompiledPolicy, given: Facts): Facts {
   let c = completions.get(policy)
   if (c === undefined) {
+    const agents = [...new Set([...policy.known.agents, ...policy.routing.agents])]
     c = {
       topics: Object.keys(policy.topics),
       custom: policy.callerSignals.map((s) => [s.name, s.default] as const),
+      agents,
+      legacyAgents: Object.freeze(Object.fromEntries(agents.map((a) => [a, Object.freeze({ state: 'active' })]))),
     }
     completions.set(policy, c)
   }
-  const facts = completeCase(given)
+  const facts = completeAgents(c, completeCase(given))
   const s = facts.signals as Partial<Facts['signals']> | undefined
   if (s === undefined || s === null || typeof s !== 'object') return facts
   const risk = fill(s.risk, RISK_NAMES, false)
@@ -169,6 +202,14 @@ export function completeFacts(policy: CompiledPolicy, given: Facts): Facts {
 }
 
 const RISK_NAMES: readonly string[] = RISK_CATEGORIES
+
+function completeAgents(c: Completion, facts: Facts): Facts {
+  const given = facts.agents
+  if (given === undefined || given === null) return { ...facts, agents: c.legacyAgents }
+  let out = given
+  for (const a of c.agents) if (out[a] === undefined) out = { ...out, [a]: { state: '' } }
+  return out === given ? facts : { ...facts, agents: out }
+}
 
 /** Case facts added after the first policies (escalation triggers) read as 0 / false when a caller leaves them out. */
 function completeCase(facts: Facts): Facts {

@@ -15,10 +15,13 @@ export interface MapShape {
   readonly values: Shape
 }
 
-export const ROOT_VARIABLES = ['case', 'signals', 'customer', 'actor', 'queue', 'params', 'tool'] as const
+export const ROOT_VARIABLES = ['case', 'signals', 'customer', 'actor', 'queue', 'agents', 'params', 'tool'] as const
 export type RootVariable = (typeof ROOT_VARIABLES)[number]
 
 export const QUEUE_SHAPE: ObjectShape = { fields: { depth: 'number', oldest_wait_s: 'number' } }
+
+/** `agents.<id>.state`: the agent's lifecycle state when the decision was made (`provisioned`, `active`, …). */
+export const AGENT_SHAPE: ObjectShape = { fields: { state: 'string' } }
 
 export const CASE_SHAPE: ObjectShape = {
   fields: {
@@ -46,6 +49,8 @@ export interface ShapeInputs {
   readonly custom: readonly { readonly name: string; readonly type: 'string' | 'number' | 'integer' | 'boolean' }[]
   /** Known queue names, or null when they are not known (any name is accepted). */
   readonly queues: readonly string[] | null
+  /** Known agent ids, or null when they are not known (any id is accepted). */
+  readonly agents: readonly string[] | null
 }
 
 export function factsShape(inputs: ShapeInputs): ObjectShape {
@@ -77,6 +82,12 @@ export function factsShape(inputs: ShapeInputs): ObjectShape {
     for (const q of inputs.queues) fields[q] = QUEUE_SHAPE
     queue = { fields }
   }
+  let agents: Shape = { values: AGENT_SHAPE }
+  if (inputs.agents !== null) {
+    const fields: Record<string, Shape> = {}
+    for (const a of inputs.agents) fields[a] = AGENT_SHAPE
+    agents = { fields }
+  }
   return {
     fields: {
       case: CASE_SHAPE,
@@ -84,6 +95,7 @@ export function factsShape(inputs: ShapeInputs): ObjectShape {
       customer: CUSTOMER_SHAPE,
       actor: ACTOR_SHAPE,
       queue,
+      agents,
       params: { values: 'dyn' },
       tool: 'string',
     },

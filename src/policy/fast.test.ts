@@ -16,7 +16,12 @@ const shop = compilePolicy(
   SHOP_KNOWN,
 )
 const envs = createCelEnvironments(
-  factsShape({ topics: Object.keys(shop.topics), custom: shop.callerSignals, queues: SHOP_KNOWN.queues }),
+  factsShape({
+    topics: Object.keys(shop.topics),
+    custom: shop.callerSignals,
+    queues: SHOP_KNOWN.queues,
+    agents: SHOP_KNOWN.agents,
+  }),
 )
 
 const EXTRA = [

@@ -12,7 +12,8 @@ export interface PolicyTestReport {
 /**
  * Facts of a new case with a plain message and nothing detected: no intent (confidence 0), no agent confidence
  * (-1), English, no secrets, PII or risks, every topic false, every declared signal at its default, a service
- * actor, every known queue empty. Policy tests state only what differs from this.
+ * actor, every known queue empty, every agent (known or named by a route) active. Policy tests state only what
+ * differs from this.
  */
 export function neutralFacts(policy: CompiledPolicy): Facts {
   const risk = {} as Record<RiskCategory, boolean>
@@ -23,6 +24,8 @@ export function neutralFacts(policy: CompiledPolicy): Facts {
   for (const s of policy.callerSignals) custom[s.name] = s.default
   const queue: Record<string, { depth: number; oldest_wait_s: number }> = {}
   for (const q of policy.known.queues) queue[q] = { depth: 0, oldest_wait_s: 0 }
+  const agents: Record<string, { state: string }> = {}
+  for (const a of agentsOf(policy)) agents[a] = { state: 'active' }
   return {
     case: {
       id: 'case-test',
@@ -55,9 +58,14 @@ export function neutralFacts(policy: CompiledPolicy): Facts {
     customer: { id: 'customer-test', tier: '', verified: false },
     actor: { kind: 'service', id: 'helpdesk', roles: [] },
     queue,
+    agents,
     params: {},
     tool: '',
   }
+}
+
+function agentsOf(policy: CompiledPolicy): readonly string[] {
+  return [...new Set([...policy.known.agents, ...policy.routing.agents])]
 }
 
 /** Deep-merge partial facts over a base: mappings merge, everything else (lists included) replaces. */
@@ -141,6 +149,11 @@ function compare(
  * intent that is no label of the policy's workspace.
  */
 function unknownNames(policy: CompiledPolicy, given: Readonly<Record<string, unknown>>): string | null {
+  const agents = given['agents']
+  if (isPlainObject(agents)) {
+    const names = agentsOf(policy)
+    for (const k of Object.keys(agents)) if (!names.includes(k)) return `given.agents: unknown agent '${k}'`
+  }
   const signals = given['signals']
   if (!isPlainObject(signals)) return null
   const topics = signals['topics']

@@ -38,7 +38,14 @@ describe('escalation triggers', () => {
       '    - id: stuck\n      when: case.handler == "agent" && case.ai_turns >= 5\n      route: { handler: operator, queue: general }\n      trigger: no_progress\n    - id: late\n      when: case.sla_breached\n      route: { handler: operator, queue: general }\n      trigger: sla_breach',
     )
     const p = compilePolicy(source, 'policy.yaml', KNOWN)
-    expect(p.routing.triggers).toEqual(['max_handoffs', 'sla_breach', 'manual', 'handback', 'no_progress'])
+    expect(p.routing.triggers).toEqual([
+      'max_handoffs',
+      'sla_breach',
+      'manual',
+      'handback',
+      'agent_inactive',
+      'no_progress',
+    ])
     expect(() => parsePolicy(policy('  triggers:\n    manual: mine', '    []'), 'p.yaml')).toThrow(/built-in trigger/)
   })
 

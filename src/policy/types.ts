@@ -43,6 +43,11 @@ export interface QueueFacts {
   readonly oldest_wait_s: number
 }
 
+export interface AgentFacts {
+  /** The agent's lifecycle state when the decision was made: 'provisioned' | 'active' | 'suspended' | 'retired'. */
+  readonly state: string
+}
+
 /** Everything one evaluation reads. A decision is a pure function of (policy, facts). */
 export interface Facts {
   readonly case: CaseFacts
@@ -51,6 +56,12 @@ export interface Facts {
   readonly actor: ActorFacts
   /** Per declared queue. */
   readonly queue: Readonly<Record<string, QueueFacts>>
+  /**
+   * Per registered agent, its state as the store had it. A route to an agent whose state is not 'active' (or that is
+   * missing here) goes to the fallback queue instead (rule `agent-inactive`). Absent in facts recorded before agent
+   * states were facts: then every agent reads as active, as those decisions did.
+   */
+  readonly agents?: Readonly<Record<string, AgentFacts>> | undefined
   /** Tool parameters, for tool rules; {} for routing. */
   readonly params: Readonly<Record<string, unknown>>
   /** Tool name, for tool rules; '' for routing. */

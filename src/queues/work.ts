@@ -1,7 +1,7 @@
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { Handler } from '../cases/case.js'
 import type { ActivePolicy, Actor } from '../cases/intake.js'
-import { queueFacts, queueStatsFor, sameHandler } from '../cases/intake.js'
+import { agentFacts, agentOf, queueFacts, queueStatsFor, sameHandler } from '../cases/intake.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { decideRoute } from '../policy/evaluate.js'
@@ -343,6 +343,85 @@ export async function onSlaDue(deps: WorkDeps, timer: TimerRecord): Promise<void
   }
 }
 
+export interface Rerouted {
+  readonly caseId: string
+  readonly handler: Handler
+  readonly decisionId: string
+}
+
+/**
+ * Decides again every open case `agentId` holds (as agent or as a hybrid case's drafter) now that it is not active:
+ * routing on the case's latest facts, with the agent's new state, so the policy's own rules (or `agent-inactive`,
+ * the fallback queue) say who takes it; each change is a `case.decided` and `case.handed_off` in one transaction
+ * with its audit leaves. Idempotent: a case the agent no longer holds is left alone, so running it twice (the
+ * suspension's caller, then its durable timer `agent_reroute`) re-decides each case once. Does nothing while the
+ * agent is active (it was reactivated before the follow-up ran).
+ */
+export async function rerouteCasesOf(
+  deps: WorkDeps,
+  actor: Actor,
+  agentId: string,
+  reason: string,
+): Promise<Rerouted[]> {
+  const agent = await deps.store.getAgent(agentId)
+  if (agent === undefined || agent.state === 'active') return []
+  const out: Rerouted[] = []
+  for (const caseId of await deps.store.listCasesHeldBy(agentId)) {
+    const r = await rerouteCase(deps, actor, caseId, agentId, `agent '${agentId}' ${agent.state}: ${reason}`)
+    if (r !== undefined) out.push(r)
+  }
+  return out
+}
+
+async function rerouteCase(
+  deps: WorkDeps,
+  actor: Actor,
+  caseId: string,
+  agentId: string,
+  reason: string,
+): Promise<Rerouted | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await deps.store.getCase(caseId)
+    if (current === undefined || current.state !== 'open' || agentOf(current.handler) !== agentId) return undefined
+    const at = deps.now()
+    const iso = at.toISOString()
+    const { facts, route } = await redecide(deps, current, at, actor, {})
+    // the agent's state is in the facts: no route leads back to it while it is not active
+    if (sameHandler(current.handler, route.handler)) return undefined
+    const crosses = (current.handler.kind === 'agent') !== (route.handler.kind === 'agent')
+    const decisionId = deps.newId('dec')
+    const decision = routeDecision(decisionId, caseId, iso, route, facts, actor, { trigger: route.trigger, reason })
+    const next: CaseRecord = {
+      ...current,
+      handler: route.handler,
+      handoffs: current.handoffs + (crosses ? 1 : 0),
+      version: current.version + 1,
+      updatedAt: iso,
+      stateSince: iso,
+      aiTurns: 0,
+    }
+    const events: EventDraft[] = [
+      { type: 'case.decided', data: decision.data },
+      {
+        type: 'case.handed_off',
+        data: {
+          from: current.handler,
+          to: route.handler,
+          cause: { decisionId, rules: route.rules, trigger: route.trigger, reason },
+          countsAsHandoff: crosses,
+        },
+      },
+    ]
+    try {
+      await commit(deps, current, next, events, [decision], actor, iso)
+      return { caseId, handler: route.handler, decisionId }
+    } catch (e) {
+      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
+      throw e
+    }
+  }
+}
+
 type EventDraft = Omit<CaseEvent, 'caseId' | 'seq' | 'at'>
 
 async function openCaseOrThrow(deps: WorkDeps, caseId: string): Promise<CaseRecord> {
@@ -375,6 +454,7 @@ async function commit(
     events,
     decisions,
     audit,
+    requireActiveAgent: agentOf(next.handler),
   })
 }
 
@@ -437,9 +517,10 @@ async function redecide(
   extra: { readonly sla_breached?: boolean; readonly human_request?: boolean },
 ): Promise<{ facts: Facts; route: RouteResult }> {
   const active = deps.policy()
-  const [decisions, stats] = await Promise.all([
+  const [decisions, stats, agents] = await Promise.all([
     deps.store.listDecisions(current.id),
     queueStatsFor(deps, active.policy),
+    deps.store.agentStates(),
   ])
   const last = [...decisions].reverse().find((d) => d.kind === 'route')
   const prior = (last?.data.facts ?? {}) as Partial<Facts>
@@ -469,6 +550,7 @@ async function redecide(
     customer: prior.customer ?? { id: current.customerId, tier: '', verified: false },
     actor: { kind: actor.kind, id: actor.id, roles: actor.roles },
     queue,
+    agents: agentFacts(agents),
     params: {},
     tool: '',
   }

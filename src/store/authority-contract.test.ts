@@ -197,6 +197,66 @@ function runAuthorityContract(engine: string, open: () => Promise<{ store: Store
       )
     })
 
+    it('tells the states of agents and the open cases one holds; stores the follow-up of a transition with it', async () => {
+      await s.registerAgent(agent('bot'), audit('agent.registered'))
+      await s.registerAgent(agent('new', { state: 'provisioned' }), audit('agent.registered'))
+      expect(await s.agentStates()).toEqual({ bot: 'active', new: 'provisioned' })
+      await openCase('cs_a')
+      await openCase('cs_h', { kind: 'hybrid', queue: 'billing', agentId: 'bot' })
+      await openCase('cs_o', { kind: 'operator', queue: 'general' })
+      expect((await s.listCasesHeldBy('bot')).sort()).toEqual(['cs_a', 'cs_h'])
+      const followUp = { kind: 'agent_reroute', key: `bot@${at(2)}`, dueAt: at(2), payload: { agentId: 'bot' } }
+      await s.transitionAgent('bot', ['active'], 'suspended', at(2), () => [audit('agent.suspended')], followUp)
+      expect(await s.getTimer('agent_reroute', `bot@${at(2)}`)).toMatchObject({
+        state: 'pending',
+        dueAt: at(2),
+        payload: { agentId: 'bot' },
+      })
+      // refused transitions store no follow-up
+      await expect(
+        s.transitionAgent('bot', ['active'], 'suspended', at(3), () => [], { ...followUp, key: 'bot@later' }),
+      ).rejects.toSatisfy((e) => isBatonError(e, 'AGENT_STATE_INVALID'))
+      expect(await s.getTimer('agent_reroute', 'bot@later')).toBeUndefined()
+      expect(await s.agentStates()).toEqual({ bot: 'suspended', new: 'provisioned' })
+    })
+
+    it('refuses, with CONFLICT and nothing written, a commit that hands a case to an agent that is not active', async () => {
+      await s.registerAgent(agent('bot'), audit('agent.registered'))
+      await s.registerAgent(agent('off', { state: 'suspended' }), audit('agent.registered'))
+      const size = await s.auditSize()
+      const opening = (id: string, agentId: string) => ({
+        case: caseRecord(id, { handler: { kind: 'agent' as const, agentId } }),
+        expectedVersion: null,
+        events: [],
+        decisions: [],
+        audit: [audit('case.opened', id)],
+        customerTier: '',
+        requireActiveAgent: agentId,
+      })
+      // a new case (on PostgreSQL the one-statement open), to an agent that is suspended or not registered
+      for (const agentId of ['off', 'ghost']) {
+        await expect(s.commitCase(opening(`cs_${agentId}`, agentId))).rejects.toSatisfy((e) =>
+          isBatonError(e, 'CONFLICT'),
+        )
+        expect(await s.getCase(`cs_${agentId}`)).toBeUndefined()
+      }
+      expect(await s.auditSize()).toBe(size)
+      await s.commitCase(opening('cs_ok', 'bot'))
+      expect((await s.getCase('cs_ok'))?.handler).toEqual({ kind: 'agent', agentId: 'bot' })
+      // a case moving to a hybrid draft by a suspended agent
+      const moved = {
+        case: caseRecord('cs_ok', { version: 2, handler: { kind: 'hybrid', queue: 'billing', agentId: 'off' } }),
+        expectedVersion: 1,
+        events: [],
+        decisions: [],
+        audit: [audit('case.handed_off', 'cs_ok')],
+        requireActiveAgent: 'off',
+      }
+      await expect(s.commitCase(moved)).rejects.toSatisfy((e) => isBatonError(e, 'CONFLICT'))
+      expect((await s.getCase('cs_ok'))?.version).toBe(1)
+      expect(await s.auditSize()).toBe(size + 1)
+    })
+
     it('commits an action only at the epoch it was decided at, and executes it once', async () => {
       await openCase('cs_1')
       await s.commitAction({

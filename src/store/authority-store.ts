@@ -10,6 +10,12 @@ import { appendAuditIn, type StoreParts } from './kysely-store.js'
 /** Timer kind of an approval's expiry (key: the approval id). */
 export const APPROVAL_EXPIRY_TIMER = 'approval_expiry'
 
+/**
+ * Timer kind of the follow-up of an agent's suspension or retirement (key: `<agentId>@<at>`, payload: `agentId`,
+ * `reason`, `actor`): the cases the agent held are decided again (`rerouteCasesOf` in `src/queues/work.ts`).
+ */
+export const AGENT_REROUTE_TIMER = 'agent_reroute'
+
 import type { Database } from './schema.js'
 
 /** A credential Baton minted (access token, per-call or scoped credential), kept for the privilege report. */
@@ -22,6 +28,15 @@ export interface IssuedCredentialRecord {
   readonly epoch: number
   readonly issuedAt: string
   readonly expiresAt: string
+}
+
+/** A durable timer to store with a change (see `TimerScheduler`): its handler runs once it is due. */
+export interface TimerDraft {
+  readonly kind: string
+  readonly key: string
+  /** RFC 3339. */
+  readonly dueAt: string
+  readonly payload: Readonly<Record<string, unknown>>
 }
 
 /** The case's handler changing with an action (an `escalate` handing the case to a human, a risk the agent raised). */
@@ -56,10 +71,15 @@ export interface AuthorityStore {
   registerAgent(agent: AgentRecord, audit: AuditEntryBody): Promise<boolean>
   getAgent(id: string): Promise<AgentRecord | undefined>
   listAgents(): Promise<AgentRecord[]>
+  /** Every registered agent's lifecycle state, by id (what routing reads as `agents.<id>.state`). */
+  agentStates(): Promise<Record<string, AgentState>>
+  /** Ids of the open cases the agent handles, as agent or as a hybrid case's drafter, oldest first. */
+  listCasesHeldBy(agentId: string): Promise<string[]>
   /**
    * Moves the agent to `to` if its state is one of `from` (else `AGENT_STATE_INVALID`, nothing written). Suspending
    * or retiring also bumps the authority epoch of every open case the agent handles, and retiring revokes its
-   * authentication credentials; `audit(revokedCases)` builds the entries written in the same transaction.
+   * authentication credentials; `audit(revokedCases)` builds the entries written in the same transaction, and
+   * `followUp`, a durable timer (as `WorkStore.scheduleTimer` stores it), is stored in it too.
    */
   transitionAgent(
     id: string,
@@ -67,6 +87,7 @@ export interface AuthorityStore {
     to: AgentState,
     at: string,
     audit: (revokedCases: readonly string[]) => readonly AuditEntryBody[],
+    followUp?: TimerDraft,
   ): Promise<{ readonly agent: AgentRecord; readonly revokedCases: readonly string[] }>
   /** Records the owner's review of the agent's privileges. */
   reviewAgent(id: string, by: string, at: string, audit: AuditEntryBody): Promise<AgentRecord>
@@ -159,7 +180,23 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
     async listAgents() {
       return (await db.selectFrom('agents').selectAll().orderBy('id').execute()).map(toAgent)
     },
-    async transitionAgent(id, from, to, at, audit) {
+    async agentStates() {
+      const rows = await db.selectFrom('agents').select(['id', 'state']).execute()
+      return Object.fromEntries(rows.map((r) => [r.id, r.state as AgentState]))
+    },
+    async listCasesHeldBy(agentId) {
+      const rows = await db
+        .selectFrom('cases')
+        .select('id')
+        .where('state', '=', 'open')
+        .where('handler_kind', 'in', ['agent', 'hybrid'])
+        .where(agentIdOf, '=', agentId)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute()
+      return rows.map((r) => r.id)
+    },
+    async transitionAgent(id, from, to, at, audit, followUp) {
       return tx(async (trx) => {
         const before = await mustAgent(trx, id)
         const r = await trx
@@ -195,6 +232,26 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
             .set({ revoked_at: at })
             .where('agent_id', '=', id)
             .where('revoked_at', 'is', null)
+            .execute()
+        }
+        if (followUp !== undefined) {
+          await trx
+            .insertInto('timers')
+            .values({
+              kind: followUp.kind,
+              key: followUp.key,
+              due_at: followUp.dueAt,
+              payload: JSON.stringify(followUp.payload),
+              state: 'pending',
+              lease_owner: null,
+              lease_until: null,
+              attempts: 0,
+              created_at: at,
+              fired_at: null,
+              last_error: null,
+            })
+            // the same follow-up stored twice (same kind and key) does the same work once
+            .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
             .execute()
         }
         await appendAuditIn(trx, audit(revokedCases))

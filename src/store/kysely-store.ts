@@ -169,9 +169,27 @@ export function createKyselyStore(
     return { events, decisions }
   }
 
+  /** Refused with CONFLICT unless every agent the commits hand a case to is active (see `requireActiveAgent`). */
+  async function requireActiveAgentsIn(trx: Transaction<Database>, commits: readonly CaseCommit[]): Promise<void> {
+    const ids = [...new Set(commits.flatMap((c) => (c.requireActiveAgent === undefined ? [] : [c.requireActiveAgent])))]
+    if (ids.length === 0) return
+    const active = await trx
+      .selectFrom('agents')
+      .select('id')
+      .where('id', 'in', ids)
+      .where('state', '=', 'active')
+      .$if(engine === 'postgres', (q) => q.forShare())
+      .execute()
+    const found = new Set(active.map((r) => r.id))
+    const gone = ids.find((id) => !found.has(id))
+    if (gone !== undefined) throw new BatonError('CONFLICT', `agent '${gone}' is no longer active`)
+  }
+
   /** Writes case commits in order, one statement per table for all of them (a refused one fails them all). */
   async function commitCasesIn(trx: Transaction<Database>, commits: readonly CaseCommit[]): Promise<void> {
-    // First, so that every writer locks work item → operator load → case in the same order (no deadlock).
+    // The agent row first: a suspension locks it, then the cases the agent holds (the same order, no deadlock).
+    await requireActiveAgentsIn(trx, commits)
+    // Then, so that every writer locks work item → operator load → case in the same order (no deadlock).
     for (const commit of commits) await work.syncCaseIn(trx, commit)
     /** One multi-row INSERT of `rows` into `table`, its compiled text kept per table and row count. */
     const insertRows = async <T extends 'cases' | 'case_events' | 'decisions'>(
@@ -255,8 +273,12 @@ export function createKyselyStore(
             ]),
         ...(audit.length > 0 ? [db.insertInto('audit_queue').values(audit)] : []),
       ]
+      // Opened to an agent: baton_require_active_agent (migration 0007) locks its row FOR SHARE and raises when it
+      // is not active, which undoes the whole statement (see CaseCommit.requireActiveAgent).
+      const agent = commit.requireActiveAgent
+      const guard = agent === undefined ? sql`select 1` : sql`select baton_require_active_agent(${agent})`
       try {
-        await sql`with ${sql.join(inserts.map((q, i) => sql`${sql.raw(`w${i}`)} as (${q})`))} select 1`.execute(db)
+        await sql`with ${sql.join(inserts.map((q, i) => sql`${sql.raw(`w${i}`)} as (${q})`))} ${guard}`.execute(db)
       } catch (e) {
         throw translate(e)
       }
@@ -1061,6 +1083,10 @@ export function translate(e: unknown): unknown {
   const code = typeof err.code === 'string' ? err.code : ''
   if (code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
     return new BatonError('CONFLICT', 'a record with this id already exists', { cause: e })
+  }
+  // raised by baton_require_active_agent (migration 0007): the case was to go to an agent that is not active
+  if (code === '55000' && typeof err.message === 'string' && err.message.startsWith('baton: agent')) {
+    return new BatonError('CONFLICT', err.message.slice('baton: '.length), { cause: e })
   }
   return storeErrorOf(e) ?? e
 }

@@ -358,6 +358,27 @@ function migrations(engine: Engine): Record<string, Migration> {
         await db.schema.createIndex('spent_ids_expiry').on('spent_ids').column('expires_at').execute()
       },
     },
+    // PostgreSQL opens a case in one statement (kysely-store.ts, openCaseAtOnce); one opened to an agent calls this
+    // in the same statement: it locks the agent's row FOR SHARE (so a suspension waits for the open, or the open
+    // sees the suspension) and raises when the agent is not active, undoing the statement. SQLite checks in its
+    // transaction (a single writer) and needs nothing.
+    '0007_agent_guard': {
+      async up(db: Kysely<unknown>) {
+        if (engine !== 'postgres') return
+        await sql
+          .raw(
+            `create or replace function baton_require_active_agent(agent text) returns integer language plpgsql as $$
+begin
+  perform 1 from agents where id = agent and state = 'active' for share;
+  if not found then
+    raise exception 'baton: agent ''%'' is no longer active', agent using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  return 1;
+end $$`,
+          )
+          .execute(db)
+      },
+    },
   }
 }
 

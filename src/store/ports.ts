@@ -114,6 +114,13 @@ export interface CaseCommit {
    * item. Given, it lets PostgreSQL open a case in one statement; absent, the store reads it in the transaction.
    */
   readonly customerTier?: string | undefined
+  /**
+   * The agent the new snapshot hands the case to (as agent or hybrid drafter): the commit is refused with
+   * `CONFLICT`, nothing written, unless that agent is `active` in the store inside the transaction (PostgreSQL locks
+   * its row `FOR SHARE`, so a suspension either waits for this commit or is seen by it). The writer decided with
+   * the agent's state read before; on `CONFLICT` it reloads and decides again.
+   */
+  readonly requireActiveAgent?: string | undefined
 }
 
 /**
