@@ -389,32 +389,14 @@ async function rerouteCase(
     // the agent's state is in the facts: no route leads back to it while it is not active
     if (sameHandler(current.handler, route.handler)) return undefined
     const crosses = (current.handler.kind === 'agent') !== (route.handler.kind === 'agent')
-    const decisionId = deps.newId('dec')
-    const decision = routeDecision(decisionId, caseId, iso, route, facts, actor, { trigger: route.trigger, reason })
-    const next: CaseRecord = {
-      ...current,
-      handler: route.handler,
-      handoffs: current.handoffs + (crosses ? 1 : 0),
-      version: current.version + 1,
-      updatedAt: iso,
-      stateSince: iso,
-      aiTurns: 0,
-    }
-    const events: EventDraft[] = [
-      { type: 'case.decided', data: decision.data },
-      {
-        type: 'case.handed_off',
-        data: {
-          from: current.handler,
-          to: route.handler,
-          cause: { decisionId, rules: route.rules, trigger: route.trigger, reason },
-          countsAsHandoff: crosses,
-        },
-      },
-    ]
     try {
-      await commit(deps, current, next, events, [decision], actor, iso)
-      return { caseId, handler: route.handler, decisionId }
+      const r = await commitRoutedHandoff(deps, current, route, facts, actor, iso, {
+        trigger: route.trigger,
+        reason,
+        secrets: {},
+        crosses,
+      })
+      return { caseId, handler: r.handler, decisionId: r.decisionId }
     } catch (e) {
       if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
       throw e

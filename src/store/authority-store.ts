@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely'
+import { type Kysely, sql, type Transaction } from 'kysely'
 import type { ApprovalRecord, ApprovalState } from '../approvals/approval.js'
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
@@ -157,6 +157,15 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
       : sql<string>`json_extract(handler, '$.agentId')`
   const lockRow = engine === 'postgres' ? sql` for update` : sql``
 
+  /** The open cases an agent handles, as agent or as a hybrid case's drafter. */
+  const casesHeldBy = (q: Kysely<Database>, agentId: string) =>
+    q
+      .selectFrom('cases')
+      .select('id')
+      .where('state', '=', 'open')
+      .where('handler_kind', 'in', ['agent', 'hybrid'])
+      .where(agentIdOf, '=', agentId)
+
   async function mustAgent(trx: Transaction<Database>, id: string): Promise<AgentRecord> {
     const r = await trx.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst()
     if (r === undefined) throw new BatonError('AGENT_NOT_FOUND', `no agent with id '${id}'`)
@@ -185,15 +194,7 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
       return Object.fromEntries(rows.map((r) => [r.id, r.state as AgentState]))
     },
     async listCasesHeldBy(agentId) {
-      const rows = await db
-        .selectFrom('cases')
-        .select('id')
-        .where('state', '=', 'open')
-        .where('handler_kind', 'in', ['agent', 'hybrid'])
-        .where(agentIdOf, '=', agentId)
-        .orderBy('created_at')
-        .orderBy('id')
-        .execute()
+      const rows = await casesHeldBy(db, agentId).orderBy('created_at').orderBy('id').execute()
       return rows.map((r) => r.id)
     },
     async transitionAgent(id, from, to, at, audit, followUp) {
@@ -210,13 +211,7 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
         }
         let revokedCases: string[] = []
         if (to === 'suspended' || to === 'retired') {
-          const held = await trx
-            .selectFrom('cases')
-            .select('id')
-            .where('state', '=', 'open')
-            .where('handler_kind', 'in', ['agent', 'hybrid'])
-            .where(agentIdOf, '=', id)
-            .execute()
+          const held = await casesHeldBy(trx, id).execute()
           revokedCases = held.map((c) => c.id)
           if (revokedCases.length > 0) {
             await trx
