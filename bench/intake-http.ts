@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { formatKey } from '../src/identity/keys.js'
-import { type Figure, figure, startProcess } from './harness.js'
+import { cpuUs, type Figure, figure, startProcess } from './harness.js'
 
 const CONNECTIONS = 16
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4)
@@ -49,19 +49,6 @@ async function load(url: string, key: string | undefined, durationS = DURATION_S
       },
     })),
   })
-}
-
-/** CPU time (user + system, all threads) a process has used so far, in microseconds, from /proc (Linux). */
-function cpuUs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // fields[11] and [12] are utime and stime (fields 14 and 15 of proc(5)), in clock ticks of 10 ms
-    return (Number(fields[11]) + Number(fields[12])) * 10_000
-  } catch {
-    return Number.NaN
-  }
 }
 
 /** One load slice on one server: its rate, p99 and the server's CPU per answered request (µs, all threads). */

@@ -5,6 +5,7 @@ import { claimPg8vs1 } from './claim.js'
 import type { Figure } from './harness.js'
 import { intakeHttpVsBare } from './intake-http.js'
 import { intentsAndRouting } from './intents.js'
+import { mcpCallVsHttpAction } from './mcp.js'
 import { routeDecision } from './route-decision.js'
 
 const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
@@ -14,6 +15,7 @@ const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   claim_pg_8_vs_1: claimPg8vs1,
   action_http_vs_intake: actionHttpVsIntake,
   token_vs_raw_crypto: tokenVsRawCrypto,
+  mcp_call_vs_http_action: mcpCallVsHttpAction,
   route_decision: routeDecision,
   intents_and_routing: intentsAndRouting,
 }

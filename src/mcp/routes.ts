@@ -188,6 +188,7 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => s.authority.newId('mcps'),
       maxRequestBodySize: opts.bodyLimit,
+      enableJsonResponse: true,
       onsessioninitialized: (id) => {
         opened = {
           id,

@@ -87,8 +87,8 @@ export function principalOf(extra: { authInfo?: { extra?: Record<string, unknown
   return p
 }
 
-/** The catalog tools `p` could use on its case now (the case as read for this request). */
-export async function usableFor(s: Services, p: McpPrincipal): Promise<UsableTool[]> {
+/** The catalog tools `p` could use on its case now (the case as read for this request), or only tool `only`. */
+export async function usableFor(s: Services, p: McpPrincipal, only?: string): Promise<UsableTool[]> {
   const { policy } = s.policy.current()
   const [customer, queues] = await Promise.all([
     s.store.getCustomer(p.case.customerId),
@@ -103,6 +103,7 @@ export async function usableFor(s: Services, p: McpPrincipal): Promise<UsableToo
     p.auth.claims,
     queues,
     s.authority.now(),
+    only,
   )
 }
 
@@ -214,7 +215,7 @@ async function callCatalog(
   ref: string,
 ): Promise<CallToolResult> {
   const s = face.services
-  const usable = await usableFor(s, p)
+  const usable = await usableFor(s, p, name)
   if (!usable.some((u) => u.tool.name === name)) {
     // Not in this principal's list: the MCP "unknown tool" error, whatever the reason, so the list stays the truth.
     const known = s.authority.catalog.has(name)

@@ -29,10 +29,12 @@ export function usableTools(
   claims: Pick<CredentialClaims, 'case' | 'epoch' | 'tools'>,
   queues: Record<string, { depth: number; oldestSince: string | null }>,
   at: Date,
+  /** Only this tool (a call checks the one it names). */
+  only?: string,
 ): UsableTool[] {
   if (c === undefined || authorityProblem(c, agent, claims) !== null) return []
   const out: UsableTool[] = []
-  for (const tool of catalog.values()) {
+  for (const tool of only === undefined ? catalog.values() : [catalog.get(only)].filter((x) => x !== undefined)) {
     if (!agent.tools.includes(tool.name) || !claims.tools.includes(tool.name)) continue
     if (tool.name === CLOSE_TOOL && agent.closure.length === 0) continue
     const facts = actionFacts(policy, c, c.risk, customer, agent, tool.name, {}, queues, at)

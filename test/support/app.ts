@@ -25,6 +25,8 @@ export async function startTestApp(
     watchPolicy?: boolean
     /** How often the audit sequencer signs a head (default 1000 ms; large to sequence only by hand). */
     auditHeadIntervalMs?: number
+    /** `BATON_PUBLIC_URL`: the address clients reach Baton at (a proxy in front of it). */
+    publicUrl?: string
   } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-test-'))
@@ -38,6 +40,7 @@ export async function startTestApp(
       watchPolicy: options.watchPolicy ?? false,
       logLevel: 'silent',
       ...(options.auditHeadIntervalMs === undefined ? {} : { auditHeadIntervalMs: options.auditHeadIntervalMs }),
+      ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
     },
   )
   const app = await createApp(config, { logger: pino({ level: 'silent' }) })

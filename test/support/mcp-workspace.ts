@@ -92,3 +92,45 @@ tests:`,
   writeFileSync(join(dir, 'policy.yaml'), policy)
   return dir
 }
+
+/** Tools of the conformance suite's fixtures, fronted from the upstream at `$MCP_UPSTREAM_URL` by their own names. */
+export const CONFORMANCE_FIXTURES = [
+  'test_simple_text',
+  'test_image_content',
+  'test_audio_content',
+  'test_embedded_resource',
+  'test_multiple_content_types',
+  'test_error_handling',
+  'json_schema_2020_12_tool',
+]
+
+/** The shop workspace with the conformance fixtures fronted through `mcp` connectors and allowed by policy. */
+export function conformanceWorkspace(): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'baton-mcp-conf-')), 'shop')
+  cpSync(SHOP, dir, { recursive: true })
+  const tools = CONFORMANCE_FIXTURES.map(
+    (name) => `  - name: ${name}\n    risk: read\n    connector: { kind: mcp, url: "\${MCP_UPSTREAM_URL}" }\n`,
+  ).join('')
+  writeFileSync(join(dir, 'tools.yaml'), `${readFileSync(join(dir, 'tools.yaml'), 'utf8').trimEnd()}\n${tools}`)
+  writeFileSync(
+    join(dir, 'agents.yaml'),
+    readFileSync(join(dir, 'agents.yaml'), 'utf8').replace(
+      'reset_password, close_case]',
+      `reset_password, close_case, ${CONFORMANCE_FIXTURES.join(', ')}]`,
+    ),
+  )
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    readFileSync(join(dir, 'policy.yaml'), 'utf8').replace(
+      '\ntests:',
+      `
+    - id: conformance-fixtures
+      tool: [${CONFORMANCE_FIXTURES.join(', ')}]
+      outcome: allow
+      reason: The conformance suite's fixture tools
+
+tests:`,
+    ),
+  )
+  return dir
+}

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
+import { createServer as createHttpServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { PrivateKeyJwtProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -151,5 +153,38 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms = 5
   while (!(await check())) {
     if (Date.now() > until) throw new Error('condition not met in time')
     await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/**
+ * A reverse proxy in front of Baton that adds `Authorization: Bearer <token()>` to requests that carry none (what an
+ * MCP host configured with a bearer header does), passing everything else through as it is, streams included.
+ */
+export async function startBearerProxy(
+  token: () => string,
+): Promise<{ url: string; target: { url: string }; close(): Promise<void> }> {
+  const target = { url: '' }
+  const server = createHttpServer((req, res) => {
+    const to = new URL(req.url ?? '/', target.url)
+    const headers = { ...req.headers }
+    headers.authorization ??= `Bearer ${token()}`
+    const out = httpRequest(to, { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    out.on('error', () => res.destroy())
+    res.on('close', () => out.destroy())
+    req.pipe(out)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    target,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      }),
   }
 }
