@@ -21,7 +21,7 @@ import { versionConflict } from './policy/versions.js'
 import { redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
-import { storeErrorOf } from './store/engine-errors.js'
+import { describeStoreUrl, explainStartError, storeErrorOf } from './store/engine-errors.js'
 import type { PolicyVersionRecord, Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { openSealedSettings, type SealedSettings } from './store/sealed-settings.js'
@@ -161,12 +161,17 @@ export async function createApp(
         censor: '[redacted]',
       },
     })
-  const store = options.store ?? openStore(config, logger)
+  let store: Store
+  try {
+    store = options.store ?? openStore(config, logger)
+  } catch (e) {
+    throw startError(e, config)
+  }
   try {
     await store.migrate()
   } catch (e) {
     await store.close().catch(() => undefined)
-    throw e
+    throw startError(e, config)
   }
   const workspace = await loadWorkspace(config.workspace)
   let intents: Awaited<ReturnType<typeof loadIntentDetector>>
@@ -494,6 +499,23 @@ function listenUrl(server: FastifyInstance | undefined): string | undefined {
   if (a === undefined || typeof a === 'string') return undefined
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
   return `http://${host}:${a.port}`
+}
+
+/**
+ * A store that cannot be opened or migrated at start, as an error naming the setting at fault (BATON_DATABASE_URL,
+ * shown without its password, or BATON_DATA_DIR) and the cause, for `baton serve` to print before it exits 1.
+ */
+function startError(e: unknown, config: Pick<Config, 'databaseUrl' | 'dataDir'>): unknown {
+  const why = explainStartError(e)
+  if (why === undefined) return e
+  const setting = config.databaseUrl
+    ? `BATON_DATABASE_URL (${describeStoreUrl(config.databaseUrl)})`
+    : `BATON_DATA_DIR (${config.dataDir})`
+  const field = config.databaseUrl ? 'BATON_DATABASE_URL' : 'BATON_DATA_DIR'
+  return new BatonError(e instanceof BatonError ? e.code : 'STORE_UNAVAILABLE', `${setting}: ${why}`, {
+    cause: e,
+    fields: [{ field, message: why }],
+  })
 }
 
 async function bootstrapAdmin(services: Services, given: string | undefined): Promise<string | undefined> {

@@ -147,7 +147,7 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     databaseStatementTimeoutMs,
     host: flags.host ?? env.BATON_HOST ?? DEFAULTS.host,
     dataDir,
-    databaseUrl: flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined),
+    databaseUrl: checkedDatabaseUrl(flags.databaseUrl ?? (env.BATON_DATABASE_URL || undefined)),
     workspace: resolve(flags.workspace ?? env.BATON_WORKSPACE ?? DEFAULTS.workspace),
     adminKey: flags.adminKey ?? (env.BATON_ADMIN_KEY || undefined),
     logLevel,
@@ -174,6 +174,37 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
         .map((o) => originFrom(o, 'BATON_MCP_ALLOWED_ORIGINS')),
     },
   }
+}
+
+/**
+ * A PostgreSQL URL (`postgres[ql]://user[:password]@host[:port]/database`, or a socket directory as `?host=`), or
+ * undefined. Refused with the variable named; the message never repeats the URL, which may hold a password.
+ */
+function checkedDatabaseUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  const refuse = (why: string): never => {
+    throw new BatonError(
+      'VALIDATION_FAILED',
+      `BATON_DATABASE_URL: expected postgres://user[:password]@host[:port]/database, but ${why}`,
+      { fields: [{ field: 'BATON_DATABASE_URL', message: why }] },
+    )
+  }
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return refuse(
+      /^postgres(ql)?:\/\//.test(url)
+        ? 'it does not parse as a URL (a port must be 1-65535; percent-encode @ : / in the password)'
+        : 'the value is not a URL',
+    )
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    refuse(`its scheme is '${u.protocol.slice(0, -1)}', not postgres or postgresql`)
+  }
+  if (u.hostname === '' && !u.searchParams.has('host')) refuse('it names no host')
+  if (u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535)) refuse(`its port ${u.port} is out of range`)
+  return url
 }
 
 /** A duration in ms from a flag or `name` in `env`: an integer in [min, 1 day]. */

@@ -29,6 +29,9 @@ const SQLSTATE: ReadonlyMap<string, string> = new Map([
   ['53300', 'the database has no free connection slots'],
   ['53200', 'the database is out of memory'],
   ['57014', 'the database cancelled the statement (statement timeout)'],
+  ['28P01', 'the database refused the credentials'],
+  ['28000', 'the database refused the user'],
+  ['3D000', 'the database does not exist'],
 ])
 
 /** pg's own errors for a lost or never-made connection carry no code, only these messages. */
@@ -73,4 +76,59 @@ export function storeErrorOf(e: unknown): BatonError | undefined {
   return new BatonError('STORE_UNAVAILABLE', `the store is unavailable: ${reason}${code === '' ? '' : ` (${code})`}`, {
     cause: e,
   })
+}
+
+/** What `describeStoreUrl` shows of a database URL: scheme, user, host, port and database; never the password. */
+export function describeStoreUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    const user = u.username === '' ? '' : `${decodeURIComponent(u.username)}@`
+    return `${u.protocol}//${user}${u.host}${u.pathname}`
+  } catch {
+    return 'the URL'
+  }
+}
+
+/** Engine errors and Baton errors may wrap others (`cause`); the chain, outermost first, without cycles. */
+function causes(e: unknown): unknown[] {
+  const chain: unknown[] = []
+  for (let c: unknown = e; c !== undefined && c !== null && !chain.includes(c); c = (c as { cause?: unknown }).cause) {
+    chain.push(c)
+  }
+  return chain
+}
+
+/** What to do about a refusal PostgreSQL gives at start, by SQLSTATE. */
+const START_HINTS: Readonly<Record<string, string>> = {
+  '28P01': 'check the user and password in the URL',
+  '28000': "check the user in the URL and the server's pg_hba.conf",
+  '3D000': 'create the database first (createdb), or name an existing one',
+  '42501':
+    "the user may not create Baton's tables: run Baton once as the database's owner (or grant the user CREATE on the schema) so that the migrations apply; afterwards it can run as a role with data privileges only (README, Operating it)",
+}
+
+/**
+ * Why a store could not be opened or migrated at start, in words naming the cause: the server's own message and
+ * SQLSTATE with a hint for refusals (credentials, database, privileges), the `STORE_UNAVAILABLE` reason for a
+ * database that cannot be reached. Undefined when nothing in the error chain is recognised.
+ */
+export function explainStartError(e: unknown): string | undefined {
+  const chain = causes(e)
+  for (const c of chain) {
+    const code = (c as { code?: unknown }).code
+    if (typeof code === 'string' && START_HINTS[code] !== undefined && !(c instanceof BatonError)) {
+      return `${(c as Error).message} (${code}): ${START_HINTS[code]}`
+    }
+  }
+  for (const c of chain) {
+    const code = (c as { code?: unknown }).code
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') {
+      return `cannot create or open the database file: ${(c as Error).message}`
+    }
+    const known = c instanceof BatonError ? c : storeErrorOf(c)
+    if (known !== undefined && (known.code === 'STORE_UNAVAILABLE' || known.code === 'STORE_FULL')) {
+      return known.message.replace(/^the store is unavailable: /, 'cannot connect: ')
+    }
+  }
+  return undefined
 }

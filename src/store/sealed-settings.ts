@@ -71,7 +71,7 @@ export function unseal(key: Uint8Array, name: string, sealed: string, keyFile = 
   } catch (e) {
     throw new BatonError(
       'VALIDATION_FAILED',
-      `${keyFile} does not open the stored setting '${name}': every node must use the key file that sealed it`,
+      `${KEY_FIELD} (${keyFile}) does not open the stored setting '${name}': every node must use the key file that sealed it`,
       { cause: e, fields: [{ field: KEY_FIELD, message: 'not the key that sealed the stored secrets' }] },
     )
   }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -55,7 +55,7 @@ export interface PrivateCluster {
   readonly port: number
   /** The data directory (and the Unix socket directory's parent). */
   readonly dir: string
-  /** A URL of database `name` (default `postgres`) as the superuser `postgres`, over TCP on 127.0.0.1. */
+  /** A URL of database `name` (default `postgres`) as the superuser `postgres` (with its password), over TCP. */
   url(name?: string): string
   /** Runs SQL as the superuser on database `postgres` (or `database`). */
   sql(text: string, database?: string): Promise<pg.QueryResult>
@@ -91,20 +91,34 @@ function tool(name: string, args: readonly string[]) {
  * Initialises and starts a throwaway cluster on a free port (trust authentication, listening on 127.0.0.1 and a
  * socket in its own directory). About a second. Call `destroy()` in `afterAll`.
  */
-export async function startPrivateCluster(settings: Readonly<Record<string, string>> = {}): Promise<PrivateCluster> {
+export async function startPrivateCluster(
+  options: {
+    /** Server settings (`-c name=value`). */
+    readonly settings?: Readonly<Record<string, string>>
+    /** TCP connections need this password (scram-sha-256) for the superuser `postgres`; without it, trust. */
+    readonly password?: string
+  } = {},
+): Promise<PrivateCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-pg-'))
   if (asRoot) chownSync(dir, uidOf('postgres'), gidOf('postgres'))
   const data = join(dir, 'data')
-  await tool('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'])
+  const auth = ['--auth=trust']
+  if (options.password !== undefined) {
+    const pwfile = join(dir, 'pwfile')
+    writeFileSync(pwfile, `${options.password}\n`, { mode: 0o600 })
+    if (asRoot) chownSync(pwfile, uidOf('postgres'), gidOf('postgres'))
+    auth.splice(0, 1, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`)
+  }
+  await tool('initdb', ['-D', data, '-U', 'postgres', ...auth, '-E', 'UTF8', '--no-sync'])
   const port = await freePort()
-  const options = [
+  const serverOptions = [
     `-p ${port}`,
     `-k ${dir}`,
     '-c listen_addresses=127.0.0.1',
     // A test cluster: durability is not what these tests measure, and fsync would slow everyone's disk.
     '-c fsync=off',
     '-c max_connections=60',
-    ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`),
+    ...Object.entries(options.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
   ].join(' ')
   const ctl = (verb: string, mode?: string) =>
     tool('pg_ctl', [
@@ -116,11 +130,12 @@ export async function startPrivateCluster(settings: Readonly<Record<string, stri
       '-l',
       join(dir, 'log'),
       ...(mode === undefined ? [] : ['-m', mode]),
-      ...(verb === 'stop' ? [] : ['-o', options]),
+      ...(verb === 'stop' ? [] : ['-o', serverOptions]),
       verb,
     ])
   await ctl('start')
-  const url = (name = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${name}`
+  const secret = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}`
+  const url = (name = 'postgres') => `postgres://postgres${secret}@127.0.0.1:${port}/${name}`
   let destroyed = false
   const cluster: PrivateCluster = {
     port,

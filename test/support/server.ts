@@ -18,7 +18,7 @@ export function startServer(
     })
     let out = ''
     let err = ''
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s: ${out}${err}`)), 60_000)
     proc.stdout?.on('data', (d: Buffer) => {
       out += d.toString()
       const m = /Baton (http:\/\/[^ ]+)/.exec(out)
