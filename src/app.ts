@@ -26,11 +26,12 @@ import type { PolicyVersionRecord, Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { openSealedSettings, type SealedSettings } from './store/sealed-settings.js'
 import { createSqliteStore } from './store/sqlite/database.js'
+import { VERSION } from './version.js'
 import { createWorkServices, type WorkOptions } from './work.js'
 import { watchFileByPath } from './workspace/policy-watch.js'
 import { loadWorkspace, type Workspace } from './workspace/workspace.js'
 
-export const VERSION = '0.1.0'
+export { VERSION }
 
 export interface App {
   readonly server: FastifyInstance

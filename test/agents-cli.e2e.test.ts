@@ -2,8 +2,12 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp } from '../src/app.js'
+import { configFrom } from '../src/config.js'
 import { createSqliteStore } from '../src/store/sqlite/database.js'
+import { SHOP } from './support/app.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const dataDir = mkdtempSync(join(tmpdir(), 'baton-agents-cli-'))
@@ -26,6 +30,11 @@ function baton(...args: string[]): Promise<{ code: number; out: string; err: str
 }
 
 describe('baton agents (CLI)', () => {
+  // The store of a deployment that has started once (the CLI works on an existing store and reads no workspace).
+  beforeAll(async () => {
+    const config = configFrom({}, { dataDir, workspace: SHOP, watchPolicy: false, logLevel: 'silent' })
+    await (await createApp(config, { logger: pino({ level: 'silent' }) })).close()
+  })
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 
   it('lists, suspends, retires for good, and reviews privileges; every change audited as the CLI user', async () => {

@@ -2,58 +2,24 @@ import { once } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
-import cliProgress from 'cli-progress'
-import { type Command, InvalidArgumentError } from 'commander'
-import { openStore } from '../app.js'
-import { readVectorFile, runConformance } from '../audit/conformance.js'
-import { exportLines, verifyExport } from '../audit/export.js'
-import { parsePublicKeys } from '../audit/head.js'
-import { checkInclusionBundle, proveInclusion } from '../audit/proof.js'
-import { rotateSigningKey } from '../audit/signing.js'
-import { type VerifyResult, verifyStore } from '../audit/verify.js'
-import { configFrom } from '../config.js'
+import type { Command } from 'commander'
+import type { VerifyResult } from '../audit/verify.js'
 import { BatonError } from '../errors.js'
-import type { Store } from '../store/ports.js'
-import { leavesFromWorker } from './verify-worker.js'
-
-function uint(value: string): number {
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
-    throw new InvalidArgumentError('expected a non-negative integer')
-  return n
-}
-
-const collect = (value: string, previous: readonly string[] = []): string[] => [...previous, value]
-
-/** Runs `fn` and maps an unexpected error to exit code 2 (1 is reserved for "the log or proof is bad"). */
-async function guarded(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn()
-  } catch (e) {
-    process.stderr.write(`baton: ${e instanceof BatonError ? e.message : String((e as Error).stack ?? e)}\n`)
-    process.exitCode = 2
-  }
-}
-
-async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = openStore(configFrom(process.env))
-  try {
-    await store.migrate()
-    return await fn(store)
-  } finally {
-    await store.close()
-  }
-}
+import { collect, uint } from './args.js'
+import { usageError } from './exit.js'
+import { type StoreFlags, storeConfig, storeOptions, withExistingStore } from './store.js'
 
 async function readKeys(files: readonly string[]) {
+  const { parsePublicKeys } = await import('../audit/head.js')
   const all = new Map<string, import('node:crypto').KeyObject>()
   for (const f of files) for (const [id, k] of parsePublicKeys(await readFile(f, 'utf8'))) all.set(id, k)
   return all
 }
 
 /** A progress bar on stderr when it is a terminal; nothing otherwise. */
-function progress(): { update: (done: number, total: number) => void; stop: () => void } {
+async function progress(): Promise<{ update: (done: number, total: number) => void; stop: () => void }> {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined }
+  const { default: cliProgress } = await import('cli-progress')
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: 'verify [{bar}] {percentage}% {value}/{total} entries', hideCursor: true },
     cliProgress.Presets.shades_classic,
@@ -95,8 +61,7 @@ export function registerAuditCommands(program: Command): void {
     .command('audit')
     .description('The tamper-evident audit log: verify, export, prove, check proofs, conformance, key rotation')
 
-  audit
-    .command('verify')
+  storeOptions(audit.command('verify'))
     .description(
       'Recompute every leaf, the tree and every signed head from the store (or --file EXPORT offline); on a difference print the first bad sequence number, exit 1',
     )
@@ -108,91 +73,96 @@ export function registerAuditCommands(program: Command): void {
     )
     .option('--json', 'print the result as one JSON line')
     .option('--no-worker', 'read and hash entries on the main thread too (default: a worker thread does, in parallel)')
-    .action((o: { file?: string; publicKey?: string[]; json?: boolean; worker: boolean }) =>
-      guarded(async () => {
+    .action(
+      async (
+        o: StoreFlags & { file?: string; publicKey?: string[]; json?: boolean; worker: boolean },
+        cmd: Command,
+      ) => {
+        if (o.file !== undefined && o.publicKey === undefined) {
+          usageError(cmd, '--file needs --public-key: the keys to trust')
+        }
         const keys = o.publicKey === undefined ? undefined : await readKeys(o.publicKey)
-        const bar = progress()
+        const bar = await progress()
         try {
           let result: VerifyResult
-          if (o.file !== undefined) {
-            if (keys === undefined)
-              throw new BatonError('VALIDATION_FAILED', '--file needs --public-key: the keys to trust')
+          if (o.file !== undefined && keys !== undefined) {
+            const { verifyExport } = await import('../audit/export.js')
             result = await verifyExport(lines(o.file), keys, bar.update)
           } else {
-            const config = configFrom(process.env)
+            const config = storeConfig(o)
             const where = { databaseUrl: config.databaseUrl, dataDir: config.dataDir, batchSize: 20_000 }
-            result = await withStore((store) =>
-              verifyStore(store, {
+            result = await withExistingStore(config, async (store) => {
+              const { verifyStore } = await import('../audit/verify.js')
+              const { leavesFromWorker } = await import('./verify-worker.js')
+              return verifyStore(store, {
                 ...(keys === undefined ? {} : { trustedKeys: keys }),
                 ...(o.worker ? { leaves: leavesFromWorker(where) } : {}),
                 onProgress: bar.update,
-              }),
-            )
+              })
+            })
           }
           bar.stop()
           report(result, o.json)
         } finally {
           bar.stop()
         }
-      }),
+      },
     )
 
-  audit
-    .command('export')
+  storeOptions(audit.command('export'))
     .description('Write every entry, signed head and public key as JSON lines (stdout, or --out FILE)')
     .option('--out <file>', 'write to this file instead of stdout')
-    .action((o: { out?: string }) =>
-      guarded(async () => {
+    .action(async (o: StoreFlags & { out?: string }) => {
+      await withExistingStore(storeConfig(o), async (store) => {
+        const { exportLines } = await import('../audit/export.js')
+        // the file is created only once the store is known to exist
         const out = o.out === undefined ? process.stdout : createWriteStream(o.out, { mode: 0o600 })
-        await withStore(async (store) => {
-          for await (const line of exportLines(store)) {
-            if (!out.write(`${line}\n`)) await once(out, 'drain')
-          }
-        })
+        for await (const line of exportLines(store)) {
+          if (!out.write(`${line}\n`)) await once(out, 'drain')
+        }
         if (out !== process.stdout) {
           out.end()
           await once(out, 'finish')
         }
-      }),
-    )
+      })
+    })
 
-  audit
-    .command('prove')
+  storeOptions(audit.command('prove'))
     .argument('<seq>', 'sequence number of the entry', uint)
     .option('--size <n>', 'tree size of the signed head to prove against (default: the latest)', uint)
     .description('Print a self-contained inclusion proof (entry, leaf hash, proof, signed head) as JSON')
-    .action((seq: number, o: { size?: number }) =>
-      guarded(async () => {
-        const bundle = await withStore((store) => proveInclusion(store, seq, o.size))
-        process.stdout.write(`${JSON.stringify(bundle, null, 2)}\n`)
-      }),
-    )
+    .action(async (seq: number, o: StoreFlags & { size?: number }) => {
+      const bundle = await withExistingStore(storeConfig(o), async (store) => {
+        const { proveInclusion } = await import('../audit/proof.js')
+        return proveInclusion(store, seq, o.size)
+      })
+      process.stdout.write(`${JSON.stringify(bundle, null, 2)}\n`)
+    })
 
   audit
     .command('check-proof')
     .argument('<file>', 'a proof from `baton audit prove` (- for stdin)')
     .requiredOption('--public-key <file>', 'trusted public key(s) (repeatable)', collect)
     .description('Check an inclusion proof offline with nothing but the public key; exit 1 if it does not hold')
-    .action((file: string, o: { publicKey: string[] }) =>
-      guarded(async () => {
-        const keys = await readKeys(o.publicKey)
-        const text = await readFile(file === '-' ? '/dev/stdin' : file, 'utf8')
-        let bundle: unknown
-        try {
-          bundle = JSON.parse(text)
-        } catch {
-          throw new BatonError('AUDIT_PROOF_INVALID', `${file}: not JSON`)
-        }
-        const r = checkInclusionBundle(bundle, keys)
-        if (r.ok) {
-          const b = bundle as { seq: number; treeSize: number; head: { timestamp: string; keyId: string } }
-          process.stdout.write(
-            `ok: entry ${b.seq} is in the log of ${b.treeSize} entries signed at ${b.head.timestamp} by key ${b.head.keyId}\n`,
-          )
-        } else process.stdout.write(`invalid: ${r.reason}\n`)
-        process.exitCode = r.ok ? 0 : 1
-      }),
-    )
+    .action(async (file: string, o: { publicKey: string[] }) => {
+      const { checkInclusionBundle } = await import('../audit/proof.js')
+      const keys = await readKeys(o.publicKey)
+      const text = await readFile(file === '-' ? '/dev/stdin' : file, 'utf8')
+      let bundle: unknown
+      try {
+        bundle = JSON.parse(text)
+      } catch {
+        throw new BatonError('AUDIT_PROOF_INVALID', `${file}: not JSON`)
+      }
+      const r = checkInclusionBundle(bundle, keys)
+      if (r.ok) {
+        const b = bundle as { seq: number; treeSize: number; head: { timestamp: string; keyId: string } }
+        process.stdout.write(
+          `ok: entry ${b.seq} is in the log of ${b.treeSize} entries signed at ${b.head.timestamp} by key ${b.head.keyId}\n`,
+        )
+      } else process.stdout.write(`invalid: ${r.reason}\n`)
+      process.exitCode = r.ok ? 0 : 1
+    })
 
   audit
     .command('conformance')
@@ -201,43 +171,40 @@ export function registerAuditCommands(program: Command): void {
     .description(
       'Check hashing and proof verification against test vectors; print {"passed":N,"failed":M}, exit 1 on any failure',
     )
-    .action((files: string[], o: { verbose?: boolean }) =>
-      guarded(async () => {
-        let passed = 0
-        let failed = 0
-        for (const f of files) {
-          const r = runConformance(await readVectorFile(f))
-          passed += r.passed
-          failed += r.failed
-          if (r.failed > 0 || o.verbose)
-            for (const x of r.failures) process.stderr.write(`FAIL ${f}: ${x.name}: ${x.reason}\n`)
-          if (o.verbose) for (const p of r.policy) process.stderr.write(`rule ${f}: ${p.name}: ${p.rule}\n`)
-        }
-        process.stdout.write(`${JSON.stringify({ passed, failed })}\n`)
-        process.exitCode = failed > 0 ? 1 : 0
-      }),
-    )
+    .action(async (files: string[], o: { verbose?: boolean }) => {
+      const { readVectorFile, runConformance } = await import('../audit/conformance.js')
+      let passed = 0
+      let failed = 0
+      for (const f of files) {
+        const r = runConformance(await readVectorFile(f))
+        passed += r.passed
+        failed += r.failed
+        if (r.failed > 0 || o.verbose)
+          for (const x of r.failures) process.stderr.write(`FAIL ${f}: ${x.name}: ${x.reason}\n`)
+        if (o.verbose) for (const p of r.policy) process.stderr.write(`rule ${f}: ${p.name}: ${p.rule}\n`)
+      }
+      process.stdout.write(`${JSON.stringify({ passed, failed })}\n`)
+      process.exitCode = failed > 0 ? 1 : 0
+    })
 
-  audit
-    .command('rotate-key')
+  storeOptions(audit.command('rotate-key'))
     .description(
       'Replace the head-signing key (BATON_AUDIT_SIGNING_KEY_FILE); the old key is retired, old heads stay verifiable',
     )
-    .action(() =>
-      guarded(async () => {
-        const config = configFrom(process.env)
-        const r = await withStore((store) =>
-          rotateSigningKey({
-            store,
-            file: config.auditSigningKeyFile,
-            now: () => new Date(),
-            actor: { kind: 'admin', id: 'cli' },
-          }),
-        )
-        process.stdout.write(
-          `new signing key ${r.keyId} in ${config.auditSigningKeyFile}${r.retired === null ? '' : `; retired ${r.retired}`}\n` +
-            'A running Baton picks it up before its next signed head.\n',
-        )
-      }),
-    )
+    .action(async (o: StoreFlags) => {
+      const config = storeConfig(o)
+      const r = await withExistingStore(config, async (store) => {
+        const { rotateSigningKey } = await import('../audit/signing.js')
+        return rotateSigningKey({
+          store,
+          file: config.auditSigningKeyFile,
+          now: () => new Date(),
+          actor: { kind: 'admin', id: 'cli' },
+        })
+      })
+      process.stdout.write(
+        `new signing key ${r.keyId} in ${config.auditSigningKeyFile}${r.retired === null ? '' : `; retired ${r.retired}`}\n` +
+          'A running Baton picks it up before its next signed head.\n',
+      )
+    })
 }

@@ -2,14 +2,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { createApp } from '../app.js'
-import { type Actor, openCase } from '../cases/intake.js'
+import type { Actor } from '../cases/intake.js'
 import { configFrom } from '../config.js'
-import { BatonError } from '../errors.js'
-import { decodeModel } from '../intents/codec.js'
 import type { IntentModel } from '../intents/model.js'
-import { parseRiskMap, type RoutedMessage, summarizeRouting } from '../intents/routing-eval.js'
-import { createSqliteStore } from '../store/sqlite/database.js'
+import type { RoutedMessage } from '../intents/routing-eval.js'
 import { readLabelled } from './intents.js'
 
 const HELPDESK: Actor = { kind: 'service', id: 'eval-routing', roles: ['service'] }
@@ -23,6 +19,12 @@ export async function routeMessages(
   data: readonly { text: string; label: string }[],
   model?: string | IntentModel,
 ): Promise<RoutedMessage[]> {
+  const [{ createApp }, { openCase }, { decodeModel }, { createSqliteStore }] = await Promise.all([
+    import('../app.js'),
+    import('../cases/intake.js'),
+    import('../intents/codec.js'),
+    import('../store/sqlite/database.js'),
+  ])
   const dir = await mkdtemp(join(tmpdir(), 'baton-eval-'))
   const config = configFrom(process.env, {
     workspace,
@@ -88,18 +90,10 @@ export function registerEvalCommands(program: Command): void {
       'Route every message through intake; prints {n, unsafe_automation_rate, automation_rate, by_class, p99_decision_us}',
     )
     .action(async (o: { workspace: string; data: string; riskMap: string; model?: string }) => {
-      try {
-        const riskMap = parseRiskMap(await readFile(o.riskMap, 'utf8'), o.riskMap)
-        const data = await readLabelled(o.data)
-        const routed = await routeMessages(o.workspace, data, o.model)
-        process.stdout.write(`${JSON.stringify(summarizeRouting(routed, riskMap))}\n`)
-      } catch (e) {
-        if (e instanceof BatonError) {
-          process.stderr.write(`baton: ${e.message}\n`)
-          process.exitCode = 1
-          return
-        }
-        throw e
-      }
+      const { parseRiskMap, summarizeRouting } = await import('../intents/routing-eval.js')
+      const riskMap = parseRiskMap(await readFile(o.riskMap, 'utf8'), o.riskMap)
+      const data = await readLabelled(o.data)
+      const routed = await routeMessages(o.workspace, data, o.model)
+      process.stdout.write(`${JSON.stringify(summarizeRouting(routed, riskMap))}\n`)
     })
 }

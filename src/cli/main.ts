@@ -1,19 +1,26 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander'
-import { VERSION } from '../app.js'
+import { Command } from 'commander'
+import { VERSION } from '../version.js'
 import { registerAgentCommands } from './agents.js'
 import { registerAuditCommands } from './audit.js'
 import { registerEvalCommands } from './eval.js'
+import { EXIT, exitCodeOf } from './exit.js'
 import { registerIntentCommands } from './intents.js'
 import { registerKeyCommands } from './keys.js'
 import { registerPolicyCommands } from './policy.js'
 import { registerServe } from './serve.js'
 
+/**
+ * The CLI. Command modules import only commander and small helpers at the top and load what a command needs when
+ * it runs, so `--help`, a usage error or a missing store answer without loading the server (~0.3 s, not ~1.4 s).
+ */
 export function buildCli(): Command {
   const program = new Command()
     .name('baton')
     .description('Baton: policy routing, authority and audit for AI and human customer support')
     .version(VERSION)
+    // commander's errors are thrown (and inherited by every subcommand) so that exitCodeOf maps them to EXIT.usage
+    .exitOverride()
     .showHelpAfterError()
   registerServe(program)
   registerPolicyCommands(program)
@@ -25,10 +32,6 @@ export function buildCli(): Command {
   return program
 }
 
-export function intOption(value: string): number {
-  const n = Number(value)
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer')
-  return n
-}
-
-await buildCli().parseAsync(process.argv)
+process.exitCode = await buildCli()
+  .parseAsync(process.argv)
+  .then(() => Number(process.exitCode ?? EXIT.ok), exitCodeOf)

@@ -1,19 +1,17 @@
 import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Command } from 'commander'
-import { knownNames } from '../app.js'
-import { BatonError } from '../errors.js'
-import { readModelLabels } from '../intents/load.js'
-import { checkPolicy } from '../policy/check.js'
-import { loadPolicyFile } from '../policy/load.js'
-import { runPolicyTests } from '../policy/policy-test.js'
-import { loadWorkspace } from '../workspace/workspace.js'
 
 /**
  * The workspace beside the policy file, when there is one, names the agents, queues and tools a policy may use, and
  * its intent model the intent labels a caller may send.
  */
 async function knownFor(file: string) {
+  const [{ knownNames }, { readModelLabels }, { loadWorkspace }] = await Promise.all([
+    import('../app.js'),
+    import('../intents/load.js'),
+    import('../workspace/workspace.js'),
+  ])
   let ws: Awaited<ReturnType<typeof loadWorkspace>>
   try {
     ws = await loadWorkspace(dirname(file))
@@ -33,10 +31,8 @@ export function registerPolicyCommands(program: Command): void {
     .option('--json', 'print diagnostics as JSON lines')
     .description('Schema and CEL type errors with file:line:col, unknown variables, unreachable rules; exit 1 on error')
     .action(async (file: string, o: { json?: boolean }) => {
-      const source = await readFile(file, 'utf8').catch((e: Error) => {
-        process.stderr.write(`baton: ${file}: ${e.message}\n`)
-        process.exit(2)
-      })
+      const source = await readFile(file, 'utf8')
+      const { checkPolicy } = await import('../policy/check.js')
       const known = (await knownFor(file)) ?? { agents: [], queues: [], tools: [] }
       const r = checkPolicy(source, file, known)
       for (const d of [
@@ -57,20 +53,15 @@ export function registerPolicyCommands(program: Command): void {
     .argument('<file>', 'policy YAML file (tests in its `tests:` or in <name>.test.yaml beside it)')
     .description('Run the test cases a policy carries: given facts → expected outcome and rule')
     .action(async (file: string) => {
-      try {
-        const known = (await knownFor(file)) ?? { agents: [], queues: [], tools: [] }
-        const { compiled, tests } = await loadPolicyFile(file, known)
-        const r = runPolicyTests(compiled, tests)
-        for (const f of r.failed) process.stdout.write(`FAIL ${file}:${f.line} ${f.name}: ${f.message}\n`)
-        process.stdout.write(`${r.passed} passed, ${r.failed.length} failed\n`)
-        process.exitCode = r.failed.length > 0 ? 1 : 0
-      } catch (e) {
-        if (e instanceof BatonError) {
-          process.stderr.write(`${e.message}\n`)
-          process.exitCode = 1
-          return
-        }
-        throw e
-      }
+      const [{ loadPolicyFile }, { runPolicyTests }] = await Promise.all([
+        import('../policy/load.js'),
+        import('../policy/policy-test.js'),
+      ])
+      const known = (await knownFor(file)) ?? { agents: [], queues: [], tools: [] }
+      const { compiled, tests } = await loadPolicyFile(file, known)
+      const r = runPolicyTests(compiled, tests)
+      for (const f of r.failed) process.stdout.write(`FAIL ${file}:${f.line} ${f.name}: ${f.message}\n`)
+      process.stdout.write(`${r.passed} passed, ${r.failed.length} failed\n`)
+      process.exitCode = r.failed.length > 0 ? 1 : 0
     })
 }
