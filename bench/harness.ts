@@ -65,7 +65,7 @@ export function startProcess(
     })
     let out = ''
     let err = ''
-    proc.stdout?.on('data', (d: Buffer) => {
+    const listening = (d: Buffer) => {
       out += d.toString()
       const m = /(?:LISTENING|Baton) (http:\/\/\S+)/.exec(out)
       if (m?.[1]) {
@@ -80,9 +80,12 @@ export function startProcess(
             }),
         })
       }
-    })
+    }
+    // bench servers print LISTENING on stdout; `baton serve` prints its start-up line on stderr
+    proc.stdout?.on('data', listening)
     proc.stderr?.on('data', (d: Buffer) => {
       err += d.toString()
+      listening(d)
     })
     proc.once('exit', (code) => fail(new Error(`${args.join(' ')} exited with ${code}: ${err}`)))
   })

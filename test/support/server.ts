@@ -4,8 +4,8 @@ import { resolve } from 'node:path'
 const ROOT = resolve(import.meta.dirname, '../..')
 
 /**
- * Starts `baton serve` as a real process and resolves with its base URL once it listens. `output()` is everything
- * it wrote so far (stdout, where its JSON log lines go, then stderr).
+ * Starts `baton serve` as a real process and resolves with its base URL once it listens (the start-up line is on
+ * stderr). `output()` is everything it wrote so far (stdout, where its JSON log lines go, then stderr).
  */
 export function startServer(
   env: Record<string, string>,
@@ -21,14 +21,14 @@ export function startServer(
     const timer = setTimeout(() => reject(new Error(`server did not start in 60 s: ${out}${err}`)), 60_000)
     proc.stdout?.on('data', (d: Buffer) => {
       out += d.toString()
-      const m = /Baton (http:\/\/[^ ]+)/.exec(out)
+    })
+    proc.stderr?.on('data', (d: Buffer) => {
+      err += d.toString()
+      const m = /^Baton (http:\/\/[^ ]+)/m.exec(err)
       if (m?.[1]) {
         clearTimeout(timer)
         resolvePromise({ proc, url: m[1], output: () => out + err })
       }
-    })
-    proc.stderr?.on('data', (d: Buffer) => {
-      err += d.toString()
     })
     proc.on('exit', (code) => {
       clearTimeout(timer)
