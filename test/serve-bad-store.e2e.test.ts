@@ -35,14 +35,14 @@ function outcome(env: Record<string, string>): Promise<string> {
       proc.kill('SIGKILL')
       reject(new Error(`baton serve neither listened nor exited in 90 s: ${stderr}`))
     }, 240_000)
-    proc.stdout.on('data', (d: Buffer) => {
-      if (d.toString().includes('Baton http')) {
+    proc.stdout.resume()
+    proc.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      // the start-up line is on stderr (stdout carries the JSON log only)
+      if (/^Baton http/m.test(stderr)) {
         proc.kill('SIGKILL')
         resolve('listened')
       }
-    })
-    proc.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
     })
     proc.once('exit', (code) => {
       clearTimeout(timer)

@@ -3,23 +3,19 @@ import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import pg from 'pg'
 import { BatonError } from '../errors.js'
+import { describeStoreUrl, explainStartError } from './engine-errors.js'
 
 /** Where a store lives: PostgreSQL when a URL is given, else `baton.db` in the data directory. */
 export interface StoreLocation {
   readonly databaseUrl: string | undefined
   readonly dataDir: string
+  /** PostgreSQL: longest wait for the connection, ms (BATON_DATABASE_CONNECT_TIMEOUT_MS). */
+  readonly databaseConnectTimeoutMs?: number
 }
 
 /** The location in words, for messages: the SQLite file, or the PostgreSQL URL without its password. */
 export function describeLocation(where: StoreLocation): string {
-  if (where.databaseUrl === undefined) return join(where.dataDir, 'baton.db')
-  try {
-    const u = new URL(where.databaseUrl)
-    if (u.password !== '') u.password = '***'
-    return u.toString()
-  } catch {
-    return 'the PostgreSQL URL given (not a valid URL)'
-  }
+  return where.databaseUrl === undefined ? join(where.dataDir, 'baton.db') : describeStoreUrl(where.databaseUrl)
 }
 
 /**
@@ -50,20 +46,17 @@ export async function assertStoreExists(where: StoreLocation): Promise<void> {
     }
     return
   }
-  const client = new pg.Client({ connectionString: where.databaseUrl, connectionTimeoutMillis: 10_000 })
+  const client = new pg.Client({
+    connectionString: where.databaseUrl,
+    connectionTimeoutMillis: where.databaseConnectTimeoutMs ?? 5000,
+  })
   try {
     await client.connect()
   } catch (e) {
     await client.end().catch(() => undefined)
-    const code = (e as { code?: unknown }).code
-    if (code === '3D000') throw missing('the database does not exist')
-    throw new BatonError(
-      'STORE_UNAVAILABLE',
-      `cannot reach PostgreSQL at ${shown}: ${(e as Error).message || String(code)}`,
-      {
-        cause: e,
-      },
-    )
+    if ((e as { code?: unknown }).code === '3D000') throw missing('the database does not exist')
+    const why = explainStartError(e) ?? `cannot connect: ${(e as Error).message}`
+    throw new BatonError('STORE_UNAVAILABLE', `${shown}: ${why}`, { cause: e })
   }
   try {
     const r = await client.query<{ found: boolean }>("select to_regclass('baton_migrations') is not null as found")
