@@ -63,8 +63,15 @@ class MappingDriver implements Driver {
   commitTransaction(c: DatabaseConnection) {
     return mapped(() => this.#inner.commitTransaction(innerOf(c)))
   }
-  rollbackTransaction(c: DatabaseConnection) {
-    return mapped(() => this.#inner.rollbackTransaction(innerOf(c)))
+  async rollbackTransaction(c: DatabaseConnection) {
+    try {
+      await this.#inner.rollbackTransaction(innerOf(c))
+    } catch (e) {
+      // SQLite rolls a transaction back itself on some errors (SQLITE_FULL, SQLITE_IOERR): nothing is left to roll
+      // back, and the error that caused it, not this one, is what the caller must see.
+      if (/no transaction is active/.test((e as Error).message)) return
+      throw map(e)
+    }
   }
   async savepoint(c: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
     if (this.#inner.savepoint === undefined) throw new TypeError('the driver has no savepoints')

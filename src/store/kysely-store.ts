@@ -9,7 +9,7 @@ import {
 } from 'kysely'
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
-import { BatonError } from '../errors.js'
+import { BatonError, isBatonError } from '../errors.js'
 import { admitPolicyVersion } from '../policy/versions.js'
 import { appendAuditRows } from './audit-append.js'
 import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
@@ -120,7 +120,9 @@ export function createKyselyStore(
           try {
             await afterCommit()
           } catch (e) {
-            throw new BatonError('STORE_UNAVAILABLE', 'the store could not make a commit durable', { cause: e })
+            throw storeErrorOf(e)?.code === 'STORE_FULL'
+              ? new BatonError('STORE_FULL', 'the store has no space left to make a commit durable', { cause: e })
+              : new BatonError('STORE_UNAVAILABLE', 'the store could not make a commit durable', { cause: e })
           }
           return r
         }
@@ -873,6 +875,9 @@ function statementCache(): <R>(
   }
 }
 
+/** The store itself failed (not the call): no space, no connection, an I/O error. */
+const cannotWrite = (e: unknown): boolean => isBatonError(e, 'STORE_FULL') || isBatonError(e, 'STORE_UNAVAILABLE')
+
 type Outcome<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown }
 
 /**
@@ -907,7 +912,9 @@ function batchCommits<T, R>(
       )
       await sql`release commit_batch`.execute(trx)
       return values.map((value) => ({ ok: true, value }))
-    } catch {
+    } catch (e) {
+      // A store that cannot write (disk full, I/O) fails the transaction itself, which SQLite may have rolled back.
+      if (cannotWrite(e)) throw e
       await sql`rollback to commit_batch`.execute(trx)
       await sql`release commit_batch`.execute(trx)
     }
@@ -917,6 +924,7 @@ function batchCommits<T, R>(
       try {
         out.push({ ok: true, value: await fn(trx, p.item) })
       } catch (e) {
+        if (cannotWrite(e)) throw e
         await sql`rollback to commit_item`.execute(trx)
         out.push({ ok: false, error: translate(e) })
       }
