@@ -18,6 +18,7 @@ import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
 import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
 import { versionConflict } from './policy/versions.js'
+import { LiveHistory } from './quality/live.js'
 import { redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
@@ -136,6 +137,8 @@ export async function createApp(
     readonly store?: Store
     /** How tool connectors are called (default: HTTP, `src/tools/connector.ts`). */
     readonly connector?: ConnectorCall
+    /** The clock every use case reads (default the system clock); tests that measure time set their own. */
+    readonly now?: () => Date
     /** Loop intervals and the webhook poster of queues, timers and events (tests make them fast). */
     readonly work?: Partial<
       Pick<
@@ -184,7 +187,7 @@ export async function createApp(
   }
   // a caller's intent must be one of the model's labels (or of the policy's intents:), see validateCallerSignals
   const known = { ...knownNames(workspace), intents: intents?.model.labels ?? [] }
-  const now = () => new Date()
+  const now = options.now ?? (() => new Date())
 
   let settings: SealedSettings
   let secretHashKey: Uint8Array
@@ -440,6 +443,8 @@ export async function createApp(
         return record
       },
     },
+    quality: { store, queues: workspace.queues, policy: () => current().policy, known, now },
+    live: new LiveHistory(store),
     ready: () => store.health(),
     publicUrl,
   }

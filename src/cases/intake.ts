@@ -34,7 +34,7 @@ export interface IntakeDeps {
 }
 
 export interface Actor {
-  readonly kind: 'service' | 'operator' | 'admin' | 'agent' | 'delegate'
+  readonly kind: 'service' | 'operator' | 'admin' | 'analyst' | 'metrics' | 'agent' | 'delegate'
   readonly id: string
   readonly roles: readonly string[]
 }

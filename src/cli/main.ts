@@ -8,6 +8,7 @@ import { EXIT, exitCodeOf } from './exit.js'
 import { registerIntentCommands } from './intents.js'
 import { registerKeyCommands } from './keys.js'
 import { registerPolicyCommands } from './policy.js'
+import { registerQualityCommands } from './quality.js'
 import { registerServe } from './serve.js'
 
 /**
@@ -29,6 +30,7 @@ export function buildCli(): Command {
   registerAgentCommands(program)
   registerIntentCommands(program)
   registerEvalCommands(program)
+  registerQualityCommands(program)
   return program
 }
 

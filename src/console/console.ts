@@ -11,6 +11,7 @@ import { BatonError } from '../errors.js'
 import { FORM_BODY } from '../http/protocol.js'
 import type { Services } from '../http/services.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
+import { readOverview } from '../quality/read.js'
 import type { ApiKeyRecord } from '../store/ports.js'
 import type { SafeHtml } from './html.js'
 import { loginPage, notFoundPage, type Viewer } from './layout.js'
@@ -31,7 +32,6 @@ import {
   type SessionClaims,
   sameToken,
 } from './session.js'
-import { OverviewStats } from './stats.js'
 
 /** Resolves a console session into the API's actor, for the `/v1` routes a signed-in page calls. */
 export type SessionAuthenticator = (req: FastifyRequest) => Promise<Actor | undefined>
@@ -125,8 +125,6 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
   const secret = Buffer.from(await s.settings.secret('console_session_secret'), 'base64url')
   await app.register(cookie, { secret, hook: 'onRequest' })
   const assets = loadAssets()
-  const slaOf = new Map(s.workspace.queues.map((q) => [q.id, q.slaSeconds]))
-  const stats = new OverviewStats(s.store, (q) => slaOf.get(q) ?? 1800)
 
   async function sessionOf(req: FastifyRequest): Promise<Session | undefined> {
     const header = req.headers.cookie
@@ -379,15 +377,13 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
     c.get('/console/overview', { schema: { hide: true } }, async (req, reply) => {
       const viewer = await requireViewer(req, reply)
       if (viewer === undefined) return reply
-      await stats.refresh()
-      return page(reply, overviewPage(viewer, stats.snapshot(new Date())))
+      return page(reply, overviewPage(viewer, await readOverview(s.quality, s.live)))
     })
 
     c.get('/console/api/overview', { schema: { hide: true } }, async (req, reply) => {
       const viewer = await requireViewer(req, reply)
       if (viewer === undefined) return reply
-      await stats.refresh()
-      return stats.snapshot(new Date())
+      return readOverview(s.quality, s.live)
     })
   })
 

@@ -3,6 +3,7 @@ import { canonicalDigest } from '../approvals/approval.js'
 import { introspect, issueAccessToken, type TokenRequest } from '../credentials/oauth.js'
 import { BatonError } from '../errors.js'
 import {
+  activeOwner,
   addAgentCredential,
   privilegeReport,
   registerAgent,
@@ -221,9 +222,8 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
       const to = q.to === undefined ? deps.now() : new Date(q.to)
       const days = Number(q.days ?? 30)
       const from = q.from === undefined ? new Date(to.getTime() - days * 86_400_000) : new Date(q.from)
-      const operators = new Set((await s.store.listOperators()).map((o) => o.id))
-      // An owner is active when it is a registered operator, or a mailbox (the deployment's directory is not ours).
-      const items = await privilegeReport(deps, from, to, (o) => operators.has(o) || /^[^@\s]+@[^@\s]+$/.test(o))
+      const operators = (await s.store.listOperators()).map((o) => o.id)
+      const items = await privilegeReport(deps, from, to, activeOwner(operators))
       return { from: from.toISOString(), to: to.toISOString(), items }
     },
   )

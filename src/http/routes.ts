@@ -16,6 +16,9 @@ import {
 import type { Services } from './services.js'
 
 const ALL: readonly Role[] = ['admin', 'service', 'operator']
+/** Everyone who may read cases, decisions and the policy: the read-only analyst too. */
+const READERS: readonly Role[] = [...ALL, 'analyst']
+const ADMIN_OR_ANALYST: readonly Role[] = ['admin', 'analyst']
 const WRITERS: readonly Role[] = ['admin', 'service']
 const ADMIN: readonly Role[] = ['admin']
 
@@ -133,7 +136,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/cases/:id',
     {
-      config: { roles: ALL },
+      config: { roles: READERS },
       schema: {
         tags: ['cases'],
         summary: 'A case: its messages (redacted), handler history with reasons, and every decision',
@@ -202,7 +205,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/cases',
     {
-      config: { roles: ALL },
+      config: { roles: READERS },
       schema: {
         tags: ['cases'],
         summary: 'List cases, by id, with filters',
@@ -245,7 +248,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/decisions/:id',
     {
-      config: { roles: ALL },
+      config: { roles: READERS },
       schema: {
         tags: ['cases'],
         summary: 'One decision with its explanation and the facts it read (for replay)',
@@ -351,7 +354,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/policy',
     {
-      config: { roles: ALL },
+      config: { roles: READERS },
       schema: { tags: ['policy'], summary: 'The policy in force: name, version, hash, owner' },
     },
     async () => {
@@ -362,7 +365,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/policy/versions',
     {
-      config: { roles: ADMIN },
+      config: { roles: ADMIN_OR_ANALYST },
       schema: {
         tags: ['policy'],
         summary: 'Every policy version ever activated, oldest first',
@@ -376,7 +379,10 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   )
   app.get(
     '/v1/policy/source',
-    { config: { roles: ADMIN }, schema: { tags: ['policy'], summary: 'The YAML source of the policy in force' } },
+    {
+      config: { roles: ADMIN_OR_ANALYST },
+      schema: { tags: ['policy'], summary: 'The YAML source of the policy in force' },
+    },
     async (req, reply) => {
       const hash = s.policy.current().policy.ref.hash
       const v = (await s.store.listPolicyVersions()).find((p) => p.hash === hash)

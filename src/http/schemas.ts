@@ -143,7 +143,12 @@ export const keyBody = {
   additionalProperties: false,
   required: ['role', 'name'],
   properties: {
-    role: { type: 'string', enum: ['admin', 'service', 'operator'] },
+    role: {
+      type: 'string',
+      enum: ['admin', 'service', 'operator', 'analyst', 'metrics'],
+      description:
+        'analyst: read-only (GET /v1/quality, POST /v1/policy/preview, cases, decisions); metrics: GET /metrics only',
+    },
     name: { type: 'string', minLength: 1, maxLength: 100 },
     operatorId: {
       type: 'string',

@@ -24,6 +24,7 @@ import {
   registerNotFound,
   trackRouteMethods,
 } from './protocol.js'
+import { registerQualityRoutes } from './quality-routes.js'
 import { registerQueueRoutes } from './queue-routes.js'
 import { registerRoutes } from './routes.js'
 import type { Services } from './services.js'
@@ -147,6 +148,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   registerEventRoutes(app, services)
   registerAgentRoutes(app, services)
   registerApprovalRoutes(app, services)
+  registerQualityRoutes(app, services)
   // The MCP gateway: a face of its own (src/mcp), served by the same server.
   registerMcp(app, services, { ...opts.mcp, version: opts.version, bodyLimit: opts.bodyLimit })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
@@ -258,7 +260,7 @@ async function authenticate(store: Store, req: FastifyRequest): Promise<Actor> {
   if (record === undefined || record.revokedAt !== null) {
     throw new BatonError('UNAUTHENTICATED', 'the API key is unknown or revoked')
   }
-  const kind = record.role === 'admin' ? 'admin' : record.role === 'operator' ? 'operator' : 'service'
+  const kind = record.role
   // An operator key that names its operator acts as that person (approvals need the person's roles).
   return { kind, id: record.principalId ?? record.id, roles: [record.role] }
 }

@@ -1,6 +1,8 @@
 import type { ActivePolicy, Actor, IntakeDeps } from '../cases/intake.js'
 import type { AuthorityDeps } from '../credentials/deps.js'
 import type { PolicyRef } from '../policy/types.js'
+import type { LiveHistory } from '../quality/live.js'
+import type { QualityDeps } from '../quality/read.js'
 import type { ApiKeyRecord, CustomerRecord, Role, Store, StoreHealth } from '../store/ports.js'
 import type { SealedSettings } from '../store/sealed-settings.js'
 import type { WorkServices } from '../work.js'
@@ -42,6 +44,10 @@ export interface Services {
       actor: Actor,
     ): Promise<CustomerRecord>
   }
+  /** Decision quality, replay, preview and capacity figures over the stored history (`src/quality/`). */
+  readonly quality: QualityDeps
+  /** The history folded live from the audit log (the console's Overview, `/metrics`). */
+  readonly live: LiveHistory
   /** Readiness: the store's health (`/readyz`). */
   readonly ready: () => Promise<StoreHealth>
   /** Baton's public base URL: `BATON_PUBLIC_URL`, else the address it listens on (undefined before it listens). */

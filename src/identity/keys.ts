@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Role } from '../store/ports.js'
 
-const KEY_PATTERN = /^bk_(admin|service|operator)_[A-Za-z0-9_-]{43}$/
+const KEY_PATTERN = /^bk_(admin|service|operator|analyst|metrics)_[A-Za-z0-9_-]{43}$/
 
 /** A new API key from 32 random bytes: `bk_<role>_<base64url>`. The role in the text is a hint for humans only. */
 export function formatKey(role: Role, random: Uint8Array): string {

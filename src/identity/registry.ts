@@ -263,6 +263,15 @@ export interface PrivilegeReport {
 }
 
 /**
+ * Whether an agent's owner is an active principal: a registered operator, or a mailbox (the deployment's directory
+ * is not Baton's to check).
+ */
+export function activeOwner(operatorIds: Iterable<string>): (owner: string) => boolean {
+  const operators = new Set(operatorIds)
+  return (owner) => operators.has(owner) || /^[^@\s]+@[^@\s]+$/.test(owner)
+}
+
+/**
  * Per agent: granted tools against used tools over [from, to), credentials still outstanding, the last owner
  * review. `isActiveOwner` says whether an owner is a live principal (the faces decide what counts).
  */

@@ -142,7 +142,8 @@ function stem(w: string): string {
   return w
 }
 
-interface Profile {
+/** A message's topic profile (content terms and character 3-grams): compute once, `compareProfiles` many times. */
+export interface Profile {
   readonly terms: ReadonlyMap<string, number>
   readonly norm: number
   readonly grams: ReadonlySet<string>
@@ -153,7 +154,7 @@ function concept(w: string): string | undefined {
   return Object.hasOwn(CONCEPTS, w) ? CONCEPTS[w] : undefined
 }
 
-function profile(text: string): Profile {
+export function profile(text: string): Profile {
   const words = text
     .normalize('NFKC')
     .toLowerCase()
@@ -180,7 +181,8 @@ function profile(text: string): Profile {
   return { terms, norm: Math.sqrt(norm), grams }
 }
 
-function compare(a: Profile, b: Profile): number {
+/** `similarity` of two profiled messages. */
+export function compareProfiles(a: Profile, b: Profile): number {
   if (a.terms.size === 0 || b.terms.size === 0) return 0
   let dot = 0
   const [small, large] = a.terms.size <= b.terms.size ? [a.terms, b.terms] : [b.terms, a.terms]
@@ -196,7 +198,7 @@ function compare(a: Profile, b: Profile): number {
 
 /** Similarity of two messages' topics, 0 (nothing in common) to 1 (same content words). */
 export function similarity(a: string, b: string): number {
-  return compare(profile(a), profile(b))
+  return compareProfiles(profile(a), profile(b))
 }
 
 /**
@@ -211,7 +213,7 @@ export function findDuplicate(
   const p = profile(text)
   let best: { caseId: string; score: number } | undefined
   for (const c of candidates) {
-    const score = compare(p, profile(c.text))
+    const score = compareProfiles(p, profile(c.text))
     if (score >= threshold && (best === undefined || score > best.score)) best = { caseId: c.caseId, score }
   }
   return best

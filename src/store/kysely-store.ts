@@ -15,6 +15,7 @@ import { appendAuditRows } from './audit-append.js'
 import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
 import { storeErrorOf } from './engine-errors.js'
+import { historyStore } from './history-store.js'
 import { migrateToLatest } from './migrations.js'
 import type {
   ApiKeyRecord,
@@ -305,6 +306,7 @@ export function createKyselyStore(
   let lastPrune = 0
   const store: Store = {
     ...authorityStore(parts),
+    ...historyStore(parts),
     ...work,
     engine,
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, engine),
@@ -1073,7 +1075,7 @@ function toCase(r: Database['cases']): CaseRecord {
   }
 }
 
-function toDecision(r: Database['decisions']): DecisionRecord {
+export function toDecision(r: Database['decisions']): DecisionRecord {
   return {
     id: r.id,
     caseId: r.case_id,

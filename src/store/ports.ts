@@ -2,11 +2,15 @@ import type { AuditEntryBody } from '../audit/entry.js'
 import type { CompletedNode, SubtreeAddress } from '../audit/merkle.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import type { AuthorityStore } from './authority-store.js'
+import type { HistoryStore } from './history-store.js'
 import type { WorkStore } from './work-store.js'
 
 export type Engine = 'sqlite' | 'postgres'
 
-export const ROLES = ['admin', 'service', 'operator'] as const
+/**
+ * `analyst`: read-only (decision quality, policy preview, cases and decisions); `metrics`: only `GET /metrics`.
+ */
+export const ROLES = ['admin', 'service', 'operator', 'analyst', 'metrics'] as const
 export type Role = (typeof ROLES)[number]
 
 export interface ApiKeyRecord {
@@ -130,7 +134,7 @@ export interface CaseCommit {
  *
  * Failures: `CONFLICT` (stale version, duplicate id), `STORE_UNAVAILABLE` (the engine cannot be reached).
  */
-export interface Store extends AuthorityStore, WorkStore {
+export interface Store extends AuthorityStore, HistoryStore, WorkStore {
   readonly engine: Engine
   /** Creates or upgrades the schema. Idempotent. */
   migrate(): Promise<void>

@@ -17,6 +17,7 @@ import type { IssuedCredentialRecord } from '../store/authority-store.js'
 import type { CustomerRecord } from '../store/ports.js'
 import type { ActionRecord, ActionState } from './action.js'
 import type { CatalogTool } from './catalog.js'
+import { asHybridProposal } from './hybrid.js'
 
 export interface ActionInput {
   readonly tool: string
@@ -83,9 +84,6 @@ export const MCP_META = {
 
 /** The built-in tool that closes a case; its `outcome` must be within the agent's closure authority. */
 export const CLOSE_TOOL = 'close_case'
-
-/** Rule id added when a hybrid case's agent asks for something the policy would allow: it may only propose. */
-export const HYBRID_PROPOSAL_RULE = 'hybrid-proposal'
 
 /**
  * An agent asks to call a tool on a case it handles. Order of checks: credential scope (case, epoch, handler,
@@ -157,23 +155,9 @@ export async function requestAction(
   const queues = policy.tools.readsQueues ? await deps.store.queueStats() : {}
   const facts = actionFacts(policy, c, risk, customer, agent, tool.name, input.params, queues, at)
   let result = decideAction(policy, facts)
-  if (holds === 'hybrid' && result.outcome === 'allow') {
+  if (holds === 'hybrid') {
     // In a hybrid case an operator owns the case: the agent proposes, a human approves.
-    result = {
-      ...result,
-      outcome: 'approve',
-      rules: [...result.rules, HYBRID_PROPOSAL_RULE],
-      approverRole: 'operator',
-      queue: c.handler.kind === 'hybrid' ? c.handler.queue : result.queue,
-      explanation: [
-        ...result.explanation,
-        {
-          id: HYBRID_PROPOSAL_RULE,
-          reason: 'In a hybrid case the AI agent only proposes; an operator approves',
-          reads: { 'case.handler': 'hybrid' },
-        },
-      ],
-    }
+    result = asHybridProposal(result, c.handler.kind === 'hybrid' ? c.handler.queue : result.queue)
   }
 
   const actionId = deps.newId('act')

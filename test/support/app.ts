@@ -27,6 +27,8 @@ export async function startTestApp(
     auditHeadIntervalMs?: number
     /** `BATON_PUBLIC_URL`: the address clients reach Baton at (a proxy in front of it). */
     publicUrl?: string
+    /** The app's clock (default the system clock). */
+    now?: () => Date
   } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-test-'))
@@ -43,7 +45,10 @@ export async function startTestApp(
       ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
     },
   )
-  const app = await createApp(config, { logger: pino({ level: 'silent' }) })
+  const app = await createApp(config, {
+    logger: pino({ level: 'silent' }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  })
   const admin = app.generatedAdminKey
   if (admin === undefined) throw new Error('expected a generated admin key on a fresh store')
   const mk = async (role: 'service' | 'operator') =>

@@ -4,16 +4,23 @@ import type { App } from '../../src/app.js'
 
 /**
  * An agent's client assertion (RFC 7523) as Baton's token endpoint takes it: EdDSA, `iss` = `sub` = the agent, the
- * default audience `urn:baton`, valid two minutes, a fresh `jti`.
+ * default audience `urn:baton`, valid two minutes, a fresh `jti`. `nowMs`: issued at that time (an app on a test
+ * clock), else now.
  */
-export function signAssertion(privateKey: CryptoKey, agentId = 'shop-assistant', aud = 'urn:baton'): Promise<string> {
+export function signAssertion(
+  privateKey: CryptoKey,
+  agentId = 'shop-assistant',
+  aud = 'urn:baton',
+  nowMs?: number,
+): Promise<string> {
+  const iat = Math.floor((nowMs ?? Date.now()) / 1000)
   return new SignJWT({})
     .setProtectedHeader({ alg: 'EdDSA' })
     .setIssuer(agentId)
     .setSubject(agentId)
     .setAudience(aud)
-    .setIssuedAt()
-    .setExpirationTime('2m')
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + 120)
     .setJti(randomUUID())
     .sign(privateKey)
 }
@@ -36,8 +43,8 @@ export async function registerAgentKey(
   return pair
 }
 
-/** The agent's access token for one case: a client assertion (RFC 7523) at the token endpoint. */
-export async function agentToken(app: App, privateKey: CryptoKey, caseId: string): Promise<string> {
+/** The agent's access token for one case: a client assertion (RFC 7523, issued at `nowMs`) at the token endpoint. */
+export async function agentToken(app: App, privateKey: CryptoKey, caseId: string, nowMs?: number): Promise<string> {
   const r = await app.server.inject({
     method: 'POST',
     url: '/v1/oauth/token',
@@ -45,7 +52,7 @@ export async function agentToken(app: App, privateKey: CryptoKey, caseId: string
     payload: new URLSearchParams({
       grant_type: 'client_credentials',
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: await signAssertion(privateKey),
+      client_assertion: await signAssertion(privateKey, 'shop-assistant', 'urn:baton', nowMs),
       case_id: caseId,
     }).toString(),
   })

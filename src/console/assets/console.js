@@ -331,7 +331,7 @@ function drawCharts(s) {
     }))
   const specs = {
     'chart-handler': { type: 'bar', data: { labels, datasets: stacked(s.casesByHandler) }, stacked: true },
-    'chart-escalations': { type: 'bar', data: { labels, datasets: stacked(s.escalationsByTrigger) }, stacked: true },
+    'chart-escalations': { type: 'bar', data: { labels, datasets: stacked(s.escalationsByCause) }, stacked: true },
     'chart-handoffs': {
       type: 'bar',
       data: {

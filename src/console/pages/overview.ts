@@ -1,13 +1,17 @@
+import type { OverviewSnapshot } from '../../quality/overview.js'
 import { html, type SafeHtml } from '../html.js'
 import { ASSET, layout, type Viewer } from '../layout.js'
-import type { OverviewSnapshot } from '../stats.js'
 
 const CHARTS = [
   { id: 'chart-handler', title: 'Cases by first handler', note: 'new cases per interval, by who got them first' },
-  { id: 'chart-escalations', title: 'Escalations by trigger', note: 'AI → human handoffs per interval, by trigger' },
-  { id: 'chart-handoffs', title: 'Handoffs per case', note: 'number of cases by AI↔human handoff count' },
+  {
+    id: 'chart-escalations',
+    title: 'Escalations by cause',
+    note: 'cases reaching a human per interval (at intake or from the AI), by cause',
+  },
+  { id: 'chart-handoffs', title: 'Handoffs per case', note: 'number of cases by AI↔human handoff count (bounces)' },
   { id: 'chart-approval-wait', title: 'Approval wait', note: 'mean seconds from request to decision' },
-  { id: 'chart-sla', title: 'SLA attainment', note: '% of cases taken by a human within the queue SLA' },
+  { id: 'chart-sla', title: 'SLA attainment', note: '% of escalations an operator took within the queue SLA' },
 ] as const
 
 export function overviewPage(viewer: Viewer, s: OverviewSnapshot): SafeHtml {
@@ -27,14 +31,14 @@ ${CHARTS.map(
   <table class="grid">
     <caption class="visually-hidden">Overview numbers per interval</caption>
     <thead><tr><th scope="col">Interval from</th>${Object.keys(s.casesByHandler).map((k) => html`<th scope="col">new: ${k}</th>`)}${Object.keys(
-      s.escalationsByTrigger,
+      s.escalationsByCause,
     ).map(
       (k) => html`<th scope="col">escalated: ${k}</th>`,
     )}<th scope="col">approval wait (s)</th><th scope="col">SLA met %</th></tr></thead>
     <tbody>${s.buckets.map(
       (b, i) =>
         html`<tr><th scope="row">${b}</th>${Object.values(s.casesByHandler).map((v) => html`<td>${v[i] ?? 0}</td>`)}${Object.values(
-          s.escalationsByTrigger,
+          s.escalationsByCause,
         ).map(
           (v) => html`<td>${v[i] ?? 0}</td>`,
         )}<td>${s.approvalWait[i] ?? '—'}</td><td>${s.slaAttainment[i] ?? '—'}</td></tr>`,

@@ -1,0 +1,199 @@
+import type { DecisionRecord } from '../cases/records.js'
+import { BatonError } from '../errors.js'
+import { activeOwner, privilegeReport } from '../identity/registry.js'
+import type { CompiledPolicy, KnownNames } from '../policy/compile.js'
+import type { HistoryWindow } from '../store/history-store.js'
+import type { Store } from '../store/ports.js'
+import type { QueueSpec } from '../workspace/workspace.js'
+import { privilegeUse, QualityAccumulator, type QualityOptions, type QualityReport } from './figures.js'
+import { type CaseState, emptyCase, evolve } from './fold.js'
+import { type HistoryEvent, historyEventOf } from './history.js'
+import type { LiveHistory } from './live.js'
+import { type OverviewSnapshot, overviewSnapshot } from './overview.js'
+import { type PolicyVersions, policyVersions } from './policies.js'
+import { policyHashOf, type ReplayResult, ReplayTally, replayDecision } from './replay.js'
+import { windowOf } from './window.js'
+
+/** What the quality use cases read: the store (through its ports), the workspace's queues, the policy, the clock. */
+export interface QualityDeps {
+  readonly store: Store
+  readonly queues: readonly QueueSpec[]
+  /** The policy in force (its ping-pong cap). */
+  readonly policy: () => CompiledPolicy
+  /** Names a stored policy version is compiled against. */
+  readonly known: KnownNames
+  readonly now: () => Date
+}
+
+export interface QualityQuery {
+  /** A duration before now (`7d`) or an RFC 3339 date-time; default `7d`. */
+  readonly since?: string | undefined
+  /** Default now. */
+  readonly until?: string | undefined
+  readonly queue?: string | undefined
+  readonly agent?: string | undefined
+}
+
+const BATCH = 5000
+
+/** Stored times are RFC 3339 UTC with ms (`toISOString`), which sort as text. */
+export function storedWindow(w: { readonly since: number; readonly until: number }): HistoryWindow {
+  return { since: new Date(w.since).toISOString(), until: new Date(w.until).toISOString() }
+}
+
+/**
+ * Checks a query's filters against the workspace and the registry.
+ * @throws BatonError VALIDATION_FAILED naming `since`, `until`, `queue` or `agent`.
+ */
+export async function qualityOptions(
+  deps: QualityDeps,
+  q: QualityQuery,
+  versions: PolicyVersions,
+): Promise<QualityOptions> {
+  const now = deps.now().getTime()
+  const w = windowOf(q, now)
+  if (q.queue !== undefined && !deps.queues.some((x) => x.id === q.queue)) {
+    throw new BatonError(
+      'VALIDATION_FAILED',
+      `queue: no queue '${q.queue}' (known: ${deps.queues.map((x) => x.id).join(', ')})`,
+      {
+        fields: [{ field: 'queue', message: 'not a queue of the workspace' }],
+      },
+    )
+  }
+  if (q.agent !== undefined && (await deps.store.getAgent(q.agent)) === undefined) {
+    throw new BatonError('VALIDATION_FAILED', `agent: no agent '${q.agent}' in the registry`, {
+      fields: [{ field: 'agent', message: 'not a registered agent' }],
+    })
+  }
+  const sla = new Map(deps.queues.map((x) => [x.id, x.slaSeconds]))
+  return {
+    since: w.since,
+    until: w.until,
+    now,
+    queue: q.queue,
+    agent: q.agent,
+    slaSeconds: (queue) => sla.get(queue) ?? DEFAULT_SLA_S,
+    maxHandoffs: deps.policy().routing.maxHandoffs,
+    isOverride: (hash, rule) => versions.isOverride(hash, rule),
+  }
+}
+
+/** The SLA of a queue the workspace no longer has (30 min, the workspace default). */
+const DEFAULT_SLA_S = 1800
+
+/**
+ * Folds the cases of a window from the store, one case at a time (the scan is in case order, so each case is
+ * complete when the next begins), into `add`. Approvals and agent actions join their case.
+ */
+export async function foldWindow(store: Store, window: HistoryWindow, add: (c: CaseState) => void): Promise<void> {
+  const { gates, actions } = await store.listCaseGates(window)
+  const side = new Map<string, HistoryEvent[]>()
+  const push = (caseId: string, e: HistoryEvent) => {
+    let list = side.get(caseId)
+    if (list === undefined) {
+      list = []
+      side.set(caseId, list)
+    }
+    list.push(e)
+  }
+  for (const g of gates) {
+    const at = Date.parse(g.createdAt)
+    push(g.caseId, {
+      type: 'gate_requested',
+      caseId: g.caseId,
+      at,
+      gate: g.kind,
+      id: g.id,
+      tool: g.tool,
+      requester: g.requester,
+    })
+    if (g.state !== 'pending') {
+      push(g.caseId, {
+        type: 'gate_settled',
+        caseId: g.caseId,
+        at: g.decidedAt === null ? at : Date.parse(g.decidedAt),
+        gate: g.kind,
+        id: g.id,
+        state: g.state,
+      })
+    }
+  }
+  for (const a of actions) {
+    push(a.caseId, {
+      type: 'action',
+      caseId: a.caseId,
+      at: Date.parse(a.createdAt),
+      decisionId: a.decisionId,
+      agentId: a.agentId,
+      tool: a.tool,
+      outcome: a.outcome,
+    })
+  }
+  let current: CaseState | undefined
+  const seal = () => {
+    if (current === undefined) return
+    for (const e of side.get(current.id) ?? []) evolve(current, e)
+    add(current)
+  }
+  for await (const batch of store.scanCaseHistory(window, BATCH)) {
+    for (const row of batch) {
+      if (current?.id !== row.caseId) {
+        seal()
+        current = emptyCase(row.caseId)
+      }
+      const e = historyEventOf(row)
+      if (e !== undefined) evolve(current, e)
+    }
+  }
+  seal()
+}
+
+/** Replays stored decisions with the versions they name. */
+export function replayWith(versions: PolicyVersions, d: DecisionRecord): ReplayResult {
+  const hash = policyHashOf(d)
+  if (d.kind === 'override') return { status: 'skipped', decisionId: d.id, reason: 'override' }
+  const policy = hash === '' ? undefined : versions.get(hash)
+  if (policy === undefined) return { status: 'skipped', decisionId: d.id, reason: 'unknown_policy' }
+  return replayDecision(policy, d)
+}
+
+/** Every decision-quality figure over the cases opened in the query's window (`GET /v1/quality`, `baton quality`). */
+export async function readQuality(deps: QualityDeps, q: QualityQuery): Promise<QualityReport> {
+  const versions = policyVersions(await deps.store.listPolicyVersions(), deps.known)
+  const options = await qualityOptions(deps, q, versions)
+  const acc = new QualityAccumulator(options)
+  const window = storedWindow(options)
+  await foldWindow(deps.store, window, (c) => acc.add(c))
+  const sample = acc.replaySampleIds()
+  const tally = new ReplayTally()
+  for (const d of await deps.store.getDecisions(sample.ids)) tally.add(replayWith(versions, d))
+  const operators = (await deps.store.listOperators()).map((o) => o.id)
+  const rows = await privilegeReport(
+    { store: deps.store, now: deps.now, newId: () => '' },
+    new Date(options.since),
+    new Date(options.until),
+    activeOwner(operators),
+  )
+  return acc.report({
+    replay: sample.ids.length === 0 ? null : tally.summary(sample.of),
+    privileges: privilegeUse(rows, q.agent),
+  })
+}
+
+/** The console's Overview: the live history's series (`overviewSnapshot`), brought up to date first. */
+export async function readOverview(deps: QualityDeps, live: LiveHistory): Promise<OverviewSnapshot> {
+  await live.refresh()
+  const versions = policyVersions(await deps.store.listPolicyVersions(), deps.known)
+  const sla = new Map(deps.queues.map((x) => [x.id, x.slaSeconds]))
+  return overviewSnapshot(
+    live.fold.cases.values(),
+    {
+      now: deps.now().getTime(),
+      slaSeconds: (q) => sla.get(q) ?? DEFAULT_SLA_S,
+      maxHandoffs: deps.policy().routing.maxHandoffs,
+      isOverride: (hash, rule) => versions.isOverride(hash, rule),
+    },
+    live.entries,
+  )
+}

@@ -1,0 +1,238 @@
+import { execFile } from 'node:child_process'
+import { resolve } from 'node:path'
+import { promisify } from 'node:util'
+import type { CryptoKey } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { QualityReport } from '../src/quality/figures.js'
+import { bearer, SHOP, startTestApp, type TestApp } from './support/app.js'
+import { agentToken, registerAgentKey } from './support/assertion.js'
+import { pgAvailable } from './support/pg.js'
+
+/*
+ * Decision quality through the real faces, on both stores: a small history made through the API on a clock the test
+ * moves (minutes after T0), then GET /v1/quality and `baton quality --json` over it, every figure stated by hand.
+ */
+
+const ROOT = resolve(import.meta.dirname, '..')
+const run = promisify(execFile)
+const T0 = Date.parse('2026-11-02T09:00:00.000Z')
+const iso = (min: number) => new Date(T0 + min * 60_000).toISOString()
+const ORDER = { intent: 'order_status', intent_confidence: 0.9 }
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe.skipIf(engine === 'postgres' && !pgAvailable)(`decision quality on ${engine}`, () => {
+    let t: TestApp
+    let clock = T0
+    const at = (min: number) => {
+      clock = T0 + min * 60_000
+    }
+    const ids: Record<string, string> = {}
+    let analyst = ''
+    let agentKey: CryptoKey
+    const keys: Record<string, string> = {}
+
+    const call = async (method: 'GET' | 'POST', url: string, key: string, payload?: object) => {
+      const r = await t.app.server.inject({ method, url, headers: bearer(key), ...(payload ? { payload } : {}) })
+      return { status: r.statusCode, body: r.json() as Record<string, unknown> }
+    }
+    const ok = async (method: 'GET' | 'POST', url: string, key: string, payload?: object) => {
+      const r = await call(method, url, key, payload)
+      if (r.status >= 300) throw new Error(`${method} ${url}: ${r.status} ${JSON.stringify(r.body)}`)
+      return r.body
+    }
+    const open = async (name: string, customer: string, text: string, signals?: object) => {
+      const b = await ok('POST', '/v1/cases', t.keys.service, {
+        customer,
+        channel: 'chat',
+        message: { text },
+        ...(signals ? { signals } : {}),
+      })
+      ids[name] = b.id as string
+      return b
+    }
+    // the client assertion is signed on the app's clock (which the test moves), not the wall clock
+    const token = (caseId: string) => agentToken(t.app, agentKey, caseId, clock)
+    const act = async (name: string, tool: string, params: object) =>
+      ok('POST', `/v1/cases/${ids[name]}/actions`, await token(ids[name]!), { tool, params })
+
+    beforeAll(async () => {
+      t = await startTestApp({ engine, now: () => new Date(clock) })
+      analyst = (await ok('POST', '/v1/keys', t.keys.admin, { role: 'analyst', name: 'quality' })).key as string
+      for (const op of ['ada', 'grace']) {
+        keys[op] = (await ok('POST', '/v1/keys', t.keys.admin, { role: 'operator', name: op, operatorId: op }))
+          .key as string
+      }
+      keys.metrics = (await ok('POST', '/v1/keys', t.keys.admin, { role: 'metrics', name: 'prometheus' })).key as string
+      agentKey = (await registerAgentKey(t.app, t.keys.admin)).privateKey
+
+      at(0)
+      await open('c1', 'cu_1', 'Where is my order 789?', ORDER)
+      at(1)
+      await open('c2', 'cu_2', 'I want to speak to a human please')
+      at(2)
+      await open('c3', 'cu_3', 'Where is my order 456?', ORDER)
+      at(3)
+      await open('c4', 'cu_4', 'Where is my order 789?', ORDER)
+      await act('c1', 'close_case', { outcome: 'resolved' })
+      at(4)
+      await ok('POST', `/v1/cases/${ids.c3}/messages`, t.keys.service, {
+        message: { text: 'let me talk to a real person' },
+      })
+      await open('c5', 'cu_5', 'My email is bob@example.com, does the kettle come in red?', {
+        intent: 'product_question',
+        intent_confidence: 0.9,
+      })
+      at(5)
+      await open('c6', 'cu_6', 'I was charged twice for my order', { intent: 'refund', intent_confidence: 0.9 })
+      await ok('POST', `/v1/cases/${ids.c4}/takeover`, keys.ada!, { reason: 'the customer is upset' })
+      at(6)
+      await ok('POST', `/v1/cases/${ids.c4}/handback`, keys.ada!, { agentId: 'shop-assistant', reason: 'calmed down' })
+      await ok('POST', `/v1/cases/${ids.c5}/claim`, keys.grace!, {})
+      await ok('POST', `/v1/cases/${ids.c6}/claim`, keys.ada!, {})
+      at(7)
+      await act('c4', 'close_case', { outcome: 'resolved' })
+      const refund = await act('c6', 'refund', { order_id: 'A-1', amount: 200, currency: 'EUR' })
+      at(8)
+      await open('c7', 'cu_7', 'Does the kettle come in red?', { intent: 'product_question', intent_confidence: 0.9 })
+      at(9)
+      const approval = (refund.approval as { id: string }).id
+      await call('POST', `/v1/approvals/${approval}/decision`, keys.ada!, { decision: 'approve', reason: 'ok' })
+      at(11)
+      await ok('POST', `/v1/cases/${ids.c2}/claim`, keys.ada!, {})
+      at(20)
+      await open('c8', 'cu_4', 'Where is my order 789 now?', ORDER)
+      // c3 waits in general past its 30 min SLA: its timer fires (breach, routing decided again) on the next round
+      at(60)
+      for (let i = 0; i < 100; i++) {
+        const c = await ok('GET', `/v1/cases/${ids.c3}`, t.keys.admin)
+        if ((c.events as { type: string }[]).some((e) => e.type === 'case.sla_breached')) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }, 60_000)
+    afterAll(async () => {
+      await t?.close()
+    })
+
+    const query = `/v1/quality?since=${encodeURIComponent(iso(-60))}&until=${encodeURIComponent(iso(120))}`
+
+    it('answers every figure for the history, as worked out by hand', async () => {
+      const r = (await ok('GET', query, analyst)) as unknown as QualityReport
+      expect(r.window).toEqual({ since: iso(-60), until: iso(120), now: iso(60) })
+      expect(r.cases).toEqual({ opened: 8, closed: 2, open: 6 })
+      expect(r.automation).toEqual({ closed: 2, automated: 1, rate: 0.5 })
+      expect(r.escalations).toMatchObject({ cases: 5, rate: 0.625, total: 5, atIntake: 3, fromAgent: 2 })
+      expect(r.escalations.byCause).toEqual({
+        rule: 1,
+        trigger: 3,
+        override: 0,
+        agent_asked: 0,
+        operator_took: 1,
+        ping_pong_cap: 0,
+      })
+      expect(r.escalations.byTrigger).toEqual({ human_request: 2, manual: 1, payment: 1 })
+      expect(r.unmanaged).toMatchObject({ count: 2, rate: 0.4, notPickedUpWithinSla: 1, noReason: 1 })
+      const unmanaged = Object.fromEntries(r.unmanaged.items.map((u) => [u.caseId, [u.reasons, u.waitedS]]))
+      expect(unmanaged).toEqual({
+        [ids.c3!]: [['not_picked_up_within_sla'], 56 * 60],
+        [ids.c5!]: [['no_reason'], 120],
+      })
+      expect(r.ownership).toMatchObject({ judged: 5, ownedWithinSla: 4, rate: 0.8, late: 1, pending: 0, withdrawn: 0 })
+      // c4 taken over at once, c6 after 60 s, c5 after 120 s, c2 after 600 s
+      expect(r.ownership.timeToHumanS).toEqual({ n: 4, p50: 60, p90: 600 })
+      expect(r.ownership.reopen).toEqual({
+        closedEscalated: 1,
+        reopened: 1,
+        rate: 1,
+        examples: [{ caseId: ids.c4, reopenedAs: ids.c8, afterS: 13 * 60 }],
+      })
+      expect(r.pingPong).toMatchObject({
+        cap: 4,
+        distribution: { labels: ['0', '1', '2', '3', '4+'], counts: [6, 1, 1, 0, 0] },
+        atOrOverCap: 0,
+      })
+      // 8 first decisions, c3's message and SLA re-decision, c4's hand-back, 2 closes and a refund: 14
+      expect(r.consistency.replay).toMatchObject({ replayed: 14, same: 14, differing: 0, rate: 1, of: 14 })
+      // c1 ~ c4 ~ c8 (all the AI), c5 ~ c7 (a human / the AI)
+      expect(r.consistency.nearDuplicates).toMatchObject({ messages: 8, of: 8, pairs: 4, differing: 1, rate: 0.25 })
+      expect(r.approvals).toEqual({
+        requested: 1,
+        byState: { approved: 1 },
+        pending: 0,
+        timeToDecideS: { n: 1, p50: 120, p90: 120 },
+      })
+      expect(r.privileges).toEqual([
+        {
+          agentId: 'shop-assistant',
+          granted: [
+            'reply',
+            'order_status',
+            'refund',
+            'disclose_order',
+            'change_email',
+            'reset_password',
+            'close_case',
+          ],
+          used: { close_case: 2, refund: 1 },
+          unused: ['reply', 'order_status', 'disclose_order', 'change_email', 'reset_password'],
+        },
+      ])
+    })
+
+    it('filters by queue and agent', async () => {
+      const billing = (await ok('GET', `${query}&queue=billing`, analyst)) as unknown as QualityReport
+      expect(billing.cases.opened).toBe(1) // c6
+      const agent = (await ok('GET', `${query}&agent=shop-assistant`, analyst)) as unknown as QualityReport
+      expect(agent.cases.opened).toBe(6) // all but c2 and c5, which never had the AI
+      const late = (await ok(
+        'GET',
+        `/v1/quality?since=${encodeURIComponent(iso(10))}&until=${encodeURIComponent(iso(120))}`,
+        analyst,
+      )) as unknown as QualityReport
+      expect(late.cases.opened).toBe(1) // c8
+    })
+
+    it('refuses bad input with 400 naming the field, and other roles with 403', async () => {
+      const field = async (q: string) => {
+        const r = await call('GET', `/v1/quality?${q}`, analyst)
+        expect(r.status, q).toBe(400)
+        expect(r.body.code).toBe('VALIDATION_FAILED')
+        return JSON.stringify(r.body)
+      }
+      expect(await field('since=7x')).toContain('since')
+      expect(await field('until=yesterday')).toContain('until')
+      expect(await field(`since=${iso(10)}&until=${iso(0)}`)).toContain('since')
+      expect(await field('queue=nope')).toContain('queue')
+      expect(await field('agent=nobody')).toContain('agent')
+      expect(await field('team=a')).toContain('team')
+      for (const key of [t.keys.operator, t.keys.service, keys.metrics!]) {
+        expect((await call('GET', query, key)).status).toBe(403)
+      }
+      expect((await call('GET', query, t.keys.admin)).status).toBe(200)
+    })
+
+    it('`baton quality --json` prints the same report from the store', async () => {
+      const env = {
+        ...process.env,
+        BATON_WORKSPACE: SHOP,
+        BATON_DATA_DIR: t.dataDir,
+        ...(t.databaseUrl === undefined ? {} : { BATON_DATABASE_URL: t.databaseUrl }),
+      }
+      const args = ['--import', 'tsx', 'src/cli/main.ts', 'quality', '--json', '--since', iso(-60), '--until', iso(120)]
+      const { stdout } = await run(process.execPath, args, { cwd: ROOT, env })
+      const cli = JSON.parse(stdout) as QualityReport
+      const api = (await ok('GET', query, analyst)) as unknown as QualityReport
+      // the CLI's now is the wall clock: only what depends on it differs
+      const strip = (r: QualityReport) => ({
+        ...r,
+        window: { ...r.window, now: '' },
+        unmanaged: { ...r.unmanaged, items: r.unmanaged.items.map((u) => ({ ...u, waitedS: 0 })) },
+      })
+      expect(strip(cli)).toEqual(strip(api))
+      const bad = await run(process.execPath, [...args.slice(0, 4), '--since', '7x'], { cwd: ROOT, env }).catch(
+        (e: { code: number; stderr: string }) => e,
+      )
+      expect(bad).toMatchObject({ code: 1 })
+      expect((bad as { stderr: string }).stderr).toContain('since')
+    }, 30_000)
+  })
+}
