@@ -253,6 +253,10 @@ describe('escalation causes and SLA judgements', () => {
     expect(causeOf({ rules: ['x', 'max-handoffs'], trigger: 'risk', policyHash: '' }, none)).toBe('ping_pong_cap')
     expect(causeOf({ rules: ['manual-takeover'], trigger: 'manual', policyHash: '' }, none)).toBe('operator_took')
     expect(causeOf({ rules: ['big-refund'], trigger: 'action_escalated', policyHash: '' }, none)).toBe('agent_asked')
+    // an agent asking for a human (requestHandoff) is the agent's cause, whatever rule the policy chose
+    const asked = { rules: ['human-requested'], trigger: 'human_request', policyHash: '', byAgent: true }
+    expect(causeOf(asked, none)).toBe('agent_asked')
+    expect(causeOf({ ...asked, rules: ['x', 'agent-handoff-request'], trigger: 'manual' }, none)).toBe('agent_asked')
     expect(causeOf({ rules: ['o'], trigger: 'secret', policyHash: 'h' }, { isOverride: () => true })).toBe('override')
     expect(causeOf({ rules: ['r'], trigger: 'fraud', policyHash: '' }, none)).toBe('trigger')
     expect(causeOf({ rules: ['default'], trigger: '', policyHash: '' }, none)).toBe('rule')
@@ -265,6 +269,7 @@ describe('escalation causes and SLA judgements', () => {
       rules: [],
       trigger: '',
       policyHash: '',
+      byAgent: false,
       pickedAt: undefined,
       leftAt: undefined,
     }

@@ -125,17 +125,17 @@ export interface QualityReport {
 }
 
 /**
- * The cause of one escalation, first match wins: the ping-pong cap (trigger `max_handoffs`), an operator taking
- * the case (`manual`), the agent's own tool call escalating (`action_escalated`), a routing override of the
- * deciding policy version, any other trigger, else the rule that routed it.
+ * The cause of one escalation, first match wins: the ping-pong cap (trigger `max_handoffs`), the AI agent asking
+ * for a human (`requestHandoff`, or its own tool call escalating: `action_escalated`), an operator taking the case
+ * (`manual`), a routing override of the deciding policy version, any other trigger, else the rule that routed it.
  */
 export function causeOf(
-  e: Pick<Escalation, 'rules' | 'trigger' | 'policyHash'>,
+  e: Pick<Escalation, 'rules' | 'trigger' | 'policyHash'> & { readonly byAgent?: boolean },
   options: Pick<QualityOptions, 'isOverride'>,
 ): EscalationCause {
   if (e.trigger === 'max_handoffs' || e.rules.includes('max-handoffs')) return 'ping_pong_cap'
+  if (e.byAgent === true || e.trigger === 'action_escalated') return 'agent_asked'
   if (e.trigger === 'manual') return 'operator_took'
-  if (e.trigger === 'action_escalated') return 'agent_asked'
   const rule = e.rules[0]
   if (rule !== undefined && options.isOverride(e.policyHash, rule)) return 'override'
   if (e.trigger !== '') return 'trigger'

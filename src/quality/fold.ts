@@ -42,6 +42,8 @@ export interface Escalation {
   readonly rules: readonly string[]
   readonly trigger: string
   readonly policyHash: string
+  /** The AI agent asked for a human itself (`requestHandoff`). */
+  readonly byAgent: boolean
   /** When an operator took it (assigned, claimed, taken over); undefined while nobody has. */
   pickedAt: number | undefined
   /** When it left the humans' hands unpicked (back to an AI agent, closed). */
@@ -129,6 +131,7 @@ export function evolve(s: CaseState, e: HistoryEvent): void {
           rules: e.rules,
           trigger: e.trigger,
           policyHash: e.policyHash,
+          byAgent: false,
           pickedAt: e.handler.kind === 'operator' && e.handler.operatorId !== undefined ? e.at : undefined,
           leftAt: undefined,
         })
@@ -149,6 +152,7 @@ export function evolve(s: CaseState, e: HistoryEvent): void {
           rules: e.rules,
           trigger: e.trigger,
           policyHash: s.lastPolicyHash,
+          byAgent: e.requestedBy !== '',
           // an operator taking the case over from the AI owns it at once
           pickedAt: e.to.kind === 'operator' && e.to.operatorId !== undefined ? e.at : undefined,
           leftAt: undefined,

@@ -45,6 +45,8 @@ export type HistoryEvent =
       readonly decisionId: string
       /** An AI↔human change (a bounce); a change of queue between humans is not one. */
       readonly counts: boolean
+      /** The AI agent that asked for a human (`requestHandoff`), or ''. */
+      readonly requestedBy: string
     }
   | {
       readonly type: 'assigned'
@@ -159,6 +161,7 @@ export function historyEventOf(e: StoredEvent): HistoryEvent | undefined {
         trigger: str(cause.trigger),
         decisionId: str(cause.decisionId),
         counts: d.countsAsHandoff === true,
+        requestedBy: str(cause.requestedBy),
       }
     }
     case 'case.assigned':

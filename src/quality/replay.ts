@@ -4,6 +4,7 @@ import type { RiskClass } from '../intents/routing-eval.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decideAction, decideRoute } from '../policy/evaluate.js'
 import type { Facts } from '../policy/types.js'
+import { agentHandoffRoute } from '../queues/handoff-request.js'
 import { asHybridProposal, HYBRID_PROPOSAL_RULE } from '../tools/hybrid.js'
 import { rate } from './stats.js'
 
@@ -67,8 +68,9 @@ export function policyHashOf(d: DecisionRecord): string {
 /**
  * Re-decides one stored decision from its stored facts with `policy` (the version it names, for a replay; a
  * candidate, for a preview) and compares the two. Pure (invariant 2: a decision is a function of policy and facts).
- * A tool decision in a hybrid case is proposed for approval as the live path does (`asHybridProposal`). The trigger
- * of a hand-back decision is the operator's (`handback`), not the policy's, and is not compared.
+ * A tool decision in a hybrid case is proposed for approval as the live path does (`asHybridProposal`), and an AI
+ * agent's request for a human goes where `agentHandoffRoute` sends it. The trigger of a hand-back decision is the
+ * operator's (`handback`), not the policy's, and is not compared.
  */
 export function replayDecision(policy: CompiledPolicy, d: DecisionRecord): ReplayResult {
   if (d.kind === 'override') return { status: 'skipped', decisionId: d.id, reason: 'override' }
@@ -90,12 +92,22 @@ export function replayDecision(policy: CompiledPolicy, d: DecisionRecord): Repla
     // a hybrid proposal's queue is the case's, which the facts do not hold (recorded.queue stands in above)
     if (!r.rules.includes(HYBRID_PROPOSAL_RULE) && r.queue !== recorded.queue) differences.push('queue')
   } else {
-    const r = decideRoute(policy, facts)
-    replayed = { outcome: r.outcome, rules: r.rules, trigger: r.trigger, handler: r.handler }
+    let r = decideRoute(policy, facts)
+    // An AI agent's request for a human (requestHandoff): the policy's answer, or a human queue anyway.
+    const asked = (d.data.actor as { kind?: unknown } | undefined)?.kind === 'agent'
+    if (asked) {
+      const current = facts.case?.handler === 'hybrid' ? 'hybrid' : 'agent'
+      const h = recorded.handler
+      const fallback =
+        current === 'hybrid' && h !== undefined && h.kind !== 'agent' ? h.queue : policy.routing.fallbackQueue
+      r = agentHandoffRoute(r, current, fallback)
+    }
+    const trigger = asked ? r.trigger || 'manual' : r.trigger
+    replayed = { outcome: r.outcome, rules: r.rules, trigger, handler: r.handler }
     if (r.outcome !== recorded.outcome) differences.push('outcome')
     if (!SAME_HANDLER(r.handler, recorded.handler)) differences.push('handler')
     if (!sameList(r.rules, recorded.rules)) differences.push('rules')
-    if (recorded.trigger !== 'handback' && r.trigger !== recorded.trigger) differences.push('trigger')
+    if (recorded.trigger !== 'handback' && trigger !== recorded.trigger) differences.push('trigger')
   }
   return {
     status: 'replayed',

@@ -10,6 +10,7 @@ import { redactFreeText, type SecretRedaction } from '../signals/sensitive.js'
 import type { Store } from '../store/ports.js'
 import type { Assignment, TimerRecord } from '../store/work-store.js'
 import type { OperatorSpec, QueueSpec } from '../workspace/workspace.js'
+import { agentHandoffRoute } from './handoff-request.js'
 import { eligibleOperators } from './priority.js'
 
 /** What the queue use cases need: ports, the policy in force, the workspace's operators and queues, clock and ids. */
@@ -221,9 +222,6 @@ export async function handBack(
   }
 }
 
-/** Rule id recorded when an AI agent asked for a human and the policy would have kept the case with an AI agent. */
-export const AGENT_HANDOFF_RULE = 'agent-handoff-request'
-
 /**
  * The AI agent holding a case (as `agent`, or drafting a `hybrid` case) asks for a human, with a reason. Routing is
  * decided again on the case's latest facts with `signals.risk.human_request` raised and the agent as the actor, so
@@ -248,27 +246,9 @@ export async function requestHandoff(
     const at = deps.now()
     const iso = at.toISOString()
     const { facts, route: decided } = await redecide(deps, current, at, actor, { human_request: true })
-    const toHuman =
-      decided.handler.kind === 'operator' || (decided.handler.kind === 'hybrid' && current.handler.kind === 'agent')
     const fallback =
       current.handler.kind === 'hybrid' ? current.handler.queue : deps.policy().policy.routing.fallbackQueue
-    const route: RouteResult = toHuman
-      ? decided
-      : {
-          ...decided,
-          outcome: 'operator',
-          handler: { kind: 'operator', queue: fallback },
-          rules: [...decided.rules, AGENT_HANDOFF_RULE],
-          explanation: [
-            ...decided.explanation,
-            {
-              id: AGENT_HANDOFF_RULE,
-              reason: 'The AI agent asked for a human; the policy would have kept the case with an AI agent',
-              reads: { 'actor.kind': 'agent' },
-            },
-          ],
-          trigger: 'manual',
-        }
+    const route = agentHandoffRoute(decided, current.handler.kind, fallback)
     try {
       return await commitRoutedHandoff(deps, current, route, facts, actor, iso, {
         trigger: route.trigger || 'manual',
