@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import type { QualityReport } from '../quality/figures.js'
-import { readQuality } from '../quality/read.js'
-import { percent, withHistory } from './history.js'
+import { type HistoryFlags, historyOptions, percent, withHistory } from './history.js'
 
 /** The report as a person reads it: one line per figure, the definitions in the README (Decision quality). */
 export function formatQuality(r: QualityReport): string {
@@ -53,18 +52,20 @@ export function formatQuality(r: QualityReport): string {
 }
 
 export function registerQualityCommands(program: Command): void {
-  program
-    .command('quality')
+  historyOptions(program.command('quality'))
     .description('Decision-quality figures over the cases opened in a window, from the configured store (read-only)')
     .option('--since <when>', 'a duration before now (7d, 24h, 90m) or an RFC 3339 date or date-time', '7d')
     .option('--until <when>', 'the same; default now')
     .option('--queue <id>', 'only cases that were in this queue')
     .option('--agent <id>', 'only cases this AI agent handled')
     .option('--json', 'the report as one JSON object (the body of GET /v1/quality)')
-    .action(async (o: { since: string; until?: string; queue?: string; agent?: string; json?: boolean }) => {
-      await withHistory(async (deps) => {
-        const r = await readQuality(deps, o)
-        process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : formatQuality(r))
-      })
-    })
+    .action(
+      async (o: HistoryFlags & { since: string; until?: string; queue?: string; agent?: string; json?: boolean }) => {
+        await withHistory(o, async (deps) => {
+          const { readQuality } = await import('../quality/read.js')
+          const r = await readQuality(deps, o)
+          process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : formatQuality(r))
+        })
+      },
+    )
 }
