@@ -14,6 +14,7 @@ import { lookupAll } from './events/poster.js'
 import type { WebhookTargets } from './events/targets.js'
 import { createServer } from './http/server.js'
 import type { PolicyActivated, PolicyTrigger, Services } from './http/services.js'
+import { cachedAgentStates } from './identity/agent-states.js'
 import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
 import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
@@ -328,7 +329,9 @@ export async function createApp(
     throw e
   }
 
-  const intake: IntakeDeps = { store, policy: current, now, newId, secretHashKey, intents }
+  // routing reads the agents' states at most 1 s old; the commit checks them again (see agent-states.ts)
+  const agentStates = cachedAgentStates(store, () => Date.now(), 1000)
+  const intake: IntakeDeps = { store, policy: current, now, newId, secretHashKey, intents, agentStates }
 
   const { resolve: resolveHost, ...workOptions } = options.work ?? {}
   const work = await createWorkServices({

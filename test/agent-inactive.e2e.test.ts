@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { knownNames } from '../src/app.js'
 import type { Actor } from '../src/cases/intake.js'
 import { openCase, receiveMessage } from '../src/cases/intake.js'
+import type { AgentStates } from '../src/identity/agent-states.js'
 import { compilePolicy } from '../src/policy/compile.js'
 import { decideRoute } from '../src/policy/evaluate.js'
 import type { Facts } from '../src/policy/types.js'
@@ -48,18 +49,16 @@ function batonAgents(t: TestApp, ...args: string[]): Promise<{ code: number; out
   })
 }
 
-/** The store, except that `agentStates` answers as it would have before the agent was suspended, `times` times. */
-function staleAgentStates(store: Store, times: number): Store {
+/** Agent states read as they were before the agent was suspended (a node's cache, `times` reads), then the store's. */
+function staleAgentStates(store: Store, times: number): AgentStates {
   let left = times
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'agentStates' && left > 0) {
-        left--
-        return async () => ({ ...(await target.agentStates()), [AGENT]: 'active' })
-      }
-      return Reflect.get(target, prop, receiver)
+  return {
+    async read() {
+      const states = await store.agentStates()
+      return left-- > 0 ? { ...states, [AGENT]: 'active' } : states
     },
-  })
+    invalidate: () => undefined,
+  }
 }
 
 /** Issue 17, defect 4: routing never chooses an inactive agent, and the cases one held are decided again. */
@@ -206,12 +205,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     })
 
     it('a decision made while the agent was active but committed after its suspension is made again (commit guard)', async () => {
-      const deps = { ...t.app.services.intake, store: staleAgentStates(t.app.store, 1) }
+      const deps = { ...t.app.services.intake, agentStates: staleAgentStates(t.app.store, 1) }
       const opened = await openCase(deps, HELPDESK, { customerId: `cu_${engine}_stale`, channel: 'chat', text: ORDER })
       expect(opened.handler).toEqual({ kind: 'operator', queue: 'general' })
       expect(opened.decision.rules).toEqual(['order-status', 'agent-inactive'])
       const again = await receiveMessage(
-        { ...t.app.services.intake, store: staleAgentStates(t.app.store, 1) },
+        { ...t.app.services.intake, agentStates: staleAgentStates(t.app.store, 1) },
         HELPDESK,
         opened.id,
         { text: ORDER },

@@ -1,5 +1,6 @@
 import type { AuditEntryBody } from '../audit/entry.js'
 import { BatonError } from '../errors.js'
+import type { AgentStates } from '../identity/agent-states.js'
 import { type IntentDetector, withIntentSignals } from '../intents/detector.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { validateCallerSignals } from '../policy/compile.js'
@@ -31,6 +32,8 @@ export interface IntakeDeps {
   readonly secretHashKey: Uint8Array
   /** The workspace's intent classifier; when absent, `intent` and `intent_confidence` come only from the caller. */
   readonly intents?: IntentDetector | undefined
+  /** Where routing reads the agents' states (a short-lived cache in `app.ts`); when absent, the store at each message. */
+  readonly agentStates?: AgentStates | undefined
 }
 
 export interface Actor {
@@ -94,7 +97,10 @@ export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseIn
     try {
       return await openOnce()
     } catch (e) {
-      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
+      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) {
+        deps.agentStates?.invalidate()
+        continue
+      }
       throw e
     }
   }
@@ -104,7 +110,7 @@ export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseIn
       deps.store.getCustomer(input.customerId),
       deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
       queueStatsFor(deps, active.policy),
-      deps.store.agentStates(),
+      readAgentStates(deps),
     ])
     const duplicate = findDuplicate(
       analysis.redactedText,
@@ -207,7 +213,7 @@ export async function receiveMessage(
     const [stored, queues, agents] = await Promise.all([
       deps.store.getCustomer(current.customerId),
       queueStatsFor(deps, active.policy),
-      deps.store.agentStates(),
+      readAgentStates(deps),
     ])
     const at = deps.now()
     const iso = at.toISOString()
@@ -272,7 +278,11 @@ export async function receiveMessage(
       await commit(deps, next, current.version, current.lastEvent, events, decision, actor, iso)
       return result(next, messageId, changed, signals, decisionId, route, analysis.redactedText, '')
     } catch (e) {
-      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue
+      if (e instanceof BatonError && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) {
+        // a stale version, or an agent that stopped being active: read both again
+        deps.agentStates?.invalidate()
+        continue
+      }
       throw e
     }
   }
@@ -312,6 +322,10 @@ async function commit(
 /** The agent a handler hands the case to (alone or drafting), which must still be active when it is committed. */
 export function agentOf(h: Handler): string | undefined {
   return h.kind === 'operator' ? undefined : h.agentId
+}
+
+function readAgentStates(deps: IntakeDeps): Promise<Readonly<Record<string, string>>> {
+  return deps.agentStates === undefined ? deps.store.agentStates() : deps.agentStates.read()
 }
 
 /** What routing reads as `agents.<id>.state`: every registered agent's state, as the store has it now. */

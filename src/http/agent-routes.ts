@@ -324,6 +324,8 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
         const { id } = req.params as { id: string }
         const { reason } = req.body as { reason: string }
         const r = await transitionAgent(deps, req.actor, id, to, reason, { followUpAfterMs: FOLLOW_UP_GRACE_MS })
+        // this node's intake sees the change at once (other nodes within a second; their commits check it anyway)
+        s.intake.agentStates?.invalidate()
         if (r.followUp === undefined) return { agent: r.agent, revokedCases: r.revokedCases, rerouted: [] }
         // the cases it held are decided again now; the durable timer stored with the change is the backstop, due
         // once this request has had time to do it (a node that dies meanwhile leaves it to any other)

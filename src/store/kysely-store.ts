@@ -172,9 +172,18 @@ export function createKyselyStore(
     return { events, decisions }
   }
 
-  /** Refused with CONFLICT unless every agent the commits hand a case to is active (see `requireActiveAgent`). */
+  /**
+   * Refused with CONFLICT unless every agent the new cases of `commits` go to is active (see `requireActiveAgent`;
+   * an update checks it in its own statement).
+   */
   async function requireActiveAgentsIn(trx: Transaction<Database>, commits: readonly CaseCommit[]): Promise<void> {
-    const ids = [...new Set(commits.flatMap((c) => (c.requireActiveAgent === undefined ? [] : [c.requireActiveAgent])))]
+    const ids = [
+      ...new Set(
+        commits.flatMap((c) =>
+          c.expectedVersion !== null || c.requireActiveAgent === undefined ? [] : [c.requireActiveAgent],
+        ),
+      ),
+    ]
     if (ids.length === 0) return
     const active = await trx
       .selectFrom('agents')
@@ -216,25 +225,47 @@ export function createKyselyStore(
       if (commit.expectedVersion === null) continue
       const row = fromCase(commit.case)
       const expected = commit.expectedVersion
+      const agent = commit.requireActiveAgent
       const r = await trx.executeQuery(
-        statement(
-          'update case',
-          () =>
-            trx
-              .updateTable('cases')
-              // The authority epoch moves with every change of handler, risk or state (right-hand columns are the
-              // old row): credentials issued before such a change stop working at once (see authority-store.ts).
-              .set({
-                ...row,
-                authority_epoch: sql<number>`case when handler <> ${row.handler} or risk <> ${row.risk} or state <> ${row.state} then authority_epoch + 1 else authority_epoch end`,
-              })
-              .where('id', '=', row.id)
-              .where('version', '=', expected),
-          [...Object.values(row), row.handler, row.risk, row.state, row.id, expected],
-        ),
+        statement(agent === undefined ? 'update case' : 'update case, agent active', () => {
+          const q = trx
+            .updateTable('cases')
+            // The authority epoch moves with every change of handler, risk or state (right-hand columns are the
+            // old row): credentials issued before such a change stop working at once (see authority-store.ts).
+            .set({
+              ...row,
+              authority_epoch: sql<number>`case when handler <> ${row.handler} or risk <> ${row.risk} or state <> ${row.state} then authority_epoch + 1 else authority_epoch end`,
+            })
+            .where('id', '=', row.id)
+            .where('version', '=', expected)
+          // handed to an agent: only while it is active, its row locked FOR SHARE (see CaseCommit.requireActiveAgent)
+          return agent === undefined
+            ? q
+            : q.where((eb) =>
+                eb.exists(
+                  eb
+                    .selectFrom('agents')
+                    .select('agents.id')
+                    .where('agents.id', '=', agent)
+                    .where('agents.state', '=', sql.lit('active'))
+                    .$if(engine === 'postgres', (sub) => sub.forShare()),
+                ),
+              )
+        }, [
+          ...Object.values(row),
+          row.handler,
+          row.risk,
+          row.state,
+          row.id,
+          expected,
+          ...(agent === undefined ? [] : [agent]),
+        ]),
       )
       if (Number(r.numAffectedRows) !== 1) {
-        throw new BatonError('CONFLICT', `case ${row.id} changed since version ${commit.expectedVersion}`)
+        throw new BatonError(
+          'CONFLICT',
+          `case ${row.id} changed since version ${commit.expectedVersion}${agent === undefined ? '' : `, or agent '${agent}' is no longer active`}`,
+        )
       }
     }
     const { events, decisions } = historyRows(commits)
