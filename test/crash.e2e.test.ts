@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openStore } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
-import { runCli } from './support/audit.js'
+import { expectAuditVerifies, expectHeadOverWholeLog, expectWholeCases } from './support/integrity.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 import { startServer } from './support/server.js'
 
@@ -76,14 +76,7 @@ for (const engine of engines) {
           expect(c.decisions.map((d) => d.decisionId)).toContain(a.decisionId)
         }
         // The audit sequencer resumes from the stored frontier and signs a head over everything that survived.
-        let covered = false
-        for (const deadline = Date.now() + 20_000; !covered && Date.now() < deadline; ) {
-          const h = await fetch(`${again.url}/v1/audit/head`, { headers })
-          const size = h.status === 200 ? ((await h.json()) as { size: number }).size : 0
-          covered = size > 0 && (await fetch(`${again.url}/v1/audit/entries/${size}`, { headers })).status === 404
-          if (!covered) await new Promise((r) => setTimeout(r, 100))
-        }
-        expect(covered).toBe(true)
+        await expectHeadOverWholeLog(again.url, headers)
       } finally {
         again.proc.kill('SIGTERM')
         await new Promise((r) => again.proc.once('exit', r))
@@ -92,30 +85,12 @@ for (const engine of engines) {
       // No half-written case: each stored case has its whole history, and each event its audit entry.
       const store = openStore({ dataDir, databaseUrl: env.BATON_DATABASE_URL })
       try {
-        const cases = await store.listCases({ limit: 10_000 })
-        expect(cases.length).toBeGreaterThanOrEqual(acked.length)
-        let events = 0
-        for (const c of cases) {
-          const ev = await store.listCaseEvents(c.id)
-          expect(ev.map((e) => e.type).slice(0, 2)).toEqual(['case.opened', 'message.received'])
-          expect(ev.length).toBe(c.lastEvent)
-          expect((await store.listDecisions(c.id)).length).toBe(1)
-          events += ev.length
-        }
-        const entries = await store.readAudit(0, await store.auditSize())
-        const caseEntries = entries.filter((e) => JSON.parse(e.entry).caseId !== undefined)
-        expect(caseEntries.length).toBe(events)
-        expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i))
+        expect((await expectWholeCases(store)).length).toBeGreaterThanOrEqual(acked.length)
       } finally {
         await store.close()
       }
       // And the whole log verifies: leaves, tree, every signed head.
-      const verified = await runCli(['audit', 'verify', '--json'], env)
-      expect(verified.stderr).toBe('')
-      const result = JSON.parse(verified.stdout) as { ok: boolean; entries: number; treeSize: number }
-      expect(result).toMatchObject({ ok: true })
-      expect(result.treeSize).toBe(result.entries)
-      expect(verified.code).toBe(0)
+      await expectAuditVerifies(env)
     }, 120_000)
   })
 }

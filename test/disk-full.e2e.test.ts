@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openStore } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
-import { runCli } from './support/audit.js'
+import { expectAuditVerifies, expectWholeCases } from './support/integrity.js'
 import { startServer } from './support/server.js'
 
 /*
@@ -135,25 +135,10 @@ describe.skipIf(unavailable !== undefined)('the embedded store on a full disk', 
     const acked = answers.filter((a) => a.status === 201).map((a) => a.id!)
     const store = openStore({ dataDir, databaseUrl: undefined })
     try {
-      const cases = await store.listCases({ limit: 10_000 })
-      expect(cases.map((c) => c.id).sort()).toEqual([...acked].sort())
-      let events = 0
-      for (const c of cases) {
-        const ev = await store.listCaseEvents(c.id)
-        expect(ev.map((e) => e.type).slice(0, 2)).toEqual(['case.opened', 'message.received'])
-        expect(ev.length).toBe(c.lastEvent)
-        expect((await store.listDecisions(c.id)).length).toBe(1)
-        events += ev.length
-      }
-      const entries = await store.readAudit(0, await store.auditSize())
-      expect(entries.filter((e) => JSON.parse(e.entry).caseId !== undefined).length).toBe(events)
-      expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i))
+      expect((await expectWholeCases(store)).sort()).toEqual([...acked].sort())
     } finally {
       await store.close()
     }
-    const verified = await runCli(['audit', 'verify', '--json'], env)
-    expect(verified.stderr).toBe('')
-    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true })
-    expect(verified.code).toBe(0)
+    await expectAuditVerifies(env)
   }, 180_000)
 })

@@ -6,7 +6,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatKey } from '../src/identity/keys.js'
 import { createPostgresStore } from '../src/store/postgres/database.js'
-import { runCli } from './support/audit.js'
+import { expectAuditVerifies, expectHeadOverWholeLog } from './support/integrity.js'
 import { type PrivateCluster, privateClusterUnavailable, startPrivateCluster } from './support/pg-cluster.js'
 import { startServer } from './support/server.js'
 
@@ -252,20 +252,8 @@ describe.skipIf(privateClusterUnavailable !== undefined)('PostgreSQL restarted u
       }
 
       // The audit log is dense and verifies, once the sequencer (which lost its lease twice) has covered it.
-      let covered = false
-      for (const deadline = Date.now() + 20_000; !covered && Date.now() < deadline; ) {
-        const h = await fetch(`${url}/v1/audit/head`, { headers })
-        const size = h.status === 200 ? ((await h.json()) as { size: number }).size : 0
-        covered = size > 0 && (await fetch(`${url}/v1/audit/entries/${size}`, { headers })).status === 404
-        if (!covered) await new Promise((res) => setTimeout(res, 100))
-      }
-      expect(covered).toBe(true)
-      const verified = await runCli(['audit', 'verify', '--json'], env)
-      expect(verified.stderr).toBe('')
-      const result = JSON.parse(verified.stdout) as { ok: boolean; entries: number; treeSize: number }
-      expect(result).toMatchObject({ ok: true })
-      expect(result.treeSize).toBe(result.entries)
-      expect(verified.code).toBe(0)
+      await expectHeadOverWholeLog(url, headers)
+      await expectAuditVerifies(env)
     } finally {
       if (exit === undefined) {
         proc.kill('SIGTERM')

@@ -1,15 +1,12 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatKey } from '../src/identity/keys.js'
 import { type PrivateCluster, privateClusterUnavailable, startPrivateCluster } from './support/pg-cluster.js'
 import { startServer } from './support/server.js'
-
-const ROOT = resolve(import.meta.dirname, '..')
 
 /*
  * What bad store settings get, through the real CLI: `baton serve` exits 1 with one line naming the setting and the
@@ -19,36 +16,15 @@ const ROOT = resolve(import.meta.dirname, '..')
 
 const PASSWORD = 'pw-Zq81x'
 
-/**
- * Runs `baton serve` as a real process; resolves with `exited <code>: <stderr>` once it exits, or 'listened' (and
- * kills it) if it started listening. A whole Node start: slow on a loaded machine, hence no tight timeout.
- */
+/** Starts `baton serve`; resolves with its exit code and stderr once it exits, or 'listened' (then killed). */
 function outcome(env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
-      cwd: ROOT,
-      env: { ...process.env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stderr = ''
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      reject(new Error(`baton serve neither listened nor exited in 90 s: ${stderr}`))
-    }, 240_000)
-    proc.stdout.resume()
-    proc.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-      // the start-up line is on stderr (stdout carries the JSON log only)
-      if (/^Baton http/m.test(stderr)) {
-        proc.kill('SIGKILL')
-        resolve('listened')
-      }
-    })
-    proc.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve(`exited ${code}: ${stderr}`)
-    })
-  })
+  return startServer(env).then(
+    (s) => {
+      s.proc.kill('SIGKILL')
+      return 'listened'
+    },
+    (e: Error) => e.message,
+  )
 }
 
 /** A port on which nothing listens (taken and released). */
@@ -133,7 +109,7 @@ describe.skipIf(privateClusterUnavailable !== undefined)('baton serve refuses a 
     }
     for (const [i, [url, expected]] of cases.entries()) {
       const out = outcomes[i]!
-      expect(out, url).toMatch(/^exited 1: baton: /)
+      expect(out, url).toMatch(/^server exited with 1: baton: /)
       expect(out, url).toMatch(expected)
       expect(out, url).not.toMatch(/\n\s+at /) // a message, not a stack trace
       expect(out, url).not.toContain(PASSWORD) // the URL is shown without its password
@@ -149,7 +125,7 @@ describe.skipIf(privateClusterUnavailable !== undefined)('baton serve refuses a 
       // A second node of the same deployment, whose secrets key file is its own (a new one is created in its dir).
       const other = dir()
       const out = await outcome({ BATON_DATA_DIR: other, BATON_DATABASE_URL: url, BATON_ADMIN_KEY: adminKey })
-      expect(out).toMatch(/^exited 1: baton: /)
+      expect(out).toMatch(/^server exited with 1: baton: /)
       expect(out).toContain(`BATON_SECRETS_KEY_FILE (${join(other, 'secrets.key')}) does not open the stored setting`)
       expect(out).toMatch(/every node must use the key file that sealed it/)
       expect(out).not.toMatch(/\n\s+at /)
