@@ -28,12 +28,16 @@ import type { PolicyVersionRecord, Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
 import { openSealedSettings, type SealedSettings } from './store/sealed-settings.js'
 import { createSqliteStore } from './store/sqlite/database.js'
+import { createPollingLoop } from './timers/loop.js'
 import { VERSION } from './version.js'
 import { createWorkServices, type WorkOptions } from './work.js'
 import { watchFileByPath } from './workspace/policy-watch.js'
 import { loadWorkspace, type Workspace } from './workspace/workspace.js'
 
 export { VERSION }
+
+/** How often a node on a shared store checks the store's newest policy version behind its notifications, ms. */
+export const POLICY_SYNC_MS = 2000
 
 export interface App {
   readonly server: FastifyInstance
@@ -155,6 +159,11 @@ export async function createApp(
       /** How webhook host names are resolved (default getaddrinfo, `lookupAll`); tests simulate DNS with it. */
       readonly resolve?: WebhookTargets['resolve']
     }
+    /**
+     * How often a node sharing its store with others checks the store's newest policy version, ms (default
+     * POLICY_SYNC_MS): the fallback behind the `policy` notification, so a missed one costs at most this long.
+     */
+    readonly policySyncMs?: number
   } = {},
 ): Promise<App> {
   const logger =
@@ -329,6 +338,38 @@ export async function createApp(
     throw e
   }
 
+  // Several nodes on one store: a version activated on any of them is in force here too, woken by the store's
+  // `policy` notification and checked every policySyncMs in case one was missed.
+  let refusedHash: string | undefined
+  /** Puts the store's newest activated version in force here when it is newer than this node's. */
+  const adoptNewest = () =>
+    serially(async () => {
+      const newest = await store.newestPolicyVersion()
+      const mine = active?.policy.ref
+      if (newest === undefined || newest.hash === mine?.hash || (mine !== undefined && newest.version <= mine.version))
+        return
+      let compiled: CompiledPolicy
+      try {
+        compiled = compilePolicy(newest.source, newest.file, known)
+      } catch (e) {
+        if (refusedHash !== newest.hash) {
+          refusedHash = newest.hash
+          logger.error(
+            { err: (e as Error).message, policy: { name: newest.name, version: newest.version }, trigger: 'node' },
+            "another node's policy does not compile against this node's workspace; the previous version stays in force here",
+          )
+        }
+        return
+      }
+      active = { ...activePolicyOf(compiled), loadedAt: now().toISOString(), file: newest.file }
+      logger.info({ policy: compiled.ref, file: newest.file, trigger: 'node' }, 'policy activated by another node')
+    })
+  const policySync = store.changes.shared
+    ? createPollingLoop(adoptNewest, (e) =>
+        logger.warn({ err: storeErrorOf(e)?.message ?? e }, 'policy version check failed; retrying'),
+      )
+    : undefined
+
   // routing reads the agents' states at most 1 s old; the commit checks them again (see agent-states.ts)
   const agentStates = cachedAgentStates(store, () => Date.now(), 1000)
   const intake: IntakeDeps = { store, policy: current, now, newId, secretHashKey, intents, agentStates }
@@ -471,6 +512,14 @@ export async function createApp(
   })
   server = http
   work.start()
+  const offPolicy = policySync
+    ? store.changes.subscribe('policy', (version) => {
+        if (version === undefined || Number(version) > (active?.policy.ref.version ?? 0))
+          policySync.runOnce().catch(() => undefined) // a failure is retried by the loop
+      })
+    : undefined
+  // The first pass runs now: a version activated elsewhere since this node read the store is adopted at once.
+  policySync?.start(options.policySyncMs ?? POLICY_SYNC_MS)
 
   const watcher = config.watchPolicy
     ? watchFileByPath(
@@ -492,6 +541,8 @@ export async function createApp(
     audit,
     async close() {
       watcher?.close()
+      offPolicy?.()
+      await policySync?.stop()
       await http.close()
       await work.stop()
       await authority.refusals.stop().catch((e) => logger.error({ err: e }, 'refusal summary not written at stop'))

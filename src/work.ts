@@ -27,7 +27,10 @@ export interface WorkServices {
   readonly autoAssigner: AutoAssigner
   /** CloudEvents `source` of every event Baton emits. */
   readonly eventSource: string
-  /** How often the SSE stream looks for new audit entries, ms. */
+  /**
+   * How often an SSE stream (and the MCP list watcher) looks for new audit entries when no notification woke it, ms:
+   * the fallback behind `store.changes` (default STREAM_FALLBACK_MS).
+   */
   readonly streamPollMs: number
   /** Starts the timer, webhook and auto-assignment loops. */
   start(): void
@@ -44,6 +47,7 @@ export interface WorkOptions {
   readonly secretHashKey: Uint8Array
   readonly log?: TimerLog
   readonly timerIntervalMs?: number
+  /** How often webhooks are looked at when no notification of new audit entries woke the dispatcher, ms. */
   readonly webhookIntervalMs?: number
   /** How often the auto-assigner looks for waiting cases of `assignment: auto` queues, ms (default 1000). */
   readonly autoAssignIntervalMs?: number
@@ -53,6 +57,10 @@ export interface WorkOptions {
   /** The webhook HTTP client (default `createHttpPoster(webhookTargets)`). */
   readonly post?: Poster
 }
+
+/** Fallback polls behind the change notifications (which wake SSE streams and webhooks at once), ms. */
+export const STREAM_FALLBACK_MS = 2000
+export const WEBHOOK_FALLBACK_MS = 2000
 
 export async function createWorkServices(o: WorkOptions): Promise<WorkServices> {
   await o.store.configureWork({
@@ -88,6 +96,7 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     ...(o.log ? { log: o.log } : {}),
   })
   const autoAssigner = createAutoAssigner(deps, o.log)
+  let offAudit: (() => void) | undefined
   return {
     deps,
     timers,
@@ -95,13 +104,17 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     webhookTargets: o.webhookTargets,
     autoAssigner,
     eventSource,
-    streamPollMs: o.streamPollMs ?? 200,
+    streamPollMs: o.streamPollMs ?? STREAM_FALLBACK_MS,
     start() {
       timers.start(o.timerIntervalMs ?? 1000)
-      webhooks.start(o.webhookIntervalMs ?? 250)
+      webhooks.start(o.webhookIntervalMs ?? WEBHOOK_FALLBACK_MS)
       autoAssigner.start(o.autoAssignIntervalMs ?? 1000)
+      // Every node's new audit entries (PostgreSQL NOTIFY at the drain's commit; SQLite in process) wake delivery.
+      offAudit ??= o.store.changes.subscribe('audit', () => webhooks.wake())
     },
     async stop() {
+      offAudit?.()
+      offAudit = undefined
       await Promise.all([timers.stop(), webhooks.stop(), autoAssigner.stop()])
     },
   }

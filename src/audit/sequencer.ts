@@ -35,7 +35,15 @@ export interface SequencerDeps {
   readonly log?: AuditLog
   /** Leaves per transaction and head (default 50,000). */
   readonly batchSize?: number
+  /**
+   * Notifications of new audit entries (`store.changes`): with them, a round integrates only after one arrived (or
+   * every `FALLBACK_ROUNDS`th round, in case one was missed) instead of reading the log every round.
+   */
+  readonly changes?: Store['changes']
 }
+
+/** Rounds between integrations that no notification asked for (the fallback behind `changes`). */
+export const FALLBACK_ROUNDS = 10
 
 /** Reads stored subtrees through the store, for the proof functions of `merkle.ts`. */
 export function storeNodeReader(store: Pick<Store, 'getTreeNodes'>): NodeReader {
@@ -55,6 +63,10 @@ export function createSequencer(deps: SequencerDeps): Sequencer {
   let stopped = true
   let lease: SequencerLease | undefined
   let tick: Promise<void> | undefined
+  // True when entries may have been appended since the last integration: at start, and at every notification.
+  let dirty = true
+  let quietRounds = 0
+  let offAudit: (() => void) | undefined
 
   async function resume(): Promise<TreeBuilder> {
     last = await store.latestHead()
@@ -114,11 +126,18 @@ export function createSequencer(deps: SequencerDeps): Sequencer {
       lease = undefined
       builder = undefined
     }
-    lease ??= await store.acquireSequencerLease()
+    if (lease === undefined) {
+      lease = await store.acquireSequencerLease()
+      dirty = true // a new holder resumes from the store
+    }
     if (lease === undefined) return
+    if (deps.changes !== undefined && !dirty && ++quietRounds < FALLBACK_ROUNDS) return
+    quietRounds = 0
+    dirty = false
     try {
       await sequenceOnce()
     } catch (e) {
+      dirty = true
       if (!isBatonError(e, 'CONFLICT')) throw e
       log?.warn({ err: e.message }, 'audit sequencer lost a race; resuming')
     }
@@ -162,10 +181,15 @@ export function createSequencer(deps: SequencerDeps): Sequencer {
         throw new TypeError(`intervalMs must be ≥ 1, got ${intervalMs}`)
       if (!stopped) return
       stopped = false
+      offAudit = deps.changes?.subscribe('audit', () => {
+        dirty = true
+      })
       schedule(intervalMs, 0)
     },
     async stop() {
       stopped = true
+      offAudit?.()
+      offAudit = undefined
       clearTimeout(timer)
       await tick
       await chain

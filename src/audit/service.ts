@@ -23,7 +23,13 @@ export async function startAuditService(deps: {
   readonly log: AuditLog
 }): Promise<AuditService> {
   const keys = await openSigningKey({ store: deps.store, file: deps.keyFile, now: deps.now, log: deps.log })
-  const sequencer = createSequencer({ store: deps.store, signer: () => keys.current(), now: deps.now, log: deps.log })
+  const sequencer = createSequencer({
+    store: deps.store,
+    signer: () => keys.current(),
+    now: deps.now,
+    log: deps.log,
+    changes: deps.store.changes,
+  })
   sequencer.start(deps.intervalMs)
   return { keys, sequencer, sequenceOnce: () => sequencer.sequenceOnce(), stop: () => sequencer.stop() }
 }

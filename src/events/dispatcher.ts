@@ -32,6 +32,8 @@ export interface DispatcherDeps {
 export interface WebhookDispatcher {
   /** Delivers what is due to every subscription this node can lease; resolves when the pass is done. */
   pollOnce(): Promise<void>
+  /** New audit entries were appended (a notification): a pass now, or right after the one in progress. */
+  wake(): void
   start(intervalMs: number): void
   stop(): Promise<void>
 }
@@ -145,5 +147,5 @@ export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher
 
   const loop = createPollingLoop(pass, (e) => deps.log?.warn({ err: e }, 'webhook poll failed'))
 
-  return { pollOnce: loop.runOnce, start: loop.start, stop: loop.stop }
+  return { pollOnce: loop.runOnce, wake: loop.wake, start: loop.start, stop: loop.stop }
 }

@@ -248,8 +248,15 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
       raw.once('close', closed)
       let lastWrite = Date.now()
       const source = s.work.eventSource
+      // Woken by the store's audit notifications (every node's writes); streamPollMs is only the fallback.
+      let changed = false
+      const offAudit = s.store.changes.subscribe('audit', () => {
+        changed = true
+        wake()
+      })
       try {
         while (open) {
+          changed = false
           const entries = await s.store.readAudit(cursor, cursor + 500)
           for (const e of entries) {
             cursor = e.seq + 1
@@ -262,7 +269,7 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
             raw.write(': keep-alive\n\n')
             lastWrite = Date.now()
           }
-          if (entries.length < 500 && open) {
+          if (entries.length < 500 && open && !changed) {
             await new Promise<void>((r) => {
               const t = setTimeout(r, s.work.streamPollMs)
               wake = () => {
@@ -275,6 +282,7 @@ export function registerEventRoutes(app: FastifyInstance, s: Services): void {
       } catch (e) {
         req.log.warn({ err: e }, 'event stream ended')
       } finally {
+        offAudit()
         streams.delete(raw)
         raw.end()
       }

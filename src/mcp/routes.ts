@@ -33,6 +33,8 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
   const sessions = new McpSessions()
   const watcher = createListWatcher(s, sessions, (e) => app.log.warn({ err: e }, 'MCP tool-list watcher pass failed'))
   watcher.loop.start(s.work.streamPollMs)
+  // A handoff or suspension decided on any node reaches this node's sessions at its commit, not at the next poll.
+  const offAudit = s.store.changes.subscribe('audit', () => watcher.loop.wake())
   const sweep = setInterval(() => {
     const before = Date.now() - opts.sessionIdleSeconds * 1000
     for (const x of sessions.idleSince(before)) void closeSession(x, 'idle')
@@ -40,6 +42,7 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
   sweep.unref()
   app.addHook('preClose', async () => {
     clearInterval(sweep)
+    offAudit()
     await watcher.loop.stop()
     await Promise.all([...sessions.all()].map((x) => closeSession(x, 'shutdown')))
   })

@@ -67,7 +67,11 @@ const DRAIN_BATCH = 2000
 
 export function createAuditQueueDrainer(
   db: Kysely<Database>,
-  options: { readonly onError?: (e: unknown) => void } = {},
+  options: {
+    readonly onError?: (e: unknown) => void
+    /** Notified (pg_notify, delivered at commit) with the last seq of each drain, to wake every node's readers. */
+    readonly channel?: string
+  } = {},
 ): AuditQueueDrainer {
   let running: Promise<void> | undefined
   let next: Promise<void> | undefined
@@ -102,6 +106,8 @@ export function createAuditQueueDrainer(
       })
       await trx.insertInto('audit_entries').values(rows).execute()
       await sql`update audit_state set next_seq = ${first + rows.length} where id = 1`.execute(trx)
+      if (options.channel !== undefined)
+        await sql`select pg_notify(${options.channel}, ${String(first + rows.length - 1)})`.execute(trx)
       return rows.length
     })
   }

@@ -14,6 +14,7 @@ import { admitPolicyVersion } from '../policy/versions.js'
 import { appendAuditRows } from './audit-append.js'
 import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
+import { type ChangeFeed, createLocalChangeFeed, PG_CHANNEL } from './changes.js'
 import { storeErrorOf } from './engine-errors.js'
 import { historyStore } from './history-store.js'
 import { migrateToLatest } from './migrations.js'
@@ -40,8 +41,12 @@ export async function appendAuditIn(trx: Transaction<Database>, bodies: readonly
   if (bodies.length === 0) return
   // PostgreSQL transactions queue their bodies (no shared lock until commit); see audit-queue.ts.
   if (await queueAuditIn(trx, bodies)) return
-  await appendAuditRows(trx, bodies)
+  const seqs = await appendAuditRows(trx, bodies)
+  appendedIn.get(trx)?.(seqs[seqs.length - 1]!)
 }
+
+/** SQLite transactions that note the last seq they appended, to wake this process's audit readers after commit. */
+const appendedIn = new WeakMap<Transaction<Database>, (seq: number) => void>()
 
 /**
  * What a capability store (`src/store/<capability>-store.ts`) gets to build its part of `Store`: the database, the
@@ -76,20 +81,59 @@ export function createKyselyStore(
     readonly onClose?: () => Promise<void>
     /** Takes the sequencer lease across processes (PostgreSQL: an advisory lock); absent: one lease per store. */
     readonly acquireLease?: () => Promise<SequencerLease | undefined>
+    /** Changes made by every node (PostgreSQL: LISTEN); absent: this process's own, woken after each commit. */
+    readonly changes?: ChangeFeed & { close(): Promise<void> }
   } = {},
 ): Store {
   const afterCommit = options.afterCommit
+  const local = options.changes === undefined ? createLocalChangeFeed() : undefined
+  const changes: ChangeFeed = options.changes ?? local!
   const drainer =
     engine === 'postgres'
-      ? createAuditQueueDrainer(db, options.onDrainError === undefined ? {} : { onError: options.onDrainError })
+      ? createAuditQueueDrainer(db, {
+          ...(options.onDrainError === undefined ? {} : { onError: options.onDrainError }),
+          channel: PG_CHANNEL.audit,
+        })
       : undefined
-  const run = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
+  const runOnly = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
     db
       .transaction()
       .execute(fn)
       .catch((e: unknown) => {
         throw translate(e)
       })
+  /** The in-process wake-ups of the changes `fn`'s transaction made, sent once it committed (and `afterCommit`). */
+  const pending = new WeakMap<Transaction<Database>, Map<'audit' | 'policy', string>>()
+  const notifyLocal = (trx: Transaction<Database>, channel: 'audit' | 'policy', payload: string) => {
+    let m = pending.get(trx)
+    if (m === undefined) {
+      m = new Map()
+      pending.set(trx, m)
+    }
+    m.set(channel, payload)
+  }
+  const runWith = async <T>(
+    fn: (trx: Transaction<Database>) => Promise<T>,
+    after?: () => Promise<void>,
+  ): Promise<T> => {
+    if (local === undefined) return runOnly(fn)
+    let sent: Map<'audit' | 'policy', string> | undefined
+    const r = await runOnly((trx) => {
+      appendedIn.set(trx, (seq) => notifyLocal(trx, 'audit', String(seq)))
+      return fn(trx).finally(() => {
+        sent = pending.get(trx)
+      })
+    })
+    await after?.()
+    for (const [channel, payload] of sent ?? []) local.emit(channel, payload)
+    return r
+  }
+  const run = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> => runWith(fn)
+  /** Notifies every node of a change `trx` makes: PostgreSQL delivers the NOTIFY at commit, never on rollback. */
+  const notifyIn = async (trx: Transaction<Database>, channel: 'audit' | 'policy', payload: string) => {
+    if (local !== undefined) notifyLocal(trx, channel, payload)
+    else await sql`select pg_notify(${PG_CHANNEL[channel]}, ${payload})`.execute(trx)
+  }
   const runQueuing =
     drainer === undefined
       ? run
@@ -116,17 +160,16 @@ export function createKyselyStore(
   const tx =
     afterCommit === undefined
       ? runQueuing
-      : async <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> => {
-          const r = await run(fn)
-          try {
-            await afterCommit()
-          } catch (e) {
-            throw storeErrorOf(e)?.code === 'STORE_FULL'
-              ? new BatonError('STORE_FULL', 'the store has no space left to make a commit durable', { cause: e })
-              : new BatonError('STORE_UNAVAILABLE', 'the store could not make a commit durable', { cause: e })
-          }
-          return r
-        }
+      : <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
+          runWith(fn, async () => {
+            try {
+              await afterCommit()
+            } catch (e) {
+              throw storeErrorOf(e)?.code === 'STORE_FULL'
+                ? new BatonError('STORE_FULL', 'the store has no space left to make a commit durable', { cause: e })
+                : new BatonError('STORE_UNAVAILABLE', 'the store could not make a commit durable', { cause: e })
+            }
+          })
 
   // Capability stores spread into `store` below: `...authorityStore(parts)` and so on.
   const parts: StoreParts = { db, engine, tx }
@@ -340,8 +383,10 @@ export function createKyselyStore(
     ...historyStore(parts),
     ...work,
     engine,
+    changes,
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, engine),
     async close() {
+      await options.changes?.close()
       await drainer?.close()
       await lease?.release()
       await db.destroy()
@@ -561,6 +606,7 @@ export function createKyselyStore(
           })
           .execute()
         await appendAuditIn(trx, [audit])
+        await notifyIn(trx, 'policy', String(p.version))
         return { outcome: 'activated', newest: p }
       })
     },

@@ -2,6 +2,7 @@ import type { AuditEntryBody } from '../audit/entry.js'
 import type { CompletedNode, SubtreeAddress } from '../audit/merkle.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import type { AuthorityStore } from './authority-store.js'
+import type { ChangeFeed } from './changes.js'
 import type { HistoryStore } from './history-store.js'
 import type { WorkStore } from './work-store.js'
 
@@ -136,6 +137,11 @@ export interface CaseCommit {
  */
 export interface Store extends AuthorityStore, HistoryStore, WorkStore {
   readonly engine: Engine
+  /**
+   * Wake-ups on changes by any node sharing this store (PostgreSQL: LISTEN/NOTIFY on one connection per store) or by
+   * this process (SQLite): new audit entries, a newly activated policy version. See `changes.ts`.
+   */
+  readonly changes: ChangeFeed
   /** Creates or upgrades the schema. Idempotent. */
   migrate(): Promise<void>
   close(): Promise<void>

@@ -5,6 +5,11 @@
 export interface PollingLoop<T> {
   /** Runs a pass now, or joins the one in progress. */
   runOnce(): Promise<T>
+  /**
+   * A change worth a pass happened (a notification): runs a pass now, or one more right after the pass in progress
+   * (which may have read before the change). Does nothing before `start()` or after `stop()`; errors go to `onError`.
+   */
+  wake(): void
   start(intervalMs: number): void
   /** Stops the loop and waits for a pass in progress (a failed one included). */
   stop(): Promise<void>
@@ -29,6 +34,8 @@ export function createPollingLoop<T>(pass: () => Promise<T>, onError: (e: unknow
   let running: Promise<T> | undefined
   let timer: NodeJS.Timeout | undefined
   let stopping = false
+  let started = false
+  let again = false
 
   const runOnce = (): Promise<T> => {
     running ??= pass().finally(() => {
@@ -37,10 +44,30 @@ export function createPollingLoop<T>(pass: () => Promise<T>, onError: (e: unknow
     return running
   }
 
+  const wake = (): void => {
+    if (!started) return
+    if (running !== undefined) {
+      // Once: the pass in progress is followed by one more, whoever started it.
+      if (!again) {
+        again = true
+        running
+          .catch(() => undefined)
+          .then(() => {
+            again = false
+            wake()
+          })
+      }
+      return
+    }
+    runOnce().catch(onError)
+  }
+
   return {
     runOnce,
+    wake,
     start(intervalMs) {
       stopping = false
+      started = true
       let failures = 0
       const tick = () => {
         if (stopping) return
@@ -63,6 +90,7 @@ export function createPollingLoop<T>(pass: () => Promise<T>, onError: (e: unknow
     },
     async stop() {
       stopping = true
+      started = false
       clearTimeout(timer)
       await running?.catch(() => undefined)
     },

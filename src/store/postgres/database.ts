@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { withStoreErrors } from '../error-mapping.js'
@@ -5,6 +6,7 @@ import { createKyselyStore } from '../kysely-store.js'
 import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
 import { acquireAdvisoryLease } from './lease.js'
+import { createPgChangeFeed } from './listen.js'
 
 const INT8 = 20
 
@@ -39,7 +41,8 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions =
     // A peer that vanished without closing (a network partition) is noticed by TCP keepalive, not after hours.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    application_name: 'baton',
+    // Which node a session belongs to, in pg_stat_activity (the sequencer's advisory lock, say): host and pid.
+    application_name: `baton:${hostname()}:${process.pid}`.slice(0, 63),
     // bigint columns (audit sequence numbers) come back as numbers: 2^53 entries is beyond any real log.
     types: {
       getTypeParser: ((oid: number, format?: string) =>
@@ -58,5 +61,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions =
   return createKyselyStore(db, 'postgres', {
     ...(options.onDrainError === undefined ? {} : { onDrainError: options.onDrainError }),
     acquireLease: () => acquireAdvisoryLease(client, SEQUENCER_LOCK),
+    // One LISTEN connection per store, outside the pool, opened at the first subscriber.
+    changes: createPgChangeFeed(client, { onError }),
   })
 }
