@@ -240,14 +240,12 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     const put = await call(nodes[1]!, 'PUT', '/v1/policy', source.replace(/^(\s*version:\s*)\d+/m, `$1${current + 1}`))
     expect(put.status, JSON.stringify(put.body)).toBe(200)
     const putMs = await inForce(current + 1)
-    // A file change on node 0 (watched).
+    // A file change on node 0 (watched; the watch debounces up to 1 s before node 0 activates it).
     writeFileSync(file, source.replace(/^(\s*version:\s*)\d+/m, `$1${current + 2}`))
-    const fileStarted = Date.now()
     const fileMs = await inForce(current + 2)
-    console.log(
-      `multinode: policy in force on all nodes ${putMs} ms after PUT, ${fileMs} ms (${Date.now() - fileStarted} ms with the watch's debounce) after a file change`,
-    )
+    console.log(`multinode: policy in force on all nodes ${putMs} ms after PUT, ${fileMs} ms after a file change`)
     expect(putMs).toBeLessThan(POLICY_EVERYWHERE_MS)
+    expect(fileMs).toBeLessThan(POLICY_EVERYWHERE_MS + 1000)
   })
 
   it('the sequencer and the timers move to a surviving node when the one holding them is SIGKILLed; the log verifies', async () => {
