@@ -464,6 +464,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(bad.isError).toBe(true)
       expect(bad.structuredContent).toMatchObject({ code: 'PARAMS_INVALID', errors: [{ field: 'params.limit' }] })
       expect(upstreamCalls(log)).toHaveLength(before + 1)
+      // A secret in an argument is refused as over HTTP (invariant 7), and not read back to the model either.
+      const key = ['AKIA', 'Q3EGUBLJ4XKZ7TWM'].join('')
+      const leaky = await s.client.callTool({ name: 'kb_search', arguments: { query: `key ${key}`, limit: 2 } })
+      expect(leaky.isError).toBe(true)
+      expect(leaky.structuredContent).toMatchObject({ code: 'PARAMS_INVALID', errors: [{ field: 'params.query' }] })
+      expect(JSON.stringify(leaky)).not.toContain(key)
+      expect(upstreamCalls(log)).toHaveLength(before + 1)
 
       const credit = await s.client.callTool({ name: 'store_credit', arguments: { account: 'acc-1', amount: 60 } })
       const pending = credit._meta?.['dev.baton/action'] as { approval: { id: string } }

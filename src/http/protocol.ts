@@ -1,6 +1,6 @@
 import { maxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteOptions } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteOptions } from 'fastify'
 import { BatonError, type ErrorCode } from '../errors.js'
 import { problemOf } from './problem.js'
 import { problem } from './schemas.js'
@@ -163,4 +163,25 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
     )
   }
   socket.destroy(err)
+}
+
+/** Longest path segment a route parameter takes (fastify's `maxParamLength`; ids are at most 128 characters). */
+export const MAX_PARAM_LENGTH = 200
+
+/**
+ * Fastify's own refusals before routing (`frameworkErrors`): a path segment longer than `MAX_PARAM_LENGTH` (414) or
+ * a malformed percent-escape (400), as problem documents. Fastify's plain ones quoted the path back, and a path may
+ * hold anything a caller typed, a secret too.
+ */
+export function frameworkErrors(error: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const e =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new BatonError('URI_TOO_LONG', `a path segment is longer than ${MAX_PARAM_LENGTH} characters`)
+      : error.code === 'FST_ERR_BAD_URL'
+        ? new BatonError('VALIDATION_FAILED', 'the path is not a valid URL (a malformed percent-escape)', {
+            fields: [{ field: 'path', message: 'malformed percent-escape' }],
+          })
+        : new BatonError('INTERNAL', 'the request could not be routed')
+  const p = problemOf(e)
+  void reply.code(p.status).type('application/problem+json').send(p)
 }

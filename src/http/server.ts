@@ -20,6 +20,8 @@ import { errorHandler, problemOf, sendProblem } from './problem.js'
 import {
   clientErrorHandler,
   documentMediaTypes,
+  frameworkErrors,
+  MAX_PARAM_LENGTH,
   registerMediaTypeCheck,
   registerNotFound,
   trackRouteMethods,
@@ -77,6 +79,8 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     schemaController: { compilersFactory: { buildValidator: queryCoercingValidator() } },
     return503OnClosing: true,
     clientErrorHandler,
+    maxParamLength: MAX_PARAM_LENGTH,
+    frameworkErrors,
   })
   if (opts.requestTimeoutMs !== undefined) answerBy(app, opts.requestTimeoutMs)
   // before any route: the 404 handler answers 405 with Allow for a path some route has

@@ -13,6 +13,7 @@ import { auditRefusal } from '../credentials/oauth.js'
 import { BatonError, type FieldProblem } from '../errors.js'
 import type { Services } from '../http/services.js'
 import { requestHandoff } from '../queues/work.js'
+import { redactedText } from '../signals/sensitive.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import { type ActionResponse, AUDITED_REFUSALS, requestAction } from '../tools/actions.js'
 import { buildCatalog, type CatalogTool } from '../tools/catalog.js'
@@ -229,7 +230,7 @@ async function callCatalog(
       'MCP tools/call',
       name,
     )
-    throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 128)}`)
+    throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${redactedText(name.slice(0, 128))}`)
   }
   const risk = riskOf(meta)
   if (risk instanceof BatonError)
@@ -272,8 +273,20 @@ function riskOf(meta: Record<string, unknown> | undefined): RiskCategory[] | Bat
   return [...new Set(v as RiskCategory[])]
 }
 
+/** A tool error the model reads: its text and fields may echo the call (a tool name, an argument), so redacted. */
 function errorResult(text: string, structured: Record<string, unknown>): CallToolResult {
-  return { isError: true, content: [{ type: 'text', text }], structuredContent: structured }
+  const errors = structured.errors as readonly FieldProblem[] | undefined
+  return {
+    isError: true,
+    content: [{ type: 'text', text: redactedText(text) }],
+    structuredContent:
+      errors === undefined
+        ? structured
+        : {
+            ...structured,
+            errors: errors.map((f) => ({ field: redactedText(f.field), message: redactedText(f.message) })),
+          },
+  }
 }
 
 /** An action's response as an MCP tool result. `isError` for deny, escalate and failed executions. */

@@ -1,8 +1,8 @@
 /**
  * What a reader sees in a text that a pattern does not: a key with a zero-width space or a soft hyphen in it, typed
- * in full-width letters, or split over two or three lines still reads as the key. The secret detector also looks at these
- * views of a text and maps what it finds back to the original, so the redaction covers the original characters
- * (the invisible ones too). Pure.
+ * in full-width letters, percent-escaped in a URL, or split over two or three lines still reads as the key. The
+ * secret detector also looks at these views of a text and maps what it finds back to the original, so the redaction
+ * covers the original characters (the invisible ones too). Pure.
  */
 
 /**
@@ -17,6 +17,9 @@ const HAS_LINE_BREAK = /[\r\n\u0085\u2028\u2029]/
 /** Characters on both sides of a line break that splits a key rather than ends a sentence. */
 const TOKEN = /[A-Za-z0-9_+/=@-]/
 const NON_ASCII = /[^\u0000-\u007f]/
+/** A percent-escape of a printable ASCII character. */
+const PERCENT_ESCAPE = /%(?:[2-7][0-9A-Fa-f])/
+const PERCENT_ESCAPES = /%([2-7][0-9A-Fa-f])/g
 // A code point and the combining marks after it: NFKC is applied per such cluster, so each output character maps
 // back to the cluster it came from.
 const CLUSTER = /\P{M}\p{M}*|\p{M}+/gu
@@ -43,13 +46,16 @@ export function crossesJoin(view: TextView, start: number, end: number): boolean
 }
 
 /**
- * The views of `text` worth a second look: NFKC with invisible characters removed (when that changes anything:
- * never for plain ASCII), and, for each line break inside what looks like one token (a letter, digit or one of
- * `_+/=@-` on both sides), its two lines joined there, or three when the next break is such a one too. Empty for a
- * one-line ASCII text, which is most of them. A break next to a space, a dot or a comma ends a sentence, not a key.
+ * The views of `text` worth a second look: its printable percent-escapes decoded (when it has any); NFKC with
+ * invisible characters removed (when that changes anything: never for plain ASCII); and, for each line break inside
+ * what looks like one token (a letter, digit or one of `_+/=@-` on both sides), its two lines joined there, or three
+ * when the next break is such a one too. Empty for a one-line ASCII text without `%`, which is most of them. A break
+ * next to a space, a dot or a comma ends a sentence, not a key.
  */
 export function textViews(text: string): TextView[] {
   const views: TextView[] = []
+  // a URL or a path with its printable characters percent-escaped (`my%20AKIA…`, `%41KIA…`)
+  if (PERCENT_ESCAPE.test(text)) views.push(percentDecodedView(text))
   const normalised = NON_ASCII.test(text) ? normalisedView(text) : null
   if (normalised !== null) views.push(normalised)
   const base = normalised?.text ?? text
@@ -57,14 +63,49 @@ export function textViews(text: string): TextView[] {
   return views
 }
 
-/** A secret as its reader sees it: NFKC, without invisible characters and line breaks (what the keyed hash takes). */
+/**
+ * A secret as its reader sees it: printable percent-escapes decoded, NFKC, without invisible characters and line
+ * breaks (what the keyed hash takes).
+ */
 export function deobfuscate(secret: string): string {
-  return secret.normalize('NFKC').replace(INVISIBLE, '').replace(LINE_BREAK, '')
+  return secret
+    .replace(PERCENT_ESCAPES, (m, hex: string) =>
+      hex.toLowerCase() === '7f' ? m : String.fromCharCode(Number.parseInt(hex, 16)),
+    )
+    .normalize('NFKC')
+    .replace(INVISIBLE, '')
+    .replace(LINE_BREAK, '')
 }
 
 function identity(text: string): TextView {
   const start = Array.from({ length: text.length }, (_, i) => i)
   return { text, start, end: start.map((i) => i + 1), joins: [] }
+}
+
+function percentDecodedView(text: string): TextView {
+  let out = ''
+  const start: number[] = []
+  const end: number[] = []
+  let at = 0
+  const keep = (until: number) => {
+    out += text.slice(at, until)
+    for (let i = at; i < until; i++) {
+      start.push(i)
+      end.push(i + 1)
+    }
+  }
+  PERCENT_ESCAPES.lastIndex = 0
+  for (let m = PERCENT_ESCAPES.exec(text); m !== null; m = PERCENT_ESCAPES.exec(text)) {
+    const code = Number.parseInt(m[1] ?? '20', 16)
+    if (code === 0x7f) continue
+    keep(m.index)
+    out += String.fromCharCode(code)
+    start.push(m.index)
+    end.push(m.index + 3)
+    at = m.index + 3
+  }
+  keep(text.length)
+  return { text: out, start, end, joins: [] }
 }
 
 function normalisedView(text: string): TextView | null {

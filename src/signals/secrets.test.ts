@@ -300,6 +300,7 @@ describe('detectSecrets on obfuscated secrets (issue 17, defect 3)', () => {
     ['a CRLF and indentation', split(GH, 18, '\r\n    ')],
     ['two line breaks', split(split(AWS_ID, 14, '\n'), 6, '\n')],
     ['full-width letters, a zero-width space and a line break', split(split(fullWidth(GH), 30, '\u200b'), 12, '\n')],
+    ['percent-escapes', `%41${AWS_ID.slice(1, 10)}%${AWS_ID.charCodeAt(10).toString(16)}${AWS_ID.slice(11)}`],
   ])('finds a key with %s, spanning all of it in the original, and hashes it as the plain key', (_, hidden) => {
     const text = `Hi, the key is ${hidden} thanks`
     const found = detectSecrets(text)

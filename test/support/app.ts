@@ -29,6 +29,10 @@ export async function startTestApp(
     publicUrl?: string
     /** The app's clock (default the system clock). */
     now?: () => Date
+    /** Webhooks may go to loopback and private addresses (BATON_WEBHOOK_ALLOW_PRIVATE). */
+    webhookAllowPrivate?: boolean
+    /** Loop intervals and the webhook poster (a test's fake receiver). */
+    work?: NonNullable<Parameters<typeof createApp>[1]>['work']
   } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-test-'))
@@ -43,11 +47,13 @@ export async function startTestApp(
       logLevel: 'silent',
       ...(options.auditHeadIntervalMs === undefined ? {} : { auditHeadIntervalMs: options.auditHeadIntervalMs }),
       ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
+      ...(options.webhookAllowPrivate === undefined ? {} : { webhookAllowPrivate: options.webhookAllowPrivate }),
     },
   )
   const app = await createApp(config, {
     logger: pino({ level: 'silent' }),
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.work === undefined ? {} : { work: options.work }),
   })
   const admin = app.generatedAdminKey
   if (admin === undefined) throw new Error('expected a generated admin key on a fresh store')
