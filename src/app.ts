@@ -9,6 +9,7 @@ import type { ActivePolicy, Actor, IntakeDeps } from './cases/intake.js'
 import { type Config, MCP_DEFAULTS } from './config.js'
 import type { ConnectorCall } from './credentials/deps.js'
 import { setUpAuthority } from './credentials/setup.js'
+import { expireConfirmation } from './delegation/confirm.js'
 import { BatonError, isBatonError } from './errors.js'
 import { lookupAll } from './events/poster.js'
 import type { WebhookTargets } from './events/targets.js'
@@ -22,7 +23,7 @@ import { versionConflict } from './policy/versions.js'
 import { LiveHistory } from './quality/live.js'
 import { redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
-import { APPROVAL_EXPIRY_TIMER } from './store/authority-store.js'
+import { APPROVAL_EXPIRY_TIMER, CONFIRMATION_EXPIRY_TIMER } from './store/authority-store.js'
 import { describeStoreUrl, explainStartError, storeErrorOf } from './store/engine-errors.js'
 import type { PolicyVersionRecord, Store } from './store/ports.js'
 import { createPostgresStore } from './store/postgres/database.js'
@@ -409,6 +410,9 @@ export async function createApp(
   })
   work.timers.register(APPROVAL_EXPIRY_TIMER, async (t) => {
     await expireApproval(store, String(t.payload.approvalId), now())
+  })
+  work.timers.register(CONFIRMATION_EXPIRY_TIMER, async (t) => {
+    await expireConfirmation(store, String(t.payload.confirmationId), now())
   })
 
   const services: Services = {

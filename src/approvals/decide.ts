@@ -1,11 +1,14 @@
-import type { Actor } from '../cases/intake.js'
+import { type Actor, actorFacts } from '../cases/intake.js'
 import { type AuthorityDeps, who } from '../credentials/deps.js'
 import type { AgentAuth } from '../credentials/oauth.js'
+import { type ChainProblem, chainProblem, effectiveScopes } from '../delegation/grants.js'
+import { delegateActor } from '../delegation/token-exchange.js'
 import { BatonError } from '../errors.js'
 import { agentHoldsCase } from '../identity/principals.js'
 import { decideAction } from '../policy/evaluate.js'
+import type { ActorFacts } from '../policy/types.js'
 import { redactFreeText } from '../signals/sensitive.js'
-import type { ActionState } from '../tools/action.js'
+import type { ActionRecord, ActionState } from '../tools/action.js'
 import { type ActionResponse, actionFacts, executeAction, issuedEntry, mintFor } from '../tools/actions.js'
 import { type ApprovalRecord, approvalDigest, eligibility } from './approval.js'
 
@@ -106,18 +109,24 @@ export async function decideApproval(
   if (c === undefined) return refuse('CASE_NOT_FOUND', `no case with id '${a.caseId}'`)
   const epoch = c.authorityEpoch ?? 0
   let reevaluation: ApprovalDecisionResult['reevaluation']
-  if (epoch !== a.caseEpoch || c.state !== 'open') {
-    const agent = await deps.store.getAgent(a.requester)
+  // A delegate's request stands only while its whole chain does: a revoked grant or a suspended delegate anywhere
+  // in it supersedes the approval, whatever the case did.
+  const delegated = await delegatedRequester(deps, action, at)
+  if (epoch !== a.caseEpoch || c.state !== 'open' || delegated !== undefined) {
+    const agent = delegated === undefined ? await deps.store.getAgent(a.requester) : undefined
     const policy = deps.policy().policy
     let why = ''
     if (c.state !== 'open') why = `the case is ${c.state}`
+    else if (delegated !== undefined) why = delegated.problem?.message ?? ''
     else if (agent === undefined || agent.state !== 'active') why = `agent '${a.requester}' is no longer active`
     else if (agentHoldsCase(c.handler, agent.id) === null) why = `agent '${a.requester}' no longer handles the case`
     let outcome = 'superseded'
     let rules: readonly string[] = []
-    if (why === '' && agent !== undefined) {
+    const requesterFacts =
+      delegated?.facts ?? (agent === undefined ? undefined : { kind: 'agent', id: agent.id, roles: ['agent'] })
+    if (why === '' && requesterFacts !== undefined && (epoch !== a.caseEpoch || delegated === undefined)) {
       const customer = await deps.store.getCustomer(c.customerId)
-      const facts = actionFacts(policy, c, c.risk, customer, agent, a.tool, a.params, {}, at)
+      const facts = actionFacts(policy, c, c.risk, customer, requesterFacts, a.tool, a.params, {}, at)
       const r = decideAction(policy, facts)
       outcome = r.outcome
       rules = r.rules
@@ -125,12 +134,22 @@ export async function decideApproval(
       if (!stillOk)
         why = `re-evaluated after the case changed: the policy now says '${r.outcome}' (${r.rules.join(', ')})`
     }
-    reevaluation = { outcome, rules, reason: why || 'the case changed since the request; re-evaluated, still allowed' }
+    if (why !== '' || epoch !== a.caseEpoch) {
+      reevaluation = {
+        outcome,
+        rules,
+        reason: why || 'the case changed since the request; re-evaluated, still allowed',
+      }
+    }
     if (why !== '') {
       const settled = await deps.store.settleApproval(a.id, 'superseded', actor.id, iso, input.reason, 'rejected', [
         decided('superseded', input.reason, { reevaluation }),
       ])
-      return { approval: settled, action: { id: action.id, state: 'rejected' }, reevaluation }
+      return {
+        approval: settled,
+        action: { id: action.id, state: 'rejected' },
+        ...(reevaluation === undefined ? {} : { reevaluation }),
+      }
     }
   }
   const settled = await deps.store.settleApproval(a.id, 'approved', actor.id, iso, input.reason, 'authorized', [
@@ -151,6 +170,29 @@ export async function decideApproval(
     result: done.result,
     ...(reevaluation === undefined ? {} : { reevaluation }),
   }
+}
+
+/**
+ * For an action a delegate asked for: its chain checked now, and the facts its delegate presents (`problem` when
+ * the chain no longer holds). Undefined for an agent's action.
+ */
+export async function delegatedRequester(
+  deps: AuthorityDeps,
+  action: Pick<ActionRecord, 'requesterKind' | 'grantId'>,
+  at: Date,
+): Promise<{ readonly problem: ChainProblem | null; readonly facts: ActorFacts | undefined } | undefined> {
+  if (action.requesterKind !== 'delegate') return undefined
+  const chain =
+    action.grantId === null || action.grantId === undefined ? [] : await deps.store.getGrantChain(action.grantId)
+  const problem = chainProblem(chain, at, deps.delegation.maxChain)
+  if (problem !== null) {
+    return {
+      problem: { code: problem.code, message: `the delegate's chain no longer holds: ${problem.message}` },
+      facts: undefined,
+    }
+  }
+  const actor = delegateActor(chain, effectiveScopes(chain, deps.delegation), at, '')
+  return { problem: null, facts: actorFacts(actor) }
 }
 
 /**

@@ -10,9 +10,24 @@ export interface AuditEntryBody {
   /** RFC 3339 timestamp, supplied by the caller (the core reads no clock). */
   readonly at: string
   readonly caseId?: string
-  readonly actor?: { readonly kind: string; readonly id: string }
+  readonly actor?: AuditActor
   /** Any JSON value. `undefined` members are dropped, as in JSON; bigint and non-finite numbers are refused. */
   readonly data: unknown
+}
+
+/** Who caused an audited change. A delegate's entries also name the customer, the chain of delegates and grants, and the scope. */
+export interface AuditActor {
+  readonly kind: string
+  readonly id: string
+  readonly delegation?: {
+    readonly customer: string
+    readonly chain: readonly string[]
+    readonly grants: readonly string[]
+    readonly grant: string
+    readonly scope?: string
+    /** The delegate token's id. */
+    readonly token: string
+  }
 }
 
 /** The largest `seq` written as a JSON number; larger ones are written as decimal strings (see `canonicalEntry`). */

@@ -1,4 +1,5 @@
-import type { AuditEntryBody } from '../audit/entry.js'
+import type { AuditActor, AuditEntryBody } from '../audit/entry.js'
+import type { GrantFacts } from '../delegation/grants.js'
 import { BatonError } from '../errors.js'
 import type { AgentStates } from '../identity/agent-states.js'
 import { type IntentDetector, withIntentSignals } from '../intents/detector.js'
@@ -40,6 +41,50 @@ export interface Actor {
   readonly kind: 'service' | 'operator' | 'admin' | 'analyst' | 'metrics' | 'agent' | 'delegate'
   readonly id: string
   readonly roles: readonly string[]
+  /** For a delegate: the customer it acts for and under which chain of grants (set by `authenticateDelegate`). */
+  readonly delegation?: DelegationContext | undefined
+}
+
+/** Who a delegate acts for and under what, as every audit entry and decision of its requests records it. */
+export interface DelegationContext {
+  readonly customerId: string
+  /** The grant its token names (the last hop). */
+  readonly grantId: string
+  /** Delegate ids of the chain, the customer's own grantee first, the acting delegate last. */
+  readonly chain: readonly string[]
+  /** Grant ids of the chain, in the same order. */
+  readonly grants: readonly string[]
+  /** The scopes the chain confers now (within every hop and still declared). */
+  readonly scopes: readonly string[]
+  /** The scope that allowed this request, once known. */
+  readonly scope?: string | undefined
+  readonly grant: GrantFacts
+  /** The delegate token's id. */
+  readonly jti: string
+}
+
+/** Who wrote for the customer, as a case's events record it: the delegate, its grant and chain. */
+function delegateRef(actor: Actor): Record<string, unknown> {
+  const d = actor.delegation
+  return { id: actor.id, customerId: d?.customerId, grantId: d?.grantId, chain: d?.chain, scope: d?.scope }
+}
+
+/** The audit `actor` of an actor: kind and id, and for a delegate the customer, the chain, the grant and the scope. */
+export function actorRef(actor: Actor): AuditActor {
+  const d = actor.delegation
+  if (d === undefined) return { kind: actor.kind, id: actor.id }
+  return {
+    kind: actor.kind,
+    id: actor.id,
+    delegation: {
+      customer: d.customerId,
+      chain: d.chain,
+      grants: d.grants,
+      grant: d.grantId,
+      ...(d.scope === undefined ? {} : { scope: d.scope }),
+      token: d.jti,
+    },
+  }
 }
 
 export interface MessageInput {
@@ -170,9 +215,13 @@ export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseIn
           channel: input.channel,
           subject: subject.text,
           ...(subject.secrets.length === 0 ? {} : { secrets: subject.secrets }),
+          ...(actor.delegation === undefined ? {} : { openedBy: delegateRef(actor) }),
         },
       },
-      { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets) },
+      {
+        type: 'message.received',
+        data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets, actor),
+      },
     ]
     if (duplicate) events.push({ type: 'case.linked', data: { duplicateOf: duplicate.caseId, score: duplicate.score } })
     const decision = decisionRecord(decisionId, id, iso, route, facts, actor, messageId)
@@ -260,7 +309,10 @@ export async function receiveMessage(
     }
     const decision = decisionRecord(decisionId, caseId, iso, route, facts, actor, messageId)
     const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
-      { type: 'message.received', data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets) },
+      {
+        type: 'message.received',
+        data: messageData(deps, messageId, input.text, analysis, signals, fieldSecrets, actor),
+      },
       { type: 'case.decided', data: decision.data },
     ]
     if (changed) {
@@ -305,7 +357,7 @@ async function commit(
     type: e.type,
     at,
     caseId: record.id,
-    actor: { kind: actor.kind, id: actor.id },
+    actor: actorRef(actor),
     data: { caseSeq: e.seq, ...e.data },
   }))
   await deps.store.commitCase({
@@ -415,10 +467,13 @@ function messageData(
   analysis: ReturnType<typeof analyzeMessage>,
   signals: Signals,
   fieldSecrets: readonly SecretRedaction[],
+  actor: Actor,
 ): Record<string, unknown> {
   return {
     messageId,
-    author: 'customer',
+    // a delegate writes for the customer: the message says so, and under which grant
+    author: actor.delegation === undefined ? 'customer' : 'delegate',
+    ...(actor.delegation === undefined ? {} : { delegate: delegateRef(actor) }),
     // Only the redacted text is stored; a secret is kept as its kind and a keyed hash (invariant 7). Those of the
     // message text carry no `field`; those of a signal or the tier name theirs.
     text: analysis.redactedText,
@@ -448,7 +503,7 @@ function decisionData(
     trigger: route.trigger,
     explanation: route.explanation,
     policy: route.policy,
-    actor: { kind: actor.kind, id: actor.id },
+    actor: actorRef(actor),
     facts,
   }
 }
@@ -522,8 +577,10 @@ function customerFacts(
   }
 }
 
-function actorFacts(actor: Actor): ActorFacts {
-  return { kind: actor.kind, id: actor.id, roles: actor.roles }
+export function actorFacts(actor: Actor): ActorFacts {
+  const d = actor.delegation
+  if (d === undefined) return { kind: actor.kind, id: actor.id, roles: actor.roles }
+  return { kind: actor.kind, id: actor.id, roles: actor.roles, scopes: d.scopes, chain: d.chain, grant: d.grant }
 }
 
 export function queueFacts(

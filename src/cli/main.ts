@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { VERSION } from '../version.js'
 import { registerAgentCommands } from './agents.js'
 import { registerAuditCommands } from './audit.js'
+import { registerDelegateCommands } from './delegates.js'
 import { registerEvalCommands } from './eval.js'
 import { EXIT, exitCodeOf } from './exit.js'
 import { registerIntentCommands } from './intents.js'
@@ -28,6 +29,7 @@ export function buildCli(): Command {
   registerKeyCommands(program)
   registerAuditCommands(program)
   registerAgentCommands(program)
+  registerDelegateCommands(program)
   registerIntentCommands(program)
   registerEvalCommands(program)
   registerQualityCommands(program)

@@ -1,4 +1,6 @@
-import type { ActivePolicy, Actor } from '../cases/intake.js'
+import type { AuditActor } from '../audit/entry.js'
+import { type ActivePolicy, type Actor, actorRef } from '../cases/intake.js'
+import type { DelegationSpec } from '../delegation/document.js'
 import type { Store } from '../store/ports.js'
 import type { McpUpstream, ToolCatalog } from '../tools/catalog.js'
 import type { RefusalLog } from './refusals.js'
@@ -54,9 +56,15 @@ export interface AuthorityDeps {
   readonly approvalTtlSeconds: number
   /** Key of the keyed hash that stands in for a secret redacted out of a reason or a description (invariant 7). */
   readonly secretHashKey: Uint8Array
+  /** What customers may delegate (the workspace's `delegation.yaml`). */
+  readonly delegation: DelegationSpec
+  /** Lifetime of a delegate's access token (≤ 300 s, and never past its chain's first grant expiry). */
+  readonly delegateTokenTtlSeconds: number
+  /** How long a customer has to confirm an action a delegate asked for. */
+  readonly confirmationTtlSeconds: number
 }
 
-/** The audit `actor` of an actor. */
-export function who(actor: Actor): { kind: string; id: string } {
-  return { kind: actor.kind, id: actor.id }
+/** The audit `actor` of an actor (for a delegate with its customer, chain, grant and scope). */
+export function who(actor: Actor): AuditActor {
+  return actorRef(actor)
 }

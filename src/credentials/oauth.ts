@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { decodeJwt, importJWK, jwtVerify } from 'jose'
+import type { AuditActor } from '../audit/entry.js'
 import type { Actor } from '../cases/intake.js'
 import { BatonError, type ErrorCode } from '../errors.js'
 import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
@@ -12,6 +13,8 @@ export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type
 export const MAX_ASSERTION_LIFETIME_S = 300
 /** How far in the future an assertion's `iat` may be (the agent's clock running ahead of Baton's), seconds. */
 export const ASSERTION_CLOCK_SKEW_S = 30
+/** RFC 8693's grant type, taken by `exchangeToken` (src/delegation/token-exchange.ts) at the same endpoint. */
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const MAX_JTI_LENGTH = 256
 
 export interface TokenRequest {
@@ -56,7 +59,7 @@ export async function issueAccessToken(deps: AuthorityDeps, req: TokenRequest): 
   let agentId = req.client_id ?? ''
   try {
     if (req.grant_type !== 'client_credentials') {
-      throw new BatonError('VALIDATION_FAILED', `grant_type: expected 'client_credentials'`, {
+      throw new BatonError('VALIDATION_FAILED', `grant_type: expected 'client_credentials' or '${TOKEN_EXCHANGE}'`, {
         fields: [{ field: 'grant_type', message: "expected 'client_credentials'" }],
       })
     }
@@ -158,40 +161,20 @@ async function authenticateClient(deps: AuthorityDeps, req: TokenRequest, at: Da
     }
     const keys = (await deps.store.listAgentCredentials(iss)).filter((c) => c.kind === 'public_key')
     if (keys.length === 0) throw new BatonError('CREDENTIAL_INVALID', 'unknown client or no registered key')
-    let lastError: unknown
-    for (const k of keys) {
-      try {
-        const key = await importJWK({ ...(k.publicJwk as object), alg: 'EdDSA' }, 'EdDSA')
-        const { payload } = await jwtVerify(req.client_assertion, key, {
-          algorithms: ['EdDSA'],
-          issuer: iss,
-          subject: iss,
-          audience: [...deps.tokenAudiences],
-          currentDate: at,
-          requiredClaims: ['exp', 'jti', 'iat'],
-        })
-        checkAssertionLifetime(payload.iat as number, payload.exp as number, at)
-        // Good once (RFC 7523 §3, item 7), on every node and across restarts: the store records the jti until the
-        // assertion expires.
-        const jti = payload.jti
-        if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
-          throw new BatonError(
-            'CREDENTIAL_INVALID',
-            `the assertion's jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`,
-          )
-        }
-        // kept until the assertion is refused anyway: at its exp (at most MAX_ASSERTION_LIFETIME_S after its iat)
-        const expires = new Date((payload.exp as number) * 1000).toISOString()
-        if (!(await deps.store.spendOnce('client_assertion', `${iss}:${jti}`, expires))) {
-          throw new BatonError('CREDENTIAL_INVALID', 'the client assertion was replayed')
-        }
-        return iss
-      } catch (e) {
-        lastError = e
-        if (e instanceof BatonError) throw e
-      }
+    const checked = await verifyClientAssertion(
+      deps,
+      req.client_assertion,
+      iss,
+      keys.map((k) => k.publicJwk ?? {}),
+      'client_assertion',
+      at,
+    )
+    // Good once (RFC 7523 §3, item 7), on every node and across restarts: the store records the jti until the
+    // assertion expires.
+    if (!(await deps.store.spendOnce(checked.spend.scope, checked.spend.id, checked.spend.expiresAt))) {
+      throw new BatonError('CREDENTIAL_INVALID', 'the client assertion was replayed')
     }
-    throw credentialError(lastError)
+    return iss
   }
   if (req.client_secret !== undefined && req.client_id !== undefined) {
     const given = Buffer.from(hashSecret(req.client_secret), 'hex')
@@ -225,6 +208,52 @@ export function checkAssertionLifetime(iat: number, exp: number, at: Date): void
       `the assertion lives ${exp - iat} s (exp - iat); at most ${MAX_ASSERTION_LIFETIME_S} s is accepted`,
     )
   }
+}
+
+/**
+ * Verifies a client's RFC 7523 assertion (`iss` = `sub` = `clientId`) against its registered Ed25519 public keys:
+ * EdDSA only (so `alg: none` and algorithm confusion are refused before any signature check), one of the token
+ * endpoint's audiences, unexpired at `at`, living at most 300 s (`checkAssertionLifetime`), with a `jti` of 1 to 256 characters. Returns
+ * the one-time id to spend (`Store.spendOnce`, or with other writes): spending it is what makes the assertion good
+ * once, and is the caller's step. Fails with `CREDENTIAL_INVALID` or `CREDENTIAL_EXPIRED`.
+ */
+export async function verifyClientAssertion(
+  deps: Pick<AuthorityDeps, 'tokenAudiences'>,
+  assertion: string,
+  clientId: string,
+  keys: readonly Readonly<Record<string, unknown>>[],
+  scope: string,
+  at: Date,
+): Promise<{ readonly jti: string; readonly spend: { scope: string; id: string; expiresAt: string } }> {
+  let lastError: unknown = new BatonError('CREDENTIAL_INVALID', 'no registered key')
+  for (const k of keys) {
+    try {
+      const key = await importJWK({ ...(k as object), alg: 'EdDSA' }, 'EdDSA')
+      const { payload } = await jwtVerify(assertion, key, {
+        algorithms: ['EdDSA'],
+        issuer: clientId,
+        subject: clientId,
+        audience: [...deps.tokenAudiences],
+        currentDate: at,
+        requiredClaims: ['exp', 'jti', 'iat'],
+      })
+      checkAssertionLifetime(payload.iat as number, payload.exp as number, at)
+      const jti = payload.jti
+      if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
+        throw new BatonError(
+          'CREDENTIAL_INVALID',
+          `the assertion's jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`,
+        )
+      }
+      // kept until the assertion is refused anyway: at its exp (at most MAX_ASSERTION_LIFETIME_S after its iat)
+      const expiresAt = new Date((payload.exp as number) * 1000).toISOString()
+      return { jti, spend: { scope, id: `${clientId}:${jti}`, expiresAt } }
+    } catch (e) {
+      lastError = e
+      if (e instanceof BatonError) throw e
+    }
+  }
+  throw credentialError(lastError)
 }
 
 /**
@@ -299,7 +328,7 @@ export async function introspect(
 export async function auditRefusal(
   deps: Pick<AuthorityDeps, 'refusals' | 'now'>,
   r: {
-    readonly actor: { readonly kind: string; readonly id: string }
+    readonly actor: AuditActor
     readonly code: ErrorCode
     readonly reason: string
     readonly route: string
@@ -319,7 +348,12 @@ export async function auditRefusal(
     type: 'access.refused',
     at: deps.now().toISOString(),
     ...(caseId === undefined ? {} : { caseId }),
-    actor: { kind: r.actor.kind, id: redactedText(r.actor.id) },
+    actor: {
+      kind: r.actor.kind,
+      id: redactedText(r.actor.id),
+      // a verified delegate's chain, grant and scope come from the store, not from the request
+      ...(r.actor.delegation === undefined ? {} : { delegation: r.actor.delegation }),
+    },
     data: {
       code: r.code,
       reason: redactedText(r.reason),

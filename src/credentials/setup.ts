@@ -10,7 +10,7 @@ import { McpUpstreams } from '../tools/upstream.js'
 import type { Workspace } from '../workspace/workspace.js'
 import type { AuthorityDeps, ConnectorCall, McpToolCall } from './deps.js'
 import { RefusalLog } from './refusals.js'
-import { CredentialSigner, MAX_TTL_SECONDS } from './tokens.js'
+import { CredentialSigner, MAX_DELEGATE_TTL_S, MAX_TTL_SECONDS } from './tokens.js'
 
 const SETTING = 'credential_signing_key'
 
@@ -22,7 +22,8 @@ export interface AuthorityOptions {
   readonly newId: (prefix: string) => string
   /**
    * `BATON_ISSUER` (default `urn:baton`), `BATON_ACCESS_TOKEN_TTL_S` (300), `BATON_CALL_CREDENTIAL_TTL_S` (60),
-   * `BATON_APPROVAL_TTL_S` (86400), and the variables tools.yaml's connector URLs name.
+   * `BATON_APPROVAL_TTL_S` (86400), `BATON_DELEGATE_TOKEN_TTL_S` (300), `BATON_CONFIRMATION_TTL_S` (3600), and the
+   * variables tools.yaml's connector URLs name.
    */
   readonly env: Readonly<Record<string, string | undefined>>
   readonly connector?: ConnectorCall | undefined
@@ -105,6 +106,9 @@ export async function setUpAuthority(
     accessTtlSeconds: intSetting(o.env, 'BATON_ACCESS_TOKEN_TTL_S', 300, 1, MAX_TTL_SECONDS),
     callTtlSeconds: intSetting(o.env, 'BATON_CALL_CREDENTIAL_TTL_S', 60, 1, MAX_TTL_SECONDS),
     approvalTtlSeconds: intSetting(o.env, 'BATON_APPROVAL_TTL_S', 86_400, 1, 365 * 86_400),
+    delegation: o.workspace.delegation,
+    delegateTokenTtlSeconds: intSetting(o.env, 'BATON_DELEGATE_TOKEN_TTL_S', 300, 1, MAX_DELEGATE_TTL_S),
+    confirmationTtlSeconds: intSetting(o.env, 'BATON_CONFIRMATION_TTL_S', 3600, 1, 7 * 86_400),
     randomSecret: () => `bas_${randomBytes(32).toString('base64url')}`,
     secretHashKey: o.secretHashKey,
   }

@@ -29,8 +29,52 @@ export interface CredentialClaims {
 
 export type MintInput = Omit<CredentialClaims, 'iss' | 'iat' | 'exp'> & { readonly ttlSeconds: number }
 
+/** RFC 8693 §4.1 `act`: the acting party, and nested inside it the one that acted before it. */
+export interface ActClaim {
+  readonly sub: string
+  readonly act?: ActClaim
+}
+
+/**
+ * Claims of a delegate's access token (RFC 8693 token exchange): `sub` is the customer, `act` the chain of delegates
+ * (the acting one outermost), `scope` the scopes it may use, `baton_grant` the grant it acts under.
+ */
+export interface DelegateClaims {
+  readonly iss: string
+  readonly aud: string
+  /** The customer. */
+  readonly sub: string
+  /** The acting delegate (RFC 9068 §2.2). */
+  readonly client_id: string
+  readonly act: ActClaim
+  /** Space-separated scopes (RFC 8693 §4.2). */
+  readonly scope: string
+  readonly baton_grant: string
+  readonly kind: 'delegate'
+  readonly jti: string
+  readonly iat: number
+  readonly exp: number
+}
+
+/** The delegates of an `act` claim, the customer's own grantee first and the acting delegate last. */
+export function actChain(act: ActClaim): string[] {
+  const out: string[] = []
+  for (let a: ActClaim | undefined = act, n = 0; a !== undefined && n < 16; a = a.act, n++) out.unshift(a.sub)
+  return out
+}
+
+/** The `act` claim of a chain of delegates (the customer's own grantee first). */
+export function actOf(chain: readonly string[]): ActClaim {
+  let act: ActClaim | undefined
+  for (const sub of chain) act = act === undefined ? { sub } : { sub, act }
+  if (act === undefined) throw new TypeError('a delegation chain has at least one delegate')
+  return act
+}
+
 /** Upper bound of any credential's life, whatever the configuration says. */
 export const MAX_TTL_SECONDS = 3600
+/** Upper bound of a delegate's access token (5 minutes): every request re-checks its chain anyway. */
+export const MAX_DELEGATE_TTL_S = 300
 
 /**
  * Holds Baton's credential signing key (Ed25519) and mints and verifies EdDSA JWTs. Verification pins the
@@ -95,6 +139,60 @@ export class CredentialSigner {
     return { token, claims }
   }
 
+  /** Mints a delegate's access token issued at `now` (typ `at+jwt`, RFC 9068). */
+  async mintDelegate(
+    input: Omit<DelegateClaims, 'iss' | 'iat' | 'exp' | 'kind'> & { readonly ttlSeconds: number },
+    now: Date,
+  ): Promise<{ token: string; claims: DelegateClaims }> {
+    if (!(input.ttlSeconds > 0 && input.ttlSeconds <= MAX_DELEGATE_TTL_S)) {
+      throw new TypeError(`ttlSeconds must be in (0, ${MAX_DELEGATE_TTL_S}], got ${input.ttlSeconds}`)
+    }
+    const iat = Math.floor(now.getTime() / 1000)
+    const { ttlSeconds, ...rest } = input
+    const claims: DelegateClaims = { ...rest, kind: 'delegate', iss: this.issuer, iat, exp: iat + ttlSeconds }
+    const token = await new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.keyId, typ: 'at+jwt' })
+      .sign((await this.#keys()).sign)
+    return { token, claims }
+  }
+
+  /**
+   * Verifies a delegate's access token as `verify` does (EdDSA only, issuer, audience, expiry without leeway) and
+   * that it carries the delegation claims. Fails with `CREDENTIAL_EXPIRED` or `CREDENTIAL_INVALID`; whether its
+   * chain still holds is the caller's check (`authenticateDelegate`).
+   */
+  async verifyDelegate(token: string, audience: string, now: Date): Promise<DelegateClaims> {
+    try {
+      const { payload } = await jwtVerify(token, (await this.#keys()).verify, {
+        algorithms: ['EdDSA'],
+        issuer: this.issuer,
+        audience,
+        currentDate: now,
+        typ: 'at+jwt',
+        requiredClaims: ['exp', 'iat', 'jti', 'sub'],
+      })
+      const act = payload.act as ActClaim | undefined
+      if (
+        payload.kind !== 'delegate' ||
+        typeof payload.baton_grant !== 'string' ||
+        typeof payload.scope !== 'string' ||
+        typeof payload.client_id !== 'string' ||
+        typeof act !== 'object' ||
+        act === null ||
+        typeof act.sub !== 'string' ||
+        act.sub !== payload.client_id
+      ) {
+        throw new BatonError(
+          'CREDENTIAL_INVALID',
+          'the token is not a delegate access token (kind, act, scope, baton_grant)',
+        )
+      }
+      return payload as unknown as DelegateClaims
+    } catch (e) {
+      throw credentialError(e)
+    }
+  }
+
   /**
    * Verifies signature (EdDSA only), issuer, audience and expiry at `now` (no leeway). Fails with
    * `CREDENTIAL_EXPIRED` or `CREDENTIAL_INVALID`; revocation (the epoch) is the caller's check.
@@ -109,6 +207,7 @@ export class CredentialSigner {
         requiredClaims: ['exp', 'iat', 'jti', 'sub'],
       })
       if (
+        payload.kind === 'delegate' ||
         typeof payload.case !== 'string' ||
         typeof payload.epoch !== 'number' ||
         !Array.isArray(payload.tools) ||

@@ -16,6 +16,8 @@ export const EVENT_TYPES = [
   'dev.baton.approval.requested',
   'dev.baton.approval.decided',
   'dev.baton.action.executed',
+  'dev.baton.confirmation.requested',
+  'dev.baton.confirmation.decided',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
 
@@ -69,6 +71,11 @@ export function eventTypeOf(auditType: string, data: unknown): EventType | null 
   if (auditType.startsWith('approval.request')) return 'dev.baton.approval.requested'
   if (/^approval\.(decided|approved|denied|rejected|expired)/.test(auditType)) return 'dev.baton.approval.decided'
   if (auditType.startsWith('action.execut')) return 'dev.baton.action.executed'
+  // the helpdesk shows the customer what to confirm (GET /v1/confirmations/{id} has the parameters)
+  if (auditType === 'confirmation.requested') return 'dev.baton.confirmation.requested'
+  if (auditType === 'confirmation.decided' || auditType === 'confirmation.expired') {
+    return 'dev.baton.confirmation.decided'
+  }
   return null
 }
 

@@ -1,6 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import { canonicalDigest } from '../approvals/approval.js'
 import { introspect, issueAccessToken, type TokenRequest } from '../credentials/oauth.js'
+import {
+  type ExchangeRequest,
+  exchangeToken,
+  introspectDelegate,
+  isDelegateToken,
+  TOKEN_EXCHANGE_GRANT,
+} from '../delegation/token-exchange.js'
 import { BatonError } from '../errors.js'
 import {
   activeOwner,
@@ -13,12 +20,12 @@ import {
 import { rerouteCasesOf } from '../queues/work.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { Role } from '../store/ports.js'
-import { AUDITED_REFUSALS, requestAction } from '../tools/actions.js'
+import { AUDITED_REFUSALS, requestAction, requestDelegateAction } from '../tools/actions.js'
 import { actionBody, actionResult, agentSchema, agentView, operatorView, tokenBody } from './authority-schemas.js'
 import { errorHandler, type Problem, problemOf, sendProblem, toBatonError } from './problem.js'
 import { FORM_OR_JSON_BODY } from './protocol.js'
 import { errorResponses, idParam, problem } from './schemas.js'
-import { agentAuthOf, refusal } from './server.js'
+import { agentAuthOf, delegateAuthOf, refusal } from './server.js'
 import type { Services } from './services.js'
 
 const ALL: readonly Role[] = ['admin', 'service', 'operator']
@@ -69,11 +76,21 @@ function oauthError(e: BatonError): string {
  * (401), whatever status the code has elsewhere in the API; the problem document keeps Baton's `code` beside OAuth's
  * `error` and `error_description`. A server-side failure (5xx) stays what it is, without an OAuth error.
  */
-export function tokenEndpointProblem(e: BatonError, instance: string): Problem {
+export function tokenEndpointProblem(e: BatonError, instance: string, exchange = false): Problem {
   const p = problemOf(e, instance)
   if (p.status >= 500) return p
-  const error = oauthError(e)
+  const error = exchange ? exchangeError(e) : oauthError(e)
   return { ...p, status: error === 'invalid_client' ? 401 : 400, error, error_description: p.detail } as Problem
+}
+
+/**
+ * The error of a refused token exchange (RFC 8693 §2.2.2): a subject or actor token that is invalid or unacceptable
+ * by policy is `invalid_request` (400); scopes beyond what the chain confers are `invalid_scope` (400).
+ */
+function exchangeError(e: BatonError): string {
+  if (e.code === 'SCOPE_NOT_GRANTED') return 'invalid_scope'
+  if (e.code === 'VALIDATION_FAILED' && e.fields.some((f) => f.field === 'grant_type')) return 'unsupported_grant_type'
+  return 'invalid_request'
 }
 
 /** Agents (registry, lifecycle, credentials, privilege report), OAuth endpoints, JWKS and tool actions. */
@@ -104,7 +121,7 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
       schema: {
         tags: ['credentials'],
         summary:
-          'Token endpoint (client_credentials): an agent authenticates with a JWT assertion (RFC 7523) or its client secret and gets a short-lived access token for one case',
+          "Token endpoint. client_credentials: an agent authenticates with a JWT assertion (RFC 7523) or its client secret and gets a short-lived access token for one case. urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693): a customer's delegate, authenticated by its assertion (actor_token), exchanges a grant id or an upstream delegate's token (subject_token) for an access token for that customer (sub), naming the chain of delegates (act), within the grant's scopes, for at most 5 minutes",
         security: [],
         consumes: FORM_OR_JSON_BODY,
         body: tokenBody,
@@ -114,15 +131,17 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
             properties: {
               access_token: { type: 'string' },
               token_type: { type: 'string' },
+              issued_token_type: { type: 'string', description: 'token exchange only' },
               expires_in: { type: 'integer' },
               scope: { type: 'string' },
-              case_id: { type: 'string' },
+              case_id: { type: 'string', description: 'client_credentials only' },
+              grant: { type: 'string', description: 'token exchange only: the grant the token acts under' },
             },
           },
           400: {
             ...oauthProblem,
             description:
-              'OAuth error (RFC 6749 §5.2): invalid_request, unsupported_grant_type, invalid_scope, invalid_grant (case unknown, closed or not handled by the agent), unauthorized_client (agent not active)',
+              "OAuth error (RFC 6749 §5.2): invalid_request, unsupported_grant_type, invalid_scope, invalid_grant (case unknown, closed or not handled by the agent), unauthorized_client (agent not active). A refused token exchange (RFC 8693 §2.2.2) is invalid_request (a subject or actor token invalid or unacceptable: unknown, revoked, expired or mismatched grant, a chain past max_chain or forbidding sub-delegation, a suspended delegate, a replayed, unsigned, mis-signed or mis-addressed assertion) or invalid_scope (scopes beyond the grant); Baton's code names the reason",
           },
           401: { ...oauthProblem, description: 'invalid_client: the client assertion or secret does not authenticate' },
           503: { ...problem, description: 'The store is unavailable' },
@@ -133,12 +152,16 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
         const be = err instanceof BatonError ? err : toBatonError(err)
         if (be === undefined) return errorHandler(err, req, reply)
         reply.header('cache-control', 'no-store')
-        return sendProblem(reply, tokenEndpointProblem(be, '/v1/oauth/token'))
+        const exchange = (req.body as { grant_type?: unknown } | undefined)?.grant_type === TOKEN_EXCHANGE_GRANT
+        return sendProblem(reply, tokenEndpointProblem(be, '/v1/oauth/token', exchange))
       },
     },
     async (req, reply) => {
       reply.header('cache-control', 'no-store')
-      return reply.send(await issueAccessToken(deps, req.body as TokenRequest))
+      const body = req.body as TokenRequest & ExchangeRequest
+      // RFC 8693 token exchange (a customer's delegate) or client_credentials (an AI agent); refusals: errorHandler
+      if (body.grant_type === TOKEN_EXCHANGE_GRANT) return reply.send(await exchangeToken(deps, body))
+      return reply.send(await issueAccessToken(deps, body))
     },
   )
 
@@ -178,6 +201,7 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
           })
         }
       }
+      if (isDelegateToken(b.token)) return introspectDelegate(deps, b.token)
       return introspect(deps, b.token, { paramsDigest })
     },
   )
@@ -426,12 +450,12 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
   app.post(
     '/v1/cases/:id/actions',
     {
-      config: { agent: true },
+      config: { agent: true, delegate: 'tool' },
       schema: {
         tags: ['actions'],
         summary:
-          "The case's AI agent asks to call a tool: allow (executed through the connector, or a scoped credential handed back), approve (a pending approval), deny, or escalate (the case goes to a human)",
-        security: [{ agentToken: [] }],
+          "The case's AI agent, or a delegate of the case's customer (a scope unlocking the tool, within every limit of its chain), asks to call a tool: allow (executed through the connector, or a scoped credential handed back), approve (a pending approval), confirm (the customer's own confirmation), deny, or escalate (the case goes to a human)",
+        security: [{ agentToken: [] }, { delegateToken: [] }],
         params: idParam,
         body: actionBody,
         response: {
@@ -448,6 +472,21 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
     async (req, reply) => {
       const { id } = req.params as { id: string }
       const b = req.body as { tool: string; params?: Record<string, unknown>; risk?: string[] }
+      const delegate = delegateAuthOf(req)
+      if (delegate !== undefined) {
+        try {
+          const r = await requestDelegateAction(deps, delegate, id, {
+            tool: b.tool,
+            params: b.params ?? {},
+            risk: b.risk as RiskCategory[] | undefined,
+          })
+          return reply.code(r.outcome === 'approve' || r.outcome === 'confirm' ? 202 : 200).send(r)
+        } catch (e) {
+          // every refusal of a delegate's request is audited, with its chain
+          if (e instanceof BatonError) await refusal(s, req, e, delegate.actor)
+          throw e
+        }
+      }
       const auth = agentAuthOf(req)
       try {
         const { output: _output, ...r } = await requestAction(deps, auth, id, {

@@ -70,6 +70,25 @@ export const tokenBody = {
     client_assertion: { type: 'string', maxLength: 8192 },
     case_id: { type: 'string', maxLength: 128 },
     scope: { type: 'string', maxLength: 4000 },
+    subject_token: {
+      type: 'string',
+      maxLength: 8192,
+      description: 'token exchange: a grant id, or an upstream delegate access token',
+    },
+    subject_token_type: {
+      type: 'string',
+      maxLength: 200,
+      description:
+        'token exchange: urn:baton:params:oauth:token-type:grant or urn:ietf:params:oauth:token-type:access_token',
+    },
+    actor_token: { type: 'string', maxLength: 8192, description: "token exchange: the delegate's RFC 7523 assertion" },
+    actor_token_type: {
+      type: 'string',
+      maxLength: 200,
+      description: 'token exchange: urn:ietf:params:oauth:token-type:jwt',
+    },
+    requested_token_type: { type: 'string', maxLength: 200 },
+    audience: { type: 'string', maxLength: 500 },
   },
 } as const
 
@@ -100,7 +119,7 @@ export const actionResult = {
     actionId: { type: 'string' },
     caseId: { type: 'string' },
     tool: { type: 'string' },
-    outcome: { type: 'string', enum: ['allow', 'approve', 'deny', 'escalate'] },
+    outcome: { type: 'string', enum: ['allow', 'approve', 'confirm', 'deny', 'escalate'] },
     state: { type: 'string' },
     paramsDigest: { type: 'string' },
     decision: {
@@ -115,6 +134,11 @@ export const actionResult = {
     approval: {
       type: 'object',
       properties: { id: { type: 'string' }, approverRole: { type: 'string' }, expiresAt: { type: 'string' } },
+    },
+    confirmation: {
+      type: 'object',
+      description: "outcome confirm: the customer's own confirmation the action waits for",
+      properties: { id: { type: 'string' }, expiresAt: { type: 'string' }, digest: { type: 'string' } },
     },
     handler: { type: 'object', additionalProperties: true },
     credential: {

@@ -1,5 +1,6 @@
-import type { FastifyInstance } from 'fastify'
-import { openCase, receiveMessage } from '../cases/intake.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { actorRef, openCase, receiveMessage } from '../cases/intake.js'
+import { delegateCaseView, refuseDelegateClaims, requireOwnCase } from '../delegation/requests.js'
 import { BatonError } from '../errors.js'
 import type { Role } from '../store/ports.js'
 import { YAML_BODY } from './protocol.js'
@@ -13,6 +14,7 @@ import {
   openCaseBody,
   problem,
 } from './schemas.js'
+import { refusal } from './server.js'
 import type { Services } from './services.js'
 
 const ALL: readonly Role[] = ['admin', 'service', 'operator']
@@ -44,6 +46,15 @@ const policyActivated = {
     },
   },
 } as const
+/** Runs a delegate's request checks; a refusal is audited (`access.refused`, with the whole chain) and rethrown. */
+async function delegateRequest<T>(s: Services, req: FastifyRequest, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (e) {
+    if (e instanceof BatonError) await refusal(s, req, e, req.actor)
+    throw e
+  }
+}
 
 export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness', security: [] } }, async () => ({
@@ -87,10 +98,12 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.post(
     '/v1/cases',
     {
-      config: { roles: WRITERS },
+      config: { roles: WRITERS, delegate: 'route' },
       schema: {
         tags: ['cases'],
-        summary: 'Open a case with its first customer message; Baton decides who handles it',
+        summary:
+          "Open a case with its first customer message; Baton decides who handles it. A customer's delegate (scope unlocking this route) opens cases for its own customer only, without signals or customer attributes",
+        security: [{ apiKey: [] }, { delegateToken: [] }],
         body: openCaseBody,
         response: { 201: intakeResult, ...errorResponses, 422: problem },
       },
@@ -98,6 +111,16 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
     async (req, reply) => {
       const b = req.body as OpenCaseBody
       const customer = typeof b.customer === 'string' ? { id: b.customer } : b.customer
+      if (req.actor.delegation !== undefined) {
+        await delegateRequest(s, req, async () => {
+          const { id, ...attributes } = customer
+          refuseDelegateClaims(req.actor, {
+            signals: b.signals,
+            customer: Object.keys(attributes).length > 0 ? attributes : undefined,
+          })
+          requireOwnCase(req.actor, { id: '(new)', customerId: id })
+        })
+      }
       const r = await openCase(s.intake, req.actor, {
         customerId: customer.id,
         channel: b.channel,
@@ -113,10 +136,12 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.post(
     '/v1/cases/:id/messages',
     {
-      config: { roles: WRITERS },
+      config: { roles: WRITERS, delegate: 'route' },
       schema: {
         tags: ['cases'],
-        summary: 'Add a customer message to a case; routing is decided again',
+        summary:
+          "Add a customer message to a case; routing is decided again. A customer's delegate writes to its own customer's cases only, without signals or customer attributes",
+        security: [{ apiKey: [] }, { delegateToken: [] }],
         params: idParam,
         body: messageBody,
         response: { 200: intakeResult, ...errorResponses, 404: problem, 409: problem },
@@ -129,6 +154,14 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
         signals?: Record<string, unknown>
         customer?: { tier?: string; verified?: boolean }
       }
+      if (req.actor.delegation !== undefined) {
+        await delegateRequest(s, req, async () => {
+          refuseDelegateClaims(req.actor, b)
+          const c = await s.store.getCase(id)
+          if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${id}'`)
+          requireOwnCase(req.actor, c)
+        })
+      }
       return receiveMessage(s.intake, req.actor, id, { text: b.message.text, signals: b.signals, customer: b.customer })
     },
   )
@@ -136,15 +169,30 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/cases/:id',
     {
-      config: { roles: READERS },
+      config: { roles: READERS, delegate: 'route' },
       schema: {
         tags: ['cases'],
-        summary: 'A case: its messages (redacted), handler history with reasons, and every decision',
+        summary:
+          "A case: its messages (redacted), handler history with reasons, and every decision. A customer's delegate (scope unlocking this route) reads its own customer's cases only: the conversation and the state; the read is audited",
+        security: [{ apiKey: [] }, { delegateToken: [] }],
         params: idParam,
       },
     },
     async (req) => {
       const { id } = req.params as { id: string }
+      if (req.actor.delegation !== undefined) {
+        const actor = req.actor
+        return delegateRequest(s, req, async () => {
+          const c = await s.store.getCase(id)
+          if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${id}'`)
+          requireOwnCase(actor, c)
+          const events = await s.store.listCaseEvents(id)
+          await s.store.appendAudit([
+            { type: 'case.read', at: s.authority.now().toISOString(), caseId: id, actor: actorRef(actor), data: {} },
+          ])
+          return delegateCaseView(c, events)
+        })
+      }
       const c = await s.store.getCase(id)
       if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${id}'`)
       const [events, decisions] = await Promise.all([s.store.listCaseEvents(id), s.store.listDecisions(id)])

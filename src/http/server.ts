@@ -3,11 +3,14 @@ import swagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { decodeJwt } from 'jose'
 import type { Logger } from 'pino'
-import type { Actor } from '../cases/intake.js'
+import type { AuditActor } from '../audit/entry.js'
+import { type Actor, actorRef } from '../cases/intake.js'
 import type { McpSettings } from '../config.js'
 import { registerConsole } from '../console/console.js'
 import { type AgentAuth, auditRefusal, authenticateAgent } from '../credentials/oauth.js'
 import { looksLikeJwt } from '../credentials/tokens.js'
+import { scopesForRoute } from '../delegation/document.js'
+import { authenticateDelegate, type DelegateAuth, isDelegateToken, withScope } from '../delegation/token-exchange.js'
 import { BatonError } from '../errors.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
 import { registerMcp } from '../mcp/routes.js'
@@ -15,6 +18,7 @@ import type { Role, Store } from '../store/ports.js'
 import { registerAgentRoutes } from './agent-routes.js'
 import { registerApprovalRoutes } from './approval-routes.js'
 import { registerAuditRoutes } from './audit-routes.js'
+import { registerDelegationRoutes } from './delegation-routes.js'
 import { registerEventRoutes } from './event-routes.js'
 import { errorHandler, problemOf, sendProblem } from './problem.js'
 import {
@@ -37,6 +41,12 @@ declare module 'fastify' {
     roles?: readonly Role[]
     /** The route accepts an AI agent's access token (`/v1/oauth/token`) instead of an API key. */
     agent?: boolean
+    /**
+     * The route accepts a customer's delegate token (token exchange): `route` when a granted scope must list the
+     * route in delegation.yaml, `tool` when the handler checks that a scope unlocks the tool asked for, `grant` when
+     * the use case itself checks the grant (a sub-delegation). Every other route refuses delegate tokens, always.
+     */
+    delegate?: 'route' | 'tool' | 'grant'
   }
   interface FastifyRequest {
     actor: Actor
@@ -115,6 +125,13 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
             bearerFormat: 'JWT',
             description: "An AI agent's access token from POST /v1/oauth/token (EdDSA JWT for one case)",
           },
+          delegateToken: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              "A customer's delegate's access token from the RFC 8693 token exchange at POST /v1/oauth/token (EdDSA JWT, sub the customer, act the chain of delegates, at most 5 minutes)",
+          },
         },
       },
       security: [{ apiKey: [] }],
@@ -125,9 +142,14 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   // The operator console (src/console): its pages, and its session cookie as a way in for requests without a key.
   const consoleSession = await registerConsole(app, services)
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    const { roles, agent } = req.routeOptions.config
-    if (roles === undefined && agent !== true) return
+    const { roles, agent, delegate } = req.routeOptions.config
+    if (roles === undefined && agent !== true && delegate === undefined) return
     const token = bearerOf(req)
+    if (token !== undefined && looksLikeJwt(token) && isDelegateToken(token)) {
+      // A customer's delegate: only on the routes that say so, within its scopes, for its customer only.
+      req.actor = await authenticateDelegateRequest(services, req, token, delegate)
+      return
+    }
     if (token !== undefined && looksLikeJwt(token)) {
       // An AI agent's access token: good only on the routes that say so, and only for the case it names.
       req.actor = await authenticateAgentRequest(services, req, token, agent === true)
@@ -153,6 +175,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
   registerAgentRoutes(app, services)
   registerApprovalRoutes(app, services)
   registerQualityRoutes(app, services)
+  registerDelegationRoutes(app, services)
   // The MCP gateway: a face of its own (src/mcp), served by the same server.
   registerMcp(app, services, { ...opts.mcp, version: opts.version, bodyLimit: opts.bodyLimit })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
@@ -186,6 +209,55 @@ function bearerOf(req: FastifyRequest): string | undefined {
 }
 
 const agentAuth = new WeakMap<FastifyRequest, AgentAuth>()
+const delegateAuth = new WeakMap<FastifyRequest, DelegateAuth>()
+
+/** The verified delegate of a request on a delegate route (set by the onRequest hook), or undefined. */
+export function delegateAuthOf(req: FastifyRequest): DelegateAuth | undefined {
+  return delegateAuth.get(req)
+}
+
+/** The route as delegation.yaml names it: `POST /v1/cases/{id}/messages`. */
+function routeName(req: FastifyRequest): string {
+  return `${req.method} ${(req.routeOptions.url ?? '').replaceAll(/:([A-Za-z]+)/g, '{$1}')}`
+}
+
+async function authenticateDelegateRequest(
+  services: Services,
+  req: FastifyRequest,
+  token: string,
+  mode: 'route' | 'tool' | 'grant' | undefined,
+): Promise<Actor> {
+  let auth: DelegateAuth
+  try {
+    auth = await authenticateDelegate(services.authority, token)
+  } catch (e) {
+    if (e instanceof BatonError) await refusal(services, req, e)
+    throw e
+  }
+  const route = routeName(req)
+  if (mode === undefined) {
+    const e = new BatonError(
+      'FORBIDDEN',
+      `a delegate's token may not ${route}: a delegate asks for its customer; approvals, confirmations and everything else are not its to reach`,
+    )
+    await refusal(services, req, e, auth.actor)
+    throw e
+  }
+  if (mode === 'route') {
+    const scope = scopesForRoute(services.authority.delegation, auth.scopes, route)[0]
+    if (scope === undefined) {
+      const e = new BatonError(
+        'SCOPE_NOT_GRANTED',
+        `no scope of this token unlocks ${route} (it holds ${auth.scopes.join(', ') || 'none'})`,
+      )
+      await refusal(services, req, e, auth.actor)
+      throw e
+    }
+    auth = withScope(auth, scope)
+  }
+  delegateAuth.set(req, auth)
+  return auth.actor
+}
 
 /** The verified agent credential of a request on an agent route (set by the onRequest hook). */
 export function agentAuthOf(req: FastifyRequest): AgentAuth {
@@ -224,17 +296,22 @@ export async function refusal(
   services: Services,
   req: FastifyRequest,
   e: BatonError,
-  actor?: { kind: string; id: string },
+  actor?: Actor | { kind: string; id: string },
 ): Promise<void> {
   const params = req.params as { id?: unknown } | undefined
   const target = typeof params?.id === 'string' ? params.id.slice(0, 128) : undefined
   const caseId = target !== undefined && req.routeOptions.url?.startsWith('/v1/cases/') ? target : undefined
   const token = bearerOf(req)
-  let who = actor
+  let who: AuditActor | undefined = actor === undefined ? undefined : 'roles' in actor ? actorRef(actor) : actor
   if (who === undefined && token !== undefined && looksLikeJwt(token)) {
     try {
-      const sub = decodeJwt(token).sub
-      who = { kind: 'agent', id: typeof sub === 'string' ? sub.slice(0, 128) : 'unknown' }
+      const claims = decodeJwt(token)
+      // a delegate token's sub is the customer; the delegate is its client_id
+      const id = claims.kind === 'delegate' ? claims.client_id : claims.sub
+      who = {
+        kind: claims.kind === 'delegate' ? 'delegate' : 'agent',
+        id: typeof id === 'string' ? id.slice(0, 128) : 'unknown',
+      }
     } catch {
       who = { kind: 'agent', id: 'unknown' }
     }

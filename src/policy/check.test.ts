@@ -5,7 +5,16 @@ import { checkPolicy } from './check.js'
 const SHOP_KNOWN = {
   agents: ['shop-assistant'],
   queues: ['general', 'billing', 'accounts', 'security', 'trust-safety', 'legal'],
-  tools: ['reply', 'order_status', 'refund', 'reset_password', 'change_email', 'disclose_order', 'close_case'],
+  tools: [
+    'reply',
+    'order_status',
+    'refund',
+    'reset_password',
+    'change_email',
+    'change_address',
+    'disclose_order',
+    'close_case',
+  ],
 }
 
 const known = { agents: ['bot'], queues: ['general', 'security'], tools: ['reply', 'refund'] }

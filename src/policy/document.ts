@@ -174,7 +174,7 @@ export const DEFAULT_MAX_HANDOFFS = 4
 export const RESERVED_RULE_IDS = ['default', 'max-handoffs', 'agent-inactive'] as const
 
 const HANDLER_KINDS = ['agent', 'operator', 'hybrid'] as const
-const OUTCOMES = ['allow', 'approve', 'deny', 'escalate'] as const
+const OUTCOMES = ['allow', 'approve', 'confirm', 'deny', 'escalate'] as const
 const OVERRIDE_OUTCOMES = ['deny', 'escalate'] as const
 const RULE_ID = /^[a-z0-9][a-z0-9_.-]*$/
 const NAME = /^[a-z0-9][a-z0-9_.-]*$/

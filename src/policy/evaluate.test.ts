@@ -10,7 +10,16 @@ import type { Facts } from './types.js'
 const SHOP_KNOWN = {
   agents: ['shop-assistant'],
   queues: ['general', 'billing', 'accounts', 'security', 'trust-safety', 'legal'],
-  tools: ['reply', 'order_status', 'refund', 'reset_password', 'change_email', 'disclose_order', 'close_case'],
+  tools: [
+    'reply',
+    'order_status',
+    'refund',
+    'reset_password',
+    'change_email',
+    'change_address',
+    'disclose_order',
+    'close_case',
+  ],
 }
 const shop = compilePolicy(
   readFileSync(new URL('../../examples/shop/policy.yaml', import.meta.url), 'utf8'),

@@ -185,7 +185,7 @@ export function completeFacts(policy: CompiledPolicy, given: Facts): Facts {
     }
     completions.set(policy, c)
   }
-  const facts = completeAgents(c, completeCase(given))
+  const facts = completeAgents(c, completeActor(completeCase(given)))
   const s = facts.signals as Partial<Facts['signals']> | undefined
   if (s === undefined || s === null || typeof s !== 'object') return facts
   const risk = fill(s.risk, RISK_NAMES, false)
@@ -224,6 +224,27 @@ function completeCase(facts: Facts): Facts {
       risk_rose: c.risk_rose ?? false,
       sla_breached: c.sla_breached ?? false,
     },
+  }
+}
+
+/** What `actor.grant` reads for an actor that is not a delegate. */
+export const NO_GRANT: Readonly<Required<Facts['actor']>['grant']> = Object.freeze({
+  id: '',
+  scopes: Object.freeze([]) as readonly string[],
+  depth: 0,
+  expires_in_s: 0,
+  may_subdelegate: false,
+  granted_by: '',
+})
+
+/** Delegation facts read as empty for an actor that is not a delegate (and in facts recorded before they existed). */
+function completeActor(facts: Facts): Facts {
+  const a = facts.actor as Partial<Facts['actor']> | undefined
+  if (a === undefined || a === null || typeof a !== 'object') return facts
+  if (a.scopes !== undefined && a.chain !== undefined && a.grant !== undefined) return facts
+  return {
+    ...facts,
+    actor: { ...(a as Facts['actor']), scopes: a.scopes ?? [], chain: a.chain ?? [], grant: a.grant ?? NO_GRANT },
   }
 }
 

@@ -42,7 +42,27 @@ export const CASE_SHAPE: ObjectShape = {
 
 export const CUSTOMER_SHAPE: ObjectShape = { fields: { id: 'string', tier: 'string', verified: 'boolean' } }
 
-export const ACTOR_SHAPE: ObjectShape = { fields: { kind: 'string', id: 'string', roles: 'list<string>' } }
+export const GRANT_SHAPE: ObjectShape = {
+  fields: {
+    id: 'string',
+    scopes: 'list<string>',
+    depth: 'number',
+    expires_in_s: 'number',
+    may_subdelegate: 'boolean',
+    granted_by: 'string',
+  },
+}
+
+export const ACTOR_SHAPE: ObjectShape = {
+  fields: {
+    kind: 'string',
+    id: 'string',
+    roles: 'list<string>',
+    scopes: 'list<string>',
+    chain: 'list<string>',
+    grant: GRANT_SHAPE,
+  },
+}
 
 export interface ShapeInputs {
   readonly topics: readonly string[]

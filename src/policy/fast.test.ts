@@ -8,7 +8,16 @@ import { factsShape } from './facts-shape.js'
 const SHOP_KNOWN = {
   agents: ['shop-assistant'],
   queues: ['general', 'billing', 'accounts', 'security', 'trust-safety', 'legal'],
-  tools: ['reply', 'order_status', 'refund', 'reset_password', 'change_email', 'disclose_order', 'close_case'],
+  tools: [
+    'reply',
+    'order_status',
+    'refund',
+    'reset_password',
+    'change_email',
+    'change_address',
+    'disclose_order',
+    'close_case',
+  ],
 }
 const shop = compilePolicy(
   readFileSync(new URL('../../examples/shop/policy.yaml', import.meta.url), 'utf8'),

@@ -11,7 +11,16 @@ import { neutralFacts, runPolicyTests } from './policy-test.js'
 const SHOP_KNOWN = {
   agents: ['shop-assistant'],
   queues: ['general', 'billing', 'accounts', 'security', 'trust-safety', 'legal'],
-  tools: ['reply', 'order_status', 'refund', 'reset_password', 'change_email', 'disclose_order', 'close_case'],
+  tools: [
+    'reply',
+    'order_status',
+    'refund',
+    'reset_password',
+    'change_email',
+    'change_address',
+    'disclose_order',
+    'close_case',
+  ],
 }
 const shopPath = new URL('../../examples/shop/policy.yaml', import.meta.url)
 const shop = compilePolicy(readFileSync(shopPath, 'utf8'), 'examples/shop/policy.yaml', SHOP_KNOWN)

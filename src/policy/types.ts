@@ -1,4 +1,5 @@
 import type { Handler } from '../cases/case.js'
+import type { GrantFacts } from '../delegation/grants.js'
 import type { Signals } from '../signals/types.js'
 
 /** Facts about the case the policy may read under `case`. Times are seconds. */
@@ -36,6 +37,12 @@ export interface ActorFacts {
   readonly kind: string
   readonly id: string
   readonly roles: readonly string[]
+  /** A delegate's scopes now (within every hop of its chain); [] for anyone else. */
+  readonly scopes?: readonly string[]
+  /** A delegate's chain: delegate ids, the customer's own grantee first, this delegate last; [] for anyone else. */
+  readonly chain?: readonly string[]
+  /** The grant a delegate acts under (the last hop); empty values for anyone else. */
+  readonly grant?: GrantFacts
 }
 
 export interface QueueFacts {
@@ -95,7 +102,8 @@ export interface RouteResult {
   readonly policy: PolicyRef
 }
 
-export type ActionOutcome = 'allow' | 'approve' | 'deny' | 'escalate'
+/** `confirm`: the action waits for the customer's own confirmation of the exact parameters (ask ≠ approve). */
+export type ActionOutcome = 'allow' | 'approve' | 'confirm' | 'deny' | 'escalate'
 
 export interface ActionResult {
   readonly kind: 'action'

@@ -70,6 +70,8 @@ const action = (id: string, caseId: string, over: Partial<ActionRecord> = {}): A
   resultStatus: null,
   resultDigest: null,
   error: null,
+  requesterKind: 'agent',
+  grantId: null,
   ...over,
 })
 

@@ -2,6 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 import type { ApprovalRecord, ApprovalState } from '../approvals/approval.js'
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
+import type { ConfirmationRecord, ConfirmationState } from '../delegation/confirmation.js'
 import { BatonError } from '../errors.js'
 import type { AgentCredentialRecord, AgentRecord, AgentState, OperatorRecord } from '../identity/principals.js'
 import type { ActionRecord, ActionState } from '../tools/action.js'
@@ -9,6 +10,8 @@ import { appendAuditIn, type StoreParts } from './kysely-store.js'
 
 /** Timer kind of an approval's expiry (key: the approval id). */
 export const APPROVAL_EXPIRY_TIMER = 'approval_expiry'
+/** Timer kind of a customer confirmation's expiry (key: the confirmation id). */
+export const CONFIRMATION_EXPIRY_TIMER = 'confirmation_expiry'
 
 /**
  * Timer kind of the follow-up of an agent's suspension or retirement (key: `<agentId>@<at>`, payload: `agentId`,
@@ -54,6 +57,8 @@ export interface ActionCommit {
   readonly expectedEpoch: number
   readonly caseChange?: CaseChange | undefined
   readonly approval?: ApprovalRecord | undefined
+  /** For `confirm`: the customer confirmation the action waits for (with its durable expiry timer). */
+  readonly confirmation?: ConfirmationRecord | undefined
   readonly issued?: readonly IssuedCredentialRecord[] | undefined
   readonly audit: readonly AuditEntryBody[]
 }
@@ -130,7 +135,7 @@ export interface AuthorityStore {
     audit: readonly AuditEntryBody[],
     issued?: readonly IssuedCredentialRecord[],
   ): Promise<boolean>
-  /** Tool → number of actions the agent asked for, `from <= created_at < to`. */
+  /** Tool → number of actions the agent asked for, `from <= created_at < to` (a delegate's are not counted). */
   toolUsage(agentId: string, from: string, to: string): Promise<Record<string, number>>
 
   getApproval(id: string): Promise<ApprovalRecord | undefined>
@@ -148,6 +153,28 @@ export interface AuthorityStore {
     actionState: ActionState,
     audit: readonly AuditEntryBody[],
   ): Promise<ApprovalRecord>
+
+  getConfirmation(id: string): Promise<ConfirmationRecord | undefined>
+  /** Confirmations, oldest first, filtered. */
+  listConfirmations(filter: {
+    readonly state?: ConfirmationState
+    readonly customerId?: string
+    readonly caseId?: string
+    readonly limit: number
+  }): Promise<ConfirmationRecord[]>
+  /**
+   * Settles a pending confirmation (`confirmed`, `declined`, `expired`, `superseded`); `CONFIRMATION_NOT_PENDING`
+   * when it is no longer pending (a replayed answer does nothing). `actionState` moves the gated action with it.
+   */
+  settleConfirmation(
+    id: string,
+    to: Exclude<ConfirmationState, 'pending'>,
+    by: string | null,
+    at: string,
+    reason: string | null,
+    actionState: ActionState,
+    audit: readonly AuditEntryBody[],
+  ): Promise<ConfirmationRecord>
 }
 
 export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
@@ -433,6 +460,26 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
             .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
             .execute()
         }
+        if (c.confirmation !== undefined) {
+          await trx.insertInto('confirmations').values(fromConfirmation(c.confirmation)).execute()
+          await trx
+            .insertInto('timers')
+            .values({
+              kind: CONFIRMATION_EXPIRY_TIMER,
+              key: c.confirmation.id,
+              due_at: c.confirmation.expiresAt,
+              payload: JSON.stringify({ confirmationId: c.confirmation.id, caseId: c.confirmation.caseId }),
+              state: 'pending',
+              lease_owner: null,
+              lease_until: null,
+              attempts: 0,
+              created_at: c.action.createdAt,
+              fired_at: null,
+              last_error: null,
+            })
+            .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
+            .execute()
+        }
         if (c.issued !== undefined && c.issued.length > 0) {
           await trx.insertInto('issued_credentials').values(c.issued.map(fromIssued)).execute()
         }
@@ -468,6 +515,7 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
         .selectFrom('actions')
         .select((eb) => ['tool', eb.fn.countAll<number>().as('n')])
         .where('agent_id', '=', agentId)
+        .where('requester_kind', '=', 'agent')
         .where('created_at', '>=', from)
         .where('created_at', '<', to)
         .groupBy('tool')
@@ -508,6 +556,91 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
         return { ...toApproval(before), state: to, decidedBy: by, decidedAt: at, reason }
       })
     },
+
+    async getConfirmation(id) {
+      const r = await db.selectFrom('confirmations').selectAll().where('id', '=', id).executeTakeFirst()
+      return r ? toConfirmation(r) : undefined
+    },
+    async listConfirmations(f) {
+      let q = db.selectFrom('confirmations').selectAll()
+      if (f.state !== undefined) q = q.where('state', '=', f.state)
+      if (f.customerId !== undefined) q = q.where('customer_id', '=', f.customerId)
+      if (f.caseId !== undefined) q = q.where('case_id', '=', f.caseId)
+      const rows = await q.orderBy('created_at').orderBy('id').limit(f.limit).execute()
+      return rows.map(toConfirmation)
+    },
+    async settleConfirmation(id, to, by, at, reason, actionState, audit) {
+      return tx(async (trx) => {
+        const before = await trx.selectFrom('confirmations').selectAll().where('id', '=', id).executeTakeFirst()
+        if (before === undefined) throw new BatonError('CONFIRMATION_NOT_FOUND', `no confirmation with id '${id}'`)
+        const r = await trx
+          .updateTable('confirmations')
+          .set({ state: to, decided_by: by, decided_at: at, reason })
+          .where('id', '=', id)
+          .where('state', '=', 'pending')
+          .executeTakeFirst()
+        if (Number(r.numUpdatedRows) !== 1) {
+          throw new BatonError(
+            'CONFIRMATION_NOT_PENDING',
+            `confirmation ${id} is already ${before.state}; nothing was done`,
+          )
+        }
+        await trx
+          .updateTable('actions')
+          .set({ state: actionState, updated_at: at })
+          .where('id', '=', before.action_id)
+          .where('state', '=', 'awaiting_confirmation')
+          .execute()
+        await appendAuditIn(trx, audit)
+        return { ...toConfirmation(before), state: to, decidedBy: by, decidedAt: at, reason }
+      })
+    },
+  }
+}
+
+function fromConfirmation(c: ConfirmationRecord): Database['confirmations'] {
+  return {
+    id: c.id,
+    case_id: c.caseId,
+    action_id: c.actionId,
+    customer_id: c.customerId,
+    tool: c.tool,
+    params: JSON.stringify(c.params),
+    digest: c.digest,
+    requester_kind: c.requesterKind,
+    requester: c.requester,
+    grant_id: c.grantId,
+    rule: c.rule,
+    state: c.state,
+    case_epoch: c.caseEpoch,
+    created_at: c.createdAt,
+    expires_at: c.expiresAt,
+    decided_by: c.decidedBy,
+    decided_at: c.decidedAt,
+    reason: c.reason,
+  }
+}
+
+function toConfirmation(r: Database['confirmations']): ConfirmationRecord {
+  return {
+    id: r.id,
+    caseId: r.case_id,
+    actionId: r.action_id,
+    customerId: r.customer_id,
+    tool: r.tool,
+    params: JSON.parse(r.params) as Record<string, unknown>,
+    digest: r.digest,
+    requesterKind: r.requester_kind as ConfirmationRecord['requesterKind'],
+    requester: r.requester,
+    grantId: r.grant_id,
+    rule: r.rule,
+    state: r.state as ConfirmationState,
+    caseEpoch: Number(r.case_epoch),
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    decidedBy: r.decided_by,
+    decidedAt: r.decided_at,
+    reason: r.reason,
   }
 }
 
@@ -598,6 +731,8 @@ function fromAction(a: ActionRecord): Database['actions'] {
     result_status: a.resultStatus,
     result_digest: a.resultDigest,
     error: a.error,
+    requester_kind: a.requesterKind ?? 'agent',
+    grant_id: a.grantId ?? null,
   }
 }
 
@@ -617,6 +752,8 @@ function toAction(r: Database['actions']): ActionRecord {
     resultStatus: r.result_status === null ? null : Number(r.result_status),
     resultDigest: r.result_digest,
     error: r.error,
+    requesterKind: (r.requester_kind ?? 'agent') as 'agent' | 'delegate',
+    grantId: r.grant_id ?? null,
   }
 }
 

@@ -15,6 +15,7 @@ import { appendAuditRows } from './audit-append.js'
 import { createAuditQueueDrainer, queueAuditIn, queueAuditOf, queueRows } from './audit-queue.js'
 import { authorityStore } from './authority-store.js'
 import { type ChangeFeed, createLocalChangeFeed, PG_CHANNEL } from './changes.js'
+import { delegationStore } from './delegation-store.js'
 import { storeErrorOf } from './engine-errors.js'
 import { historyStore } from './history-store.js'
 import { migrateToLatest } from './migrations.js'
@@ -57,6 +58,31 @@ export interface StoreParts {
   readonly db: Kysely<Database>
   readonly engine: Engine
   readonly tx: <T>(fn: (trx: Transaction<Database>) => Promise<T>) => Promise<T>
+}
+
+/**
+ * Records one-time id `id` of `scope` inside `trx` (see `Store.spendOnce`); false when it is already recorded and
+ * unexpired at `now`. Capability stores that spend an id together with other writes call this in their own `tx`.
+ */
+export async function spendOnceIn(
+  trx: Transaction<Database>,
+  scope: string,
+  id: string,
+  expiresAt: string,
+  now: Date,
+): Promise<boolean> {
+  const r = await trx
+    .insertInto('spent_ids')
+    .values({ scope, id, expires_at: expiresAt })
+    // an expired record of the same id no longer counts: it is taken over (its id's own expiry refuses it anyway)
+    .onConflict((oc) =>
+      oc
+        .columns(['scope', 'id'])
+        .doUpdateSet({ expires_at: expiresAt })
+        .where('spent_ids.expires_at', '<', now.toISOString()),
+    )
+    .executeTakeFirst()
+  return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1
 }
 
 /** How often a store deletes expired one-time ids (by the next spendOnce). */
@@ -381,6 +407,7 @@ export function createKyselyStore(
   const store: Store = {
     ...authorityStore(parts),
     ...historyStore(parts),
+    ...delegationStore(parts),
     ...work,
     engine,
     changes,
@@ -893,18 +920,7 @@ export function createKyselyStore(
           lastPrune = now.getTime()
           await trx.deleteFrom('spent_ids').where('expires_at', '<', now.toISOString()).execute()
         }
-        const r = await trx
-          .insertInto('spent_ids')
-          .values({ scope, id, expires_at: expiresAt })
-          // an expired record of the same id no longer counts: it is taken over (its id's own expiry refuses it anyway)
-          .onConflict((oc) =>
-            oc
-              .columns(['scope', 'id'])
-              .doUpdateSet({ expires_at: expiresAt })
-              .where('spent_ids.expires_at', '<', now.toISOString()),
-          )
-          .executeTakeFirst()
-        return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1
+        return spendOnceIn(trx, scope, id, expiresAt, now)
       })
       return inserted
     },

@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely'
+import { delegationMigration } from './delegation-migration.js'
 import type { Engine } from './ports.js'
 import { workMigration } from './work-migration.js'
 
@@ -379,6 +380,7 @@ end $$`,
           .execute(db)
       },
     },
+    '0008_delegation': delegationMigration(),
   }
 }
 

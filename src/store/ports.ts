@@ -3,6 +3,7 @@ import type { CompletedNode, SubtreeAddress } from '../audit/merkle.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import type { AuthorityStore } from './authority-store.js'
 import type { ChangeFeed } from './changes.js'
+import type { DelegationStore } from './delegation-store.js'
 import type { HistoryStore } from './history-store.js'
 import type { WorkStore } from './work-store.js'
 
@@ -135,7 +136,7 @@ export interface CaseCommit {
  *
  * Failures: `CONFLICT` (stale version, duplicate id), `STORE_UNAVAILABLE` (the engine cannot be reached).
  */
-export interface Store extends AuthorityStore, HistoryStore, WorkStore {
+export interface Store extends AuthorityStore, DelegationStore, HistoryStore, WorkStore {
   readonly engine: Engine
   /**
    * Wake-ups on changes by any node sharing this store (PostgreSQL: LISTEN/NOTIFY on one connection per store) or by

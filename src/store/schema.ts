@@ -4,7 +4,7 @@ import type { Generated } from 'kysely'
  * Table shapes shared by both engines. Times are RFC 3339 strings (UTC, ms precision), which sort correctly as
  * text on both engines; JSON columns hold text so one code path serves SQLite and PostgreSQL; booleans are 0/1.
  */
-export interface Database extends WorkTables {
+export interface Database extends WorkTables, DelegationTables {
   api_keys: {
     id: string
     name: string
@@ -173,6 +173,10 @@ export interface Database extends WorkTables {
     result_status: number | null
     result_digest: string | null
     error: string | null
+    /** 'agent' or 'delegate' (migration 0008); `agent_id` is then the delegate's id. */
+    requester_kind?: string | undefined
+    /** The grant a delegate asked under (migration 0008). */
+    grant_id?: string | null | undefined
   }
   approvals: {
     id: string
@@ -184,6 +188,59 @@ export interface Database extends WorkTables {
     requester: string
     approver_role: string
     queue: string
+    rule: string
+    state: string
+    case_epoch: number
+    created_at: string
+    expires_at: string
+    decided_by: string | null
+    decided_at: string | null
+    reason: string | null
+  }
+}
+
+/** Tables of migration `0008_delegation` (delegates, grants, confirmations); see `delegation-migration.ts`. */
+export interface DelegationTables {
+  delegates: {
+    id: string
+    name: string
+    vendor: string
+    contact: string
+    public_jwk: string
+    state: string
+    created_at: string
+    updated_at: string
+  }
+  grants: {
+    id: string
+    customer_id: string
+    delegate_id: string
+    parent_id: string | null
+    depth: number
+    scopes: string
+    limits: string
+    may_subdelegate: number
+    state: string
+    created_at: string
+    expires_at: string
+    granted_by_kind: string
+    granted_by_id: string
+    note: string
+    revoked_at: string | null
+    revoked_by: string | null
+    revoke_reason: string | null
+  }
+  confirmations: {
+    id: string
+    case_id: string
+    action_id: string
+    customer_id: string
+    tool: string
+    params: string
+    digest: string
+    requester_kind: string
+    requester: string
+    grant_id: string | null
     rule: string
     state: string
     case_epoch: number

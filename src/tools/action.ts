@@ -4,6 +4,7 @@ export const ACTION_STATES = [
   'denied',
   'escalated',
   'awaiting_approval',
+  'awaiting_confirmation',
   'authorized',
   'credential_issued',
   'executing',
@@ -13,15 +14,21 @@ export const ACTION_STATES = [
 ] as const
 /**
  * `authorized`: allowed, not yet executed; `executing` is claimed exactly once (the connector is called once);
- * `executed`/`failed` record the connector's answer; `rejected`: an approval denied, expired or superseded.
+ * `executed`/`failed` record the connector's answer; `rejected`: an approval or a customer confirmation denied,
+ * declined, expired or superseded.
  */
 export type ActionState = (typeof ACTION_STATES)[number]
 
-/** One tool call an agent asked for, and what came of it. */
+/** One tool call an agent (or a customer's delegate) asked for, and what came of it. */
 export interface ActionRecord {
   readonly id: string
   readonly caseId: string
+  /** The principal that asked: an agent, or the delegate when `requesterKind` is `delegate`. */
   readonly agentId: string
+  /** Who asked; absent means `agent` (actions recorded before delegates existed). */
+  readonly requesterKind?: 'agent' | 'delegate' | undefined
+  /** The grant a delegate asked under (its whole chain is re-checked before the action executes). */
+  readonly grantId?: string | null | undefined
   readonly tool: string
   readonly params: Readonly<Record<string, unknown>>
   /** sha256 hex of the canonical JSON of the params. */

@@ -1,16 +1,22 @@
 import { createHash } from 'node:crypto'
 import { type ApprovalRecord, approvalDigest, canonicalDigest } from '../approvals/approval.js'
-import type { AuditEntryBody } from '../audit/entry.js'
+import type { AuditActor, AuditEntryBody } from '../audit/entry.js'
 import type { Handler } from '../cases/case.js'
+import { actorFacts } from '../cases/intake.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
-import type { AuthorityDeps, McpToolResult } from '../credentials/deps.js'
+import { type AuthorityDeps, type McpToolResult, who } from '../credentials/deps.js'
 import type { AgentAuth } from '../credentials/oauth.js'
 import type { CredentialClaims } from '../credentials/tokens.js'
+import { type ConfirmationRecord, confirmationDigest } from '../delegation/confirmation.js'
+import { type CompiledLimit, limitHolds, scopesForTool } from '../delegation/document.js'
+import { limitsFor } from '../delegation/grants.js'
+import { requireOwnCase } from '../delegation/requests.js'
+import { type DelegateAuth, withScope } from '../delegation/token-exchange.js'
 import { BatonError, type ErrorCode } from '../errors.js'
 import { type AgentRecord, agentHoldsCase } from '../identity/principals.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decideAction } from '../policy/evaluate.js'
-import type { ActionResult, Facts, QueueFacts } from '../policy/types.js'
+import type { ActionResult, ActorFacts, Facts, QueueFacts } from '../policy/types.js'
 import { secretFields } from '../signals/sensitive.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { IssuedCredentialRecord } from '../store/authority-store.js'
@@ -60,6 +66,8 @@ export interface ActionResponse {
   }
   readonly paramsDigest: string
   readonly approval?: { readonly id: string; readonly approverRole: string; readonly expiresAt: string }
+  /** For `confirm`: the customer's own confirmation the action waits for. */
+  readonly confirmation?: { readonly id: string; readonly expiresAt: string; readonly digest: string }
   readonly handler?: Handler
   readonly credential?: { readonly token: string; readonly expiresAt: string; readonly audience: string }
   readonly result?: { readonly status: number | null; readonly digest: string | null; readonly error: string | null }
@@ -86,10 +94,30 @@ export const MCP_META = {
 export const CLOSE_TOOL = 'close_case'
 
 /**
+ * Who asks for an action, once its own checks passed: an agent that handles the case (its access token), or a
+ * customer's delegate acting for the case's customer (its delegate token, scope and limits checked).
+ */
+interface Requester {
+  readonly kind: 'agent' | 'delegate'
+  readonly id: string
+  /** The audit actor (a delegate's with its customer, chain, grant and scope). */
+  readonly actor: AuditActor
+  readonly facts: ActorFacts
+  /** The id of the token the request came with. */
+  readonly credential: string
+  /** The case's authority epoch the request is decided at: the commit is refused if it moved since. */
+  readonly epoch: number
+  /** An agent's relation to the case; null for a delegate. */
+  readonly holds: 'agent' | 'hybrid' | null
+  readonly grantId: string | null
+}
+
+/**
  * An agent asks to call a tool on a case it handles. Order of checks: credential scope (case, epoch, handler,
  * tools) → the tool's grant → the parameter schema (422 naming the field) → policy. Then, in one transaction,
- * the decision, the action and its audit entries (and the approval, or the handoff for `escalate`); an allowed
- * call is then executed once through the connector, or a credential scoped to it is handed back.
+ * the decision, the action and its audit entries (and the approval or the confirmation, or the handoff for
+ * `escalate`); an allowed call is then executed once through the connector, or a credential scoped to it is handed
+ * back.
  */
 export async function requestAction(
   deps: AuthorityDeps,
@@ -115,10 +143,111 @@ export async function requestAction(
   if (!claims.tools.includes(tool.name)) {
     throw new BatonError('CREDENTIAL_SCOPE', `the credential does not cover tool '${tool.name}'`)
   }
+  checkParams(tool, input.params)
+  if (tool.name === CLOSE_TOOL) {
+    const outcome = String(input.params.outcome ?? '')
+    if (!agent.closure.includes(outcome)) {
+      throw new BatonError(
+        'TOOL_NOT_GRANTED',
+        `agent '${agent.id}' may not close a case as '${outcome}' (its closure authority: ${agent.closure.join(', ') || 'none'})`,
+      )
+    }
+  }
+  return decideAndRecord(
+    deps,
+    {
+      kind: 'agent',
+      id: agent.id,
+      actor: { kind: 'agent', id: agent.id },
+      facts: { kind: 'agent', id: agent.id, roles: ['agent'] },
+      credential: claims.jti,
+      epoch: claims.epoch,
+      holds,
+      grantId: null,
+    },
+    c,
+    tool,
+    input,
+  )
+}
+
+/**
+ * A customer's delegate asks to call a tool on its own customer's case. Order of checks: the case is the token's
+ * customer's and open → a scope of the token unlocks the tool → the parameter schema → the limits (the scope's own
+ * in delegation.yaml and every hop's of the chain, all of them; a call within no scope's limits is refused with
+ * `LIMIT_EXCEEDED` and nothing is recorded) → policy, which reads `actor.kind == 'delegate'`, its scopes, chain and
+ * grant. `confirm` makes the action wait for the customer's own confirmation; the delegate can never give it.
+ */
+export async function requestDelegateAction(
+  deps: AuthorityDeps,
+  auth: DelegateAuth,
+  caseId: string,
+  input: ActionInput,
+): Promise<ActionResponse> {
+  if ((input.risk ?? []).length > 0) {
+    throw new BatonError(
+      'VALIDATION_FAILED',
+      'risk: a delegate cannot raise risk indicators; Baton reads the case itself',
+      {
+        fields: [{ field: 'risk', message: 'not allowed for a delegate' }],
+      },
+    )
+  }
+  const c = await deps.store.getCase(caseId)
+  if (c === undefined) throw new BatonError('CASE_NOT_FOUND', `no case with id '${caseId}'`)
+  requireOwnCase(auth.actor, c)
+  if (c.state !== 'open') throw new BatonError('CASE_CLOSED', `case '${caseId}' is ${c.state}`)
+  const tool = deps.catalog.get(input.tool)
+  if (tool === undefined) throw new BatonError('TOOL_NOT_FOUND', `no tool '${input.tool}' in the catalog`)
+  const scopes = scopesForTool(deps.delegation, auth.scopes, tool.name)
+  if (scopes.length === 0) {
+    throw new BatonError(
+      'SCOPE_NOT_GRANTED',
+      `no scope of this token unlocks tool '${tool.name}' (it holds ${auth.scopes.join(', ') || 'none'})`,
+    )
+  }
+  checkParams(tool, input.params)
+  let allowedBy: string | undefined
+  let exceeded: { scope: string; limit: CompiledLimit } | undefined
+  for (const scope of scopes) {
+    const broken = limitsFor(deps.delegation, auth.chain, scope).find((l) => !limitHolds(l, tool.name, input.params))
+    if (broken === undefined) {
+      allowedBy = scope
+      break
+    }
+    exceeded ??= { scope, limit: broken }
+  }
+  if (allowedBy === undefined) {
+    const x = exceeded as { scope: string; limit: CompiledLimit }
+    throw new BatonError(
+      'LIMIT_EXCEEDED',
+      `scope '${x.scope}': the call does not satisfy the limit '${x.limit.text}' (${x.limit.where}); nothing was done`,
+    )
+  }
+  const scoped = withScope(auth, allowedBy)
+  return decideAndRecord(
+    deps,
+    {
+      kind: 'delegate',
+      id: scoped.delegateId,
+      actor: who(scoped.actor),
+      facts: actorFacts(scoped.actor),
+      credential: scoped.claims.jti,
+      epoch: c.authorityEpoch ?? 0,
+      holds: null,
+      grantId: scoped.grant.id,
+    },
+    c,
+    tool,
+    input,
+  )
+}
+
+function checkParams(tool: CatalogTool, params: Readonly<Record<string, unknown>>): void {
   // Fail closed (invariant 7): a secret in a tool parameter is refused, not redacted. The parameters are stored,
   // shown to the approver, digested for the approval and sent to the connector exactly as given; a redacted value
   // would make the connector act on something else, a clear one would put the secret there and in the log.
-  const leaked = secretFields(input.params, 'params')
+  const leaked = secretFields(params, 'params')
   if (leaked.length > 0) {
     const fields = leaked.map((f) => ({
       field: f.field,
@@ -130,22 +259,23 @@ export async function requestAction(
       { fields },
     )
   }
-  const problems = tool.check(input.params)
+  const problems = tool.check(params)
   if (problems !== null) {
     throw new BatonError('PARAMS_INVALID', problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
       fields: problems,
     })
   }
-  if (tool.name === CLOSE_TOOL) {
-    const outcome = String(input.params.outcome ?? '')
-    if (!agent.closure.includes(outcome)) {
-      throw new BatonError(
-        'TOOL_NOT_GRANTED',
-        `agent '${agent.id}' may not close a case as '${outcome}' (its closure authority: ${agent.closure.join(', ') || 'none'})`,
-      )
-    }
-  }
+}
 
+/** Decides a checked request by policy and records it in one transaction; then executes an allowed call once. */
+async function decideAndRecord(
+  deps: AuthorityDeps,
+  requester: Requester,
+  c: CaseRecord,
+  tool: CatalogTool,
+  input: ActionInput,
+): Promise<ActionResponse> {
+  const caseId = c.id
   const policy = deps.policy().policy
   const at = deps.now()
   const iso = at.toISOString()
@@ -153,9 +283,9 @@ export async function requestAction(
   const riskRose = RISK_CATEGORIES.some((r) => risk[r] === true && c.risk[r] !== true)
   const customer = await deps.store.getCustomer(c.customerId)
   const queues = policy.tools.readsQueues ? await deps.store.queueStats() : {}
-  const facts = actionFacts(policy, c, risk, customer, agent, tool.name, input.params, queues, at)
+  const facts = actionFacts(policy, c, risk, customer, requester.facts, tool.name, input.params, queues, at)
   let result = decideAction(policy, facts)
-  if (holds === 'hybrid') {
+  if (requester.holds === 'hybrid') {
     // In a hybrid case an operator owns the case: the agent proposes, a human approves.
     result = asHybridProposal(result, c.handler.kind === 'hybrid' ? c.handler.queue : result.queue)
   }
@@ -163,7 +293,8 @@ export async function requestAction(
   const actionId = deps.newId('act')
   const decisionId = deps.newId('dec')
   const paramsDigest = canonicalDigest(input.params)
-  const actor = { kind: 'agent', id: agent.id }
+  const actor = requester.actor
+  const claims = { jti: requester.credential, epoch: requester.epoch }
   const audit: AuditEntryBody[] = []
   const decisionData = {
     decisionId,
@@ -180,6 +311,7 @@ export async function requestAction(
     actor,
     credential: claims.jti,
     ...(input.via === undefined ? {} : { via: input.via }),
+    ...(requester.grantId === null ? {} : { grant: requester.grantId }),
     facts,
   }
   const decision: DecisionRecord = {
@@ -211,6 +343,7 @@ export async function requestAction(
 
   let state: ActionState
   let approval: ApprovalRecord | undefined
+  let confirmation: ConfirmationRecord | undefined
   let caseChange: { case: CaseRecord; expectedVersion: number; events: CaseEvent[] } | undefined
   const issued: IssuedCredentialRecord[] = []
   let credential: ActionResponse['credential']
@@ -251,7 +384,7 @@ export async function requestAction(
       at: iso,
       caseId,
       actor,
-      data: { agentId: agent.id, reason: 'escalated', epoch: epochAfter },
+      data: { agentId: handlerAgent(c) ?? requester.id, reason: 'escalated', epoch: epochAfter },
     })
   } else if (result.outcome === 'approve') {
     state = 'awaiting_approval'
@@ -262,8 +395,8 @@ export async function requestAction(
       actionId,
       tool: tool.name,
       params: input.params,
-      digest: approvalDigest({ tool: tool.name, params: input.params, caseId, requester: agent.id }),
-      requester: agent.id,
+      digest: approvalDigest({ tool: tool.name, params: input.params, caseId, requester: requester.id }),
+      requester: requester.id,
       approverRole: result.approverRole,
       queue: result.queue,
       rule: result.rules[result.rules.length - 1] ?? '',
@@ -285,10 +418,58 @@ export async function requestAction(
         actionId,
         tool: tool.name,
         digest: approval.digest,
-        requester: agent.id,
+        requester: requester.id,
         approverRole: approval.approverRole,
         queue: approval.queue,
         rule: approval.rule,
+        expiresAt,
+      },
+    })
+  } else if (result.outcome === 'confirm') {
+    state = 'awaiting_confirmation'
+    const expiresAt = new Date(at.getTime() + deps.confirmationTtlSeconds * 1000).toISOString()
+    const digest = confirmationDigest({
+      tool: tool.name,
+      params: input.params,
+      caseId,
+      customerId: c.customerId,
+      requester: requester.id,
+    })
+    confirmation = {
+      id: deps.newId('cnf'),
+      caseId,
+      actionId,
+      customerId: c.customerId,
+      tool: tool.name,
+      params: input.params,
+      digest,
+      requesterKind: requester.kind,
+      requester: requester.id,
+      grantId: requester.grantId,
+      rule: result.rules[result.rules.length - 1] ?? '',
+      state: 'pending',
+      caseEpoch: epochAfter,
+      createdAt: iso,
+      expiresAt,
+      decidedBy: null,
+      decidedAt: null,
+      reason: null,
+    }
+    audit.push({
+      type: 'confirmation.requested',
+      at: iso,
+      caseId,
+      actor,
+      data: {
+        confirmationId: confirmation.id,
+        actionId,
+        customerId: c.customerId,
+        tool: tool.name,
+        digest,
+        requester: requester.id,
+        requesterKind: requester.kind,
+        grantId: requester.grantId,
+        rule: confirmation.rule,
         expiresAt,
       },
     })
@@ -315,11 +496,11 @@ export async function requestAction(
       at: iso,
       caseId,
       actor,
-      data: { agentId: agent.id, reason: 'closed', epoch: claims.epoch + 1 },
+      data: { agentId: handlerAgent(c) ?? requester.id, reason: 'closed', epoch: claims.epoch + 1 },
     })
   } else if (tool.connector?.mode === 'credential') {
     state = 'credential_issued'
-    const minted = await mintFor(deps, agent.id, caseId, tool, actionId, paramsDigest, epochAfter, 'scoped', at)
+    const minted = await mintFor(deps, requester.id, caseId, tool, actionId, paramsDigest, epochAfter, 'scoped', at)
     issued.push(minted.record)
     credential = { token: minted.token, expiresAt: minted.record.expiresAt, audience: minted.audience }
     audit.push(issuedEntry(minted.claims, caseId, actor, iso))
@@ -337,14 +518,16 @@ export async function requestAction(
       at: iso,
       caseId,
       actor,
-      data: { agentId: agent.id, reason: 'risk_raised', risk: input.risk, epoch: epochAfter },
+      data: { agentId: handlerAgent(c) ?? requester.id, reason: 'risk_raised', risk: input.risk, epoch: epochAfter },
     })
   }
 
   const action: ActionRecord = {
     id: actionId,
     caseId,
-    agentId: agent.id,
+    agentId: requester.id,
+    requesterKind: requester.kind,
+    grantId: requester.grantId,
     tool: tool.name,
     params: input.params,
     paramsDigest,
@@ -363,6 +546,7 @@ export async function requestAction(
     expectedEpoch: claims.epoch,
     caseChange,
     approval,
+    confirmation,
     issued,
     audit,
   })
@@ -378,6 +562,11 @@ export async function requestAction(
     ...(approval === undefined
       ? {}
       : { approval: { id: approval.id, approverRole: approval.approverRole, expiresAt: approval.expiresAt } }),
+    ...(confirmation === undefined
+      ? {}
+      : {
+          confirmation: { id: confirmation.id, expiresAt: confirmation.expiresAt, digest: confirmation.digest },
+        }),
     ...(caseChange !== undefined && result.outcome === 'escalate' ? { handler: caseChange.case.handler } : {}),
     ...(credential === undefined ? {} : { credential }),
   }
@@ -612,6 +801,11 @@ export function issuedEntry(
   }
 }
 
+/** The agent that handles the case, if one does (its credentials are what an epoch move revokes). */
+function handlerAgent(c: CaseRecord): string | undefined {
+  return c.handler.kind === 'operator' ? undefined : c.handler.agentId
+}
+
 function mergeRisk(
   prior: Readonly<Partial<Record<RiskCategory, boolean>>>,
   raised: readonly RiskCategory[],
@@ -623,14 +817,14 @@ function mergeRisk(
 
 /**
  * The facts a tool rule reads: the case (its sticky risk as `signals.risk`; message-level signals belong to
- * routing and read as their defaults here), the customer, the acting agent, the tool and its parameters.
+ * routing and read as their defaults here), the customer, the acting agent or delegate, the tool and its parameters.
  */
 export function actionFacts(
   policy: CompiledPolicy,
   c: CaseRecord,
   risk: Readonly<Partial<Record<RiskCategory, boolean>>>,
   customer: CustomerRecord | undefined,
-  agent: AgentRecord,
+  actor: ActorFacts,
   tool: string,
   params: Readonly<Record<string, unknown>>,
   queues: Record<string, { depth: number; oldestSince: string | null }>,
@@ -668,7 +862,7 @@ export function actionFacts(
       custom: {},
     },
     customer: { id: c.customerId, tier: customer?.tier ?? '', verified: customer?.verified ?? false },
-    actor: { kind: 'agent', id: agent.id, roles: ['agent'] },
+    actor,
     queue,
     params,
     tool,

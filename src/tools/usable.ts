@@ -37,7 +37,8 @@ export function usableTools(
   for (const tool of only === undefined ? catalog.values() : [catalog.get(only)].filter((x) => x !== undefined)) {
     if (!agent.tools.includes(tool.name) || !claims.tools.includes(tool.name)) continue
     if (tool.name === CLOSE_TOOL && agent.closure.length === 0) continue
-    const facts = actionFacts(policy, c, c.risk, customer, agent, tool.name, {}, queues, at)
+    const actor = { kind: 'agent', id: agent.id, roles: ['agent'] }
+    const facts = actionFacts(policy, c, c.risk, customer, actor, tool.name, {}, queues, at)
     const outcomes = possibleActionOutcomes(policy, facts)
     if (outcomes.has('allow') || outcomes.has('approve')) out.push({ tool, outcomes })
   }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
+import { type DelegationSpec, noDelegation, parseDelegation } from '../delegation/document.js'
 import { BatonError, type SourcePosition } from '../errors.js'
 import { compileSchema, parseYaml, validateYaml } from './yaml-source.js'
 
@@ -95,6 +96,8 @@ export interface Workspace {
   readonly operators: readonly OperatorSpec[]
   readonly queues: readonly QueueSpec[]
   readonly tools: readonly ToolSpec[]
+  /** What customers may delegate to their own AI agents (`delegation.yaml`; none when the file is absent). */
+  readonly delegation: DelegationSpec
 }
 
 const id = { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,62}$' }
@@ -265,7 +268,7 @@ export function parseWorkspace(
   dir: string,
   texts: { agents: string; operators: string; queues: string; tools: string },
   names = { agents: 'agents.yaml', operators: 'operators.yaml', queues: 'queues.yaml', tools: 'tools.yaml' },
-): Omit<Workspace, 'policyFile'> {
+): Omit<Workspace, 'policyFile' | 'delegation'> {
   const a = parseYaml(texts.agents, names.agents)
   validateYaml(a, agentsSchema)
   const o = parseYaml(texts.operators, names.operators)
@@ -388,6 +391,16 @@ export async function loadWorkspace(dir: string): Promise<Workspace> {
     read('tools.yaml'),
   ])
   const rel = (n: string) => relative(process.cwd(), join(dir, n)) || n
+  const delegationText = await readFile(join(dir, 'delegation.yaml'), 'utf8').catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new BatonError(
+      'DELEGATION_INVALID',
+      `${join(dir, 'delegation.yaml')}: cannot read (${(e as Error).message})`,
+      {
+        cause: e,
+      },
+    )
+  })
   const ws = parseWorkspace(
     dir,
     { agents, operators, queues, tools },
@@ -398,5 +411,9 @@ export async function loadWorkspace(dir: string): Promise<Workspace> {
       tools: rel('tools.yaml'),
     },
   )
-  return { ...ws, policyFile: join(dir, 'policy.yaml') }
+  const delegation =
+    delegationText === undefined
+      ? noDelegation(rel('delegation.yaml'))
+      : parseDelegation(delegationText, rel('delegation.yaml'), { tools: ws.tools.map((t) => t.name) })
+  return { ...ws, policyFile: join(dir, 'policy.yaml'), delegation }
 }
