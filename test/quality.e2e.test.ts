@@ -1,11 +1,12 @@
-import { execFile } from 'node:child_process'
-import { resolve } from 'node:path'
-import { promisify } from 'node:util'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { CryptoKey } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { QualityReport } from '../src/quality/figures.js'
 import { bearer, SHOP, startTestApp, type TestApp } from './support/app.js'
 import { agentToken, registerAgentKey } from './support/assertion.js'
+import { runCli } from './support/audit.js'
 import { pgAvailable } from './support/pg.js'
 
 /*
@@ -13,8 +14,14 @@ import { pgAvailable } from './support/pg.js'
  * moves (minutes after T0), then GET /v1/quality and `baton quality --json` over it, every figure stated by hand.
  */
 
-const ROOT = resolve(import.meta.dirname, '..')
-const run = promisify(execFile)
+// the candidate of the previews: order status questions go to a person instead of the assistant
+const SOURCE = readFileSync(join(SHOP, 'policy.yaml'), 'utf8')
+const ORDER_STATUS =
+  "route: { handler: agent, agent: shop-assistant }\n      reason: Order status questions are the assistant's job"
+const CANDIDATE = SOURCE.replace('version: 1', 'version: 2').replace(
+  ORDER_STATUS,
+  'route: { handler: operator, queue: general }\n      reason: Order status questions go to a person',
+)
 const T0 = Date.parse('2026-11-02T09:00:00.000Z')
 const iso = (min: number) => new Date(T0 + min * 60_000).toISOString()
 const ORDER = { intent: 'order_status', intent_confidence: 0.9 }
@@ -210,29 +217,140 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect((await call('GET', query, t.keys.admin)).status).toBe(200)
     })
 
+    const cliEnv = () => ({
+      BATON_WORKSPACE: SHOP,
+      BATON_DATA_DIR: t.dataDir,
+      BATON_DATABASE_URL: t.databaseUrl ?? '',
+    })
+
     it('`baton quality --json` prints the same report from the store', async () => {
-      const env = {
-        ...process.env,
-        BATON_WORKSPACE: SHOP,
-        BATON_DATA_DIR: t.dataDir,
-        ...(t.databaseUrl === undefined ? {} : { BATON_DATABASE_URL: t.databaseUrl }),
-      }
-      const args = ['--import', 'tsx', 'src/cli/main.ts', 'quality', '--json', '--since', iso(-60), '--until', iso(120)]
-      const { stdout } = await run(process.execPath, args, { cwd: ROOT, env })
-      const cli = JSON.parse(stdout) as QualityReport
+      const args = ['quality', '--json', '--since', iso(-60), '--until', iso(120)]
+      const r = await runCli(args, cliEnv())
+      expect(r.code, r.stderr).toBe(0)
+      const cli = JSON.parse(r.stdout) as QualityReport
       const api = (await ok('GET', query, analyst)) as unknown as QualityReport
       // the CLI's now is the wall clock: only what depends on it differs
-      const strip = (r: QualityReport) => ({
-        ...r,
-        window: { ...r.window, now: '' },
-        unmanaged: { ...r.unmanaged, items: r.unmanaged.items.map((u) => ({ ...u, waitedS: 0 })) },
+      const strip = (q: QualityReport) => ({
+        ...q,
+        window: { ...q.window, now: '' },
+        unmanaged: { ...q.unmanaged, items: q.unmanaged.items.map((u) => ({ ...u, waitedS: 0 })) },
       })
       expect(strip(cli)).toEqual(strip(api))
-      const bad = await run(process.execPath, [...args.slice(0, 4), '--since', '7x'], { cwd: ROOT, env }).catch(
-        (e: { code: number; stderr: string }) => e,
+    }, 30_000)
+
+    it('`baton replay` re-decides every stored decision to what was recorded', async () => {
+      const r = await runCli(['replay'], cliEnv())
+      expect(r.stderr).toBe('')
+      // the 14 decisions of the figures, and c4's take-over (an operator's override, not the policy's)
+      expect(r.stdout).toBe('replayed 14, differing 0 (not replayed: 1 override)\n')
+      expect(r.code).toBe(0)
+    }, 30_000)
+
+    it('previews a candidate policy on the stored decisions: API and `baton replay --policy` with labels', async () => {
+      const preview = async (key: string, body: string, q = '') =>
+        t.app.server.inject({
+          method: 'POST',
+          url: `/v1/policy/preview${q}`,
+          headers: { ...bearer(key), 'content-type': 'application/yaml' },
+          payload: body,
+        })
+      const r = await preview(analyst, CANDIDATE, '?since=2026-11-01')
+      expect(r.statusCode, r.body).toBe(200)
+      const p = r.json()
+      // the order questions of c1, c3, c4 and c8, and c4's hand-back, would go to a person
+      expect(p).toMatchObject({ decisions: 14, changed: 5, unchanged: 9, sampled: false, skipped: { override: 1 } })
+      expect(p.totals).toEqual({ aiToHuman: 5, humanToAi: 0, queue: 0, agent: 0, mode: 0, toolOutcome: 0 })
+      expect(Object.keys(p.byRule)).toEqual(['order-status'])
+      expect(p.byRule['order-status']).toMatchObject({ changed: 5, aiToHuman: 5, from: { 'order-status': 5 } })
+      expect(new Set(p.byRule['order-status'].sampleCaseIds)).toEqual(new Set([ids.c1, ids.c3, ids.c4, ids.c8]))
+      expect(p.candidate.version).toBe(2)
+      // nothing was activated
+      expect((await ok('GET', '/v1/policy', analyst)).version).toBe(1)
+      expect((await preview(analyst, CANDIDATE, '?limit=3')).json()).toMatchObject({ decisions: 3, sampled: true })
+
+      const bad = await preview(analyst, CANDIDATE.replace('signals.topics.order_status', 'signals.topics.order_stat'))
+      expect(bad.statusCode).toBe(422)
+      expect(bad.json()).toMatchObject({ code: 'POLICY_INVALID', positions: [{ file: 'candidate.yaml' }] })
+      expect((await preview(analyst, CANDIDATE, '?since=soon')).json()).toMatchObject({ code: 'VALIDATION_FAILED' })
+      expect((await preview(analyst, CANDIDATE, '?team=x')).statusCode).toBe(400)
+      expect((await preview(t.keys.operator, CANDIDATE)).statusCode).toBe(403)
+      const json = await t.app.server.inject({
+        method: 'POST',
+        url: '/v1/policy/preview',
+        headers: bearer(analyst),
+        payload: { policy: CANDIDATE },
+      })
+      expect(json.statusCode).toBe(415)
+
+      const dir = mkdtempSync(join(tmpdir(), 'baton-preview-'))
+      try {
+        writeFileSync(join(dir, 'candidate.yaml'), CANDIDATE)
+        // evaluation labels: c1 and c4 by their text (the order question), c2 by its id (a complaint)
+        writeFileSync(
+          join(dir, 'labels.jsonl'),
+          `${JSON.stringify({ text: 'where is my order  789?', label: 'order_status' })}\n${JSON.stringify({ caseId: ids.c2, label: 'complaint' })}\n`,
+        )
+        writeFileSync(join(dir, 'risk.json'), JSON.stringify({ intents: { order_status: 'ai', complaint: 'human' } }))
+        const args = ['replay', '--policy', join(dir, 'candidate.yaml')]
+        const labelled = [
+          ...args,
+          '--labels',
+          join(dir, 'labels.jsonl'),
+          '--risk-map',
+          join(dir, 'risk.json'),
+          '--json',
+        ]
+        const c = await runCli(labelled, cliEnv())
+        expect(c.code, c.stderr).toBe(0)
+        const cli = JSON.parse(c.stdout)
+        expect(cli).toMatchObject({ decisions: 14, changed: 5, totals: p.totals })
+        expect(cli.labelled).toEqual({
+          n: 3,
+          unsafeAutomationRate: { before: 0, after: 0 },
+          automationRate: { before: 1, after: 0 },
+        })
+        if (engine === 'sqlite') {
+          const text = await runCli(args, cliEnv())
+          expect(text.stdout).toContain('order-status')
+          expect(text.stdout).toContain('5 changed: 5 AI → human')
+          writeFileSync(
+            join(dir, 'broken.yaml'),
+            CANDIDATE.replace('signals.topics.order_status', 'signals.topics.order_stat'),
+          )
+          const broken = await runCli(['replay', '--policy', join(dir, 'broken.yaml')], cliEnv())
+          expect(broken.code).toBe(1)
+          expect(broken.stderr).toMatch(/broken\.yaml:\d+:\d+: unknown variable 'signals\.topics\.order_stat'/)
+          expect(broken.stdout).toBe('')
+          const usage = await runCli([...args, '--labels', join(dir, 'labels.jsonl')], cliEnv())
+          expect(usage.code).toBe(2)
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }, 60_000)
+
+    it('a stored decision that does not replay to its record is named, and `baton replay` exits 1', async () => {
+      if (engine !== 'sqlite') return
+      // a decision whose recorded outcome its own facts do not give (what a bug in Baton would leave)
+      const SQLite = (await import('better-sqlite3')).default
+      const db = new SQLite(join(t.dataDir, 'baton.db'))
+      const row = db.prepare("select * from decisions where case_id = ? and kind = 'route'").get(ids.c1) as {
+        data: string
+      }
+      const data = JSON.parse(row.data)
+      db.prepare('insert into decisions (id, case_id, kind, outcome, data, at) values (?, ?, ?, ?, ?, ?)').run(
+        'dec_bad',
+        ids.c1,
+        'route',
+        'operator',
+        JSON.stringify({ ...data, outcome: 'operator', handler: { kind: 'operator', queue: 'general' } }),
+        iso(30),
       )
-      expect(bad).toMatchObject({ code: 1 })
-      expect((bad as { stderr: string }).stderr).toContain('since')
+      db.close()
+      const r = await runCli(['replay'], cliEnv())
+      expect(r.code).toBe(1)
+      expect(r.stdout).toContain(`DIFF dec_bad (case ${ids.c1}): outcome, handler: recorded operator general`)
+      expect(r.stdout).toContain('replayed 15, differing 1')
     }, 30_000)
   })
 }

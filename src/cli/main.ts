@@ -9,7 +9,7 @@ import { EXIT, exitCodeOf } from './exit.js'
 import { registerIntentCommands } from './intents.js'
 import { registerKeyCommands } from './keys.js'
 import { registerPolicyCommands } from './policy.js'
-import { registerQualityCommands } from './quality.js'
+import { registerQualityCommands, registerReplayCommand } from './quality.js'
 import { registerServe } from './serve.js'
 
 /**
@@ -33,6 +33,7 @@ export function buildCli(): Command {
   registerIntentCommands(program)
   registerEvalCommands(program)
   registerQualityCommands(program)
+  registerReplayCommand(program)
   return program
 }
 

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { readQuality } from '../quality/read.js'
+import { compilePolicy } from '../policy/compile.js'
+import { readPreview, readQuality } from '../quality/read.js'
 import type { Role } from '../store/ports.js'
-import { errorResponses } from './schemas.js'
+import { YAML_BODY } from './protocol.js'
+import { errorResponses, problem } from './schemas.js'
 import type { Services } from './services.js'
 
 const ANALYSTS: readonly Role[] = ['admin', 'analyst']
@@ -54,6 +56,51 @@ export const qualityReport = {
   },
 } as const
 
+const count = { type: 'integer' } as const
+
+/** What a candidate policy would change on past decisions (`readPreview`). */
+export const previewSummary = {
+  type: 'object',
+  required: [
+    'candidate',
+    'window',
+    'sampled',
+    'decisions',
+    'changed',
+    'unchanged',
+    'skipped',
+    'totals',
+    'byRule',
+    'labelled',
+  ],
+  properties: {
+    candidate: figure('name, version and hash of the candidate (not activated)'),
+    window: figure('decisions made in [since, until)'),
+    sampled: {
+      type: 'boolean',
+      description: 'true when the window held more decisions than `limit` (then a sample by id)',
+    },
+    decisions: { ...count, description: 'decisions re-decided with the candidate' },
+    changed: { ...count, description: 'of those, decisions whose outcome (routing: handler) changes' },
+    unchanged: count,
+    skipped: figure('decisions not re-decided: operator overrides (a person chose), no facts'),
+    totals: figure(
+      'changed decisions by kind: aiToHuman, humanToAi, queue, agent, mode (operator ↔ hybrid), toolOutcome',
+    ),
+    byRule: {
+      type: 'object',
+      description:
+        'per rule of the candidate that decides a changed decision: the same counts, outcomes (tool decisions, e.g. allow→approve), from (the rules that decided before) and sampleCaseIds',
+      additionalProperties: figure('changes this rule makes'),
+    },
+    labelled: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description: 'with evaluation labels (baton replay --labels): unsafe automation and automation before and after',
+    },
+  },
+} as const
+
 export function registerQualityRoutes(app: FastifyInstance, s: Services): void {
   app.get(
     '/v1/quality',
@@ -79,5 +126,42 @@ export function registerQualityRoutes(app: FastifyInstance, s: Services): void {
     },
     async (req) =>
       readQuality(s.quality, req.query as { since?: string; until?: string; queue?: string; agent?: string }),
+  )
+
+  app.post(
+    '/v1/policy/preview',
+    {
+      config: { roles: ANALYSTS },
+      schema: {
+        tags: ['policy'],
+        summary:
+          'What a candidate policy (YAML) would change on the stored decisions: judged on past traffic before it ships',
+        description:
+          'Every stored decision of the window is re-decided from its stored facts with the candidate and compared with what was recorded: per rule of the candidate, how many change (AI → human, human → AI, queue…), with sample case ids. Nothing is activated or written. A candidate that does not compile is 422 POLICY_INVALID with positions (as PUT /v1/policy); a bad window or parameter is 400 VALIDATION_FAILED naming it.',
+        consumes: YAML_BODY,
+        body: { type: 'string', minLength: 1 },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            since: { type: 'string', maxLength: 64, default: '30d', description: 'decisions made since; default 30d' },
+            until: { type: 'string', maxLength: 64, description: 'default now' },
+            limit: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1_000_000,
+              default: 100_000,
+              description: 'at most this many decisions (a sample by decision id when there are more)',
+            },
+          },
+        },
+        response: { 200: previewSummary, ...errorResponses, 422: problem },
+      },
+    },
+    async (req) => {
+      const q = req.query as { since: string; until?: string; limit: number }
+      const candidate = compilePolicy(req.body as string, 'candidate.yaml', s.quality.known)
+      return readPreview(s.quality, candidate, q)
+    },
   )
 }

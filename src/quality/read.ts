@@ -1,6 +1,7 @@
 import type { DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { activeOwner, privilegeReport } from '../identity/registry.js'
+import type { RiskClass } from '../intents/routing-eval.js'
 import type { CompiledPolicy, KnownNames } from '../policy/compile.js'
 import type { HistoryWindow } from '../store/history-store.js'
 import type { Store } from '../store/ports.js'
@@ -11,7 +12,15 @@ import { type HistoryEvent, historyEventOf } from './history.js'
 import type { LiveHistory } from './live.js'
 import { type OverviewSnapshot, overviewSnapshot } from './overview.js'
 import { type PolicyVersions, policyVersions } from './policies.js'
-import { policyHashOf, type ReplayResult, ReplayTally, replayDecision } from './replay.js'
+import {
+  type PreviewSummary,
+  PreviewTally,
+  policyHashOf,
+  type ReplayResult,
+  type ReplaySummary,
+  ReplayTally,
+  replayDecision,
+} from './replay.js'
 import { windowOf } from './window.js'
 
 /** What the quality use cases read: the store (through its ports), the workspace's queues, the policy, the clock. */
@@ -197,3 +206,101 @@ export async function readOverview(deps: QualityDeps, live: LiveHistory): Promis
     live.entries,
   )
 }
+
+export interface ReplayQuery {
+  /** Decisions made in `[since, until)`: a duration before now or an RFC 3339 date-time; default all of them. */
+  readonly since?: string | undefined
+  readonly until?: string | undefined
+  /** At most this many decisions (a sample by decision id when there are more); default all. */
+  readonly limit?: number | undefined
+}
+
+/** The decision window of a replay: everything by default. */
+function replayWindow(deps: Pick<QualityDeps, 'now'>, q: ReplayQuery): HistoryWindow {
+  return storedWindow(windowOf(q, deps.now().getTime(), '1970-01-01'))
+}
+
+/**
+ * Replays the stored decisions of a window with the policy versions they name (`baton replay`): each must re-decide
+ * to what was recorded (invariant 2). `each` sees every result (the CLI's progress and listing).
+ */
+export async function readReplay(
+  deps: QualityDeps,
+  q: ReplayQuery,
+  each?: (r: ReplayResult) => void,
+): Promise<ReplaySummary> {
+  const window = replayWindow(deps, q)
+  const versions = policyVersions(await deps.store.listPolicyVersions(), deps.known)
+  const tally = new ReplayTally()
+  let n = 0
+  scan: for await (const batch of deps.store.scanDecisions(window, 2000)) {
+    for (const d of batch) {
+      if (q.limit !== undefined && n >= q.limit) break scan
+      n++
+      const r = replayWith(versions, d)
+      tally.add(r)
+      each?.(r)
+    }
+  }
+  return tally.summary()
+}
+
+/**
+ * What a candidate policy would change on the stored decisions of a window (`POST /v1/policy/preview`,
+ * `baton replay --policy`): each decision re-decided from its facts with the candidate, compared with what was
+ * recorded, per rule of the candidate. `labels` (decision id → the risk class of its message's labelled intent)
+ * adds the change in unsafe automation and automation. Nothing is activated or written.
+ */
+export async function readPreview(
+  deps: QualityDeps,
+  candidate: CompiledPolicy,
+  q: ReplayQuery,
+  labels?: ReadonlyMap<string, RiskClass>,
+): Promise<
+  PreviewSummary & { readonly window: { readonly since: string; readonly until: string }; readonly sampled: boolean }
+> {
+  const window = replayWindow(deps, q)
+  const tally = new PreviewTally({ ...candidate.ref })
+  let n = 0
+  let sampled = false
+  scan: for await (const batch of deps.store.scanDecisions(window, 2000)) {
+    for (const d of batch) {
+      if (q.limit !== undefined && n >= q.limit) {
+        sampled = true
+        break scan
+      }
+      n++
+      tally.add(replayDecision(candidate, d), labels?.get(d.id))
+    }
+  }
+  return { window, sampled, ...tally.summary() }
+}
+
+/**
+ * Evaluation labels for a preview: each case whose id, or whose first message's text (spacing and case aside),
+ * a label names gets the label's risk class on its first routing decision.
+ */
+export async function labelsOf(
+  deps: Pick<QualityDeps, 'store' | 'now'>,
+  rows: readonly { readonly caseId?: string; readonly text?: string; readonly label: string }[],
+  riskMap: ReadonlyMap<string, RiskClass>,
+): Promise<Map<string, RiskClass>> {
+  const byCase = new Map<string, RiskClass>()
+  const byText = new Map<string, RiskClass>()
+  for (const r of rows) {
+    const cls = riskMap.get(r.label)
+    if (cls === undefined) continue
+    if (r.caseId !== undefined) byCase.set(r.caseId, cls)
+    if (r.text !== undefined) byText.set(normalText(r.text), cls)
+  }
+  const out = new Map<string, RiskClass>()
+  const all = storedWindow({ since: 0, until: deps.now().getTime() + 1 })
+  await foldWindow(deps.store, all, (c) => {
+    if (c.first === undefined) return
+    const cls = byCase.get(c.id) ?? (c.firstText === undefined ? undefined : byText.get(normalText(c.firstText)))
+    if (cls !== undefined) out.set(c.first.decisionId, cls)
+  })
+  return out
+}
+
+const normalText = (t: string) => t.trim().replace(/\s+/g, ' ').toLowerCase()
