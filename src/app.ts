@@ -557,10 +557,13 @@ export async function createApp(
   }
 }
 
-/** `http://host:port` of the server's first listening address, or undefined before it listens. */
+/**
+ * `http://host:port` of the server's first listening address; undefined before it listens, and for a wildcard
+ * address (`0.0.0.0`, `::`), which names no host a client could use.
+ */
 function listenUrl(server: FastifyInstance | undefined): string | undefined {
   const a = server?.addresses()[0]
-  if (a === undefined || typeof a === 'string') return undefined
+  if (a === undefined || typeof a === 'string' || a.address === '0.0.0.0' || a.address === '::') return undefined
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
   return `http://${host}:${a.port}`
 }

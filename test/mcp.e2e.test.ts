@@ -413,9 +413,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     it('baton_request_handoff hands the case to a human by policy, audited; the credential dies', async () => {
       const caseId = await openCase()
       const s = await session(caseId)
+      // A secret the agent repeats in its reason is not stored (invariant 7).
+      const leaked = ['AKIA', 'Q3EGUBLJ4XKZ7TWM'].join('')
       const r = await s.client.callTool({
         name: 'baton_request_handoff',
-        arguments: { reason: 'The customer is upset' },
+        arguments: { reason: `The customer is upset and pasted ${leaked}` },
       })
       expect(r.isError).toBeFalsy()
       expect(r.structuredContent).toMatchObject({
@@ -425,9 +427,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const audit = await auditOf(caseId)
       expect(audit.find((e) => e.type === 'case.handed_off')?.data.cause).toMatchObject({
         trigger: 'human_request',
-        reason: 'The customer is upset',
+        reason: 'The customer is upset and pasted [REDACTED:aws-access-key-id]',
         requestedBy: 'shop-assistant',
       })
+      expect(JSON.stringify(audit)).not.toContain(leaked)
       await expectHttp401(s.client.listTools())
     })
 

@@ -7,6 +7,7 @@ import type { McpSettings } from '../config.js'
 import { auditRefusal } from '../credentials/oauth.js'
 import { BatonError } from '../errors.js'
 import type { Services } from '../http/services.js'
+import { redactedText } from '../signals/sensitive.js'
 import { actorOf, authenticateMcp, bearerToken, type McpPrincipal } from './auth.js'
 import { type McpSession, McpSessions, sessionRef } from './sessions.js'
 import { createSessionServer } from './tools.js'
@@ -55,7 +56,7 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
   }
   const metadataUrl = (req: FastifyRequest) => `${base(req)}${PRM_PATH}${MCP_PATH}`
 
-  async function closeSession(x: McpSession, reason: 'deleted' | 'idle' | 'shutdown' | 'capacity'): Promise<void> {
+  async function closeSession(x: McpSession, reason: 'deleted' | 'idle' | 'shutdown'): Promise<void> {
     if (!sessions.delete(x.id)) return
     await x.transport.close().catch(() => undefined)
     await s.store
@@ -236,9 +237,10 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
             actor: actorOf(x.principal),
             data: {
               session: x.ref,
+              // what the client says of itself is free text: redacted before it is audited (invariant 7)
               client: {
-                name: String(client?.name ?? '').slice(0, 200),
-                version: String(client?.version ?? '').slice(0, 100),
+                name: redactedText(String(client?.name ?? '').slice(0, 200)),
+                version: redactedText(String(client?.version ?? '').slice(0, 100)),
               },
               credential: x.principal.auth.claims.jti,
             },

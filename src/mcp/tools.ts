@@ -9,12 +9,15 @@ import {
 } from '@modelcontextprotocol/sdk/types.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { canonicalDigest } from '../approvals/approval.js'
+import type { CaseRecord } from '../cases/records.js'
+import type { AuthorityDeps } from '../credentials/deps.js'
 import { auditRefusal } from '../credentials/oauth.js'
 import { BatonError, type FieldProblem } from '../errors.js'
 import type { Services } from '../http/services.js'
 import { requestHandoff } from '../queues/work.js'
 import { redactedText } from '../signals/sensitive.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
+import type { CustomerRecord, Store } from '../store/ports.js'
 import { type ActionResponse, AUDITED_REFUSALS, requestAction } from '../tools/actions.js'
 import { buildCatalog, type CatalogTool } from '../tools/catalog.js'
 import { type UsableTool, usableTools } from '../tools/usable.js'
@@ -89,23 +92,35 @@ export function principalOf(extra: { authInfo?: { extra?: Record<string, unknown
 }
 
 /** The catalog tools `p` could use on its case now (the case as read for this request), or only tool `only`. */
-export async function usableFor(s: Services, p: McpPrincipal, only?: string): Promise<UsableTool[]> {
+export async function usableFor(
+  s: Services,
+  p: McpPrincipal,
+  only?: string,
+): Promise<{ readonly usable: UsableTool[]; readonly customer: CustomerRecord | undefined }> {
   const { policy } = s.policy.current()
   const [customer, queues] = await Promise.all([
     s.store.getCustomer(p.case.customerId),
     policy.tools.readsQueues ? s.store.queueStats() : Promise.resolve({}),
   ])
-  return usableTools(
-    policy,
-    s.authority.catalog,
-    p.case,
+  const at = s.authority.now()
+  const { catalog } = s.authority
+  return {
+    usable: usableTools(policy, catalog, p.case, customer, p.auth.agent, p.auth.claims, queues, at, only),
     customer,
-    p.auth.agent,
-    p.auth.claims,
-    queues,
-    s.authority.now(),
-    only,
-  )
+  }
+}
+
+/**
+ * The authority deps of one call, whose store answers the case and customer this request has just read from those
+ * reads (every other read and every write goes to the store): the use case reads them again otherwise. Its commit
+ * still refuses a case whose authority moved in between (`expectedEpoch`).
+ */
+function withReadsOf(deps: AuthorityDeps, c: CaseRecord, customer: CustomerRecord | undefined): AuthorityDeps {
+  const store: Store = Object.create(deps.store)
+  store.getCase = (id) => (id === c.id ? Promise.resolve(c) : deps.store.getCase(id))
+  store.getCustomer = (id) =>
+    customer !== undefined && id === customer.id ? Promise.resolve(customer) : deps.store.getCustomer(id)
+  return { ...deps, store }
 }
 
 /** What `tools/list` answers for these usable tools: the catalog tools, then Baton's control tools. */
@@ -148,7 +163,7 @@ export function createSessionServer(face: McpFace, session: () => McpSession | u
   )
   server.setRequestHandler(ListToolsRequestSchema, async (_req, extra) => {
     const p = principalOf(extra)
-    const usable = await usableFor(s, p)
+    const { usable } = await usableFor(s, p)
     const current = session()
     if (current !== undefined) current.listed = listSignature(usable)
     return { tools: toolList(usable) }
@@ -216,7 +231,7 @@ async function callCatalog(
   ref: string,
 ): Promise<CallToolResult> {
   const s = face.services
-  const usable = await usableFor(s, p, name)
+  const { usable, customer } = await usableFor(s, p, name)
   if (!usable.some((u) => u.tool.name === name)) {
     // Not in this principal's list: the MCP "unknown tool" error, whatever the reason, so the list stays the truth.
     const known = s.authority.catalog.has(name)
@@ -237,7 +252,7 @@ async function callCatalog(
     return errorResult(`${name}: ${risk.message}`, { code: risk.code, errors: risk.fields })
   let r: ActionResponse
   try {
-    r = await requestAction(s.authority, p.auth, p.caseId, {
+    r = await requestAction(withReadsOf(s.authority, p.case, customer), p.auth, p.caseId, {
       tool: name,
       params: args,
       risk,
@@ -430,11 +445,7 @@ async function callControl(
     }
     return { content: [{ type: 'text', text: JSON.stringify(view) }], structuredContent: view }
   }
-  const [events, customer, usable] = await Promise.all([
-    s.store.listCaseEvents(p.caseId),
-    s.store.getCustomer(p.case.customerId),
-    usableFor(s, p),
-  ])
+  const [events, { usable, customer }] = await Promise.all([s.store.listCaseEvents(p.caseId), usableFor(s, p)])
   await audited({})
   const c = p.case
   const view = {

@@ -38,9 +38,9 @@ export function createListWatcher(
       const entries = await s.store.readAudit(from, from + BATCH)
       for (const e of entries) {
         from = e.seq + 1
-        const { type, caseId } = JSON.parse(e.entry) as { type: string; caseId?: string }
+        const caseId = member(e.entry, '"caseId":"', false)
         if (caseId !== undefined) for (const x of sessions.ofCase(caseId)) dirty.add(x)
-        else if (WIDE.has(type)) for (const x of sessions.all()) dirty.add(x)
+        else if (WIDE.has(member(e.entry, '"type":"', true) ?? '')) for (const x of sessions.all()) dirty.add(x)
       }
       cursor = Promise.resolve(from)
       if (entries.length < BATCH) break
@@ -54,6 +54,19 @@ export function createListWatcher(
       cursor ??= s.store.auditSize()
     },
   }
+}
+
+/**
+ * A string member of a stored entry without parsing it: entries are canonical JSON (RFC 8785), members sorted, so the
+ * top-level `caseId` comes before `data` (the first match) and `type` is the last member (the last match); a quote
+ * inside a string is escaped, so the pattern cannot start inside one. Ids and types hold no escapes.
+ */
+function member(entry: string, key: string, last: boolean): string | undefined {
+  const i = last ? entry.lastIndexOf(key) : entry.indexOf(key)
+  if (i < 0) return undefined
+  const start = i + key.length
+  const end = entry.indexOf('"', start)
+  return end < 0 ? undefined : entry.slice(start, end)
 }
 
 async function recheck(s: Services, session: McpSession): Promise<void> {
