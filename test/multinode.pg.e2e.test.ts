@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { exportJWK, generateKeyPair } from 'jose'
+import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatKey } from '../src/identity/keys.js'
@@ -71,6 +71,33 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     return r.body as { id: string; handler: { kind: string }; decision: { policy: { version: number } } }
   }
   const orderQuestion = () => `Hi, where is my order #${Math.floor(Math.random() * 90000) + 10000}? It is late.`
+
+  /** Registers a fresh key for the shop's agent on `node` (admin) and returns its private half. */
+  async function registerAgent(node: Node) {
+    const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
+    const jwk = await exportJWK(pair.publicKey)
+    const reg = await call(node, 'POST', '/v1/agents/shop-assistant/credentials', {
+      kind: 'public_key',
+      jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x },
+    })
+    expect(reg.status, JSON.stringify(reg.body)).toBe(201)
+    return pair.privateKey
+  }
+  /** The agent's access token for one case, from `node`'s token endpoint (a client assertion, RFC 7523). */
+  async function agentToken(node: Node, privateKey: CryptoKey, caseId: string): Promise<string> {
+    const tok = await fetch(`${node.url}/v1/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await signAssertion(privateKey),
+        case_id: caseId,
+      }),
+    })
+    expect(tok.status).toBe(200)
+    return ((await tok.json()) as { access_token: string }).access_token
+  }
 
   async function startNode(i: number, extra: Record<string, string> = {}): Promise<Node> {
     const dir = join(root, `node${i}`)
@@ -183,27 +210,10 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
 
   it('a handoff on node A ends the agent credential on B and C at once', async () => {
     const [a, b, c] = nodes as [Node, Node, Node]
-    const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
-    const jwk = await exportJWK(pair.publicKey)
-    const reg = await call(a, 'POST', '/v1/agents/shop-assistant/credentials', {
-      kind: 'public_key',
-      jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x },
-    })
-    expect(reg.status, JSON.stringify(reg.body)).toBe(201)
+    const key = await registerAgent(a)
     const opened = await openCase(b, orderQuestion())
     expect(opened.handler.kind).toBe('agent')
-    const tok = await fetch(`${b.url}/v1/oauth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await signAssertion(pair.privateKey),
-        case_id: opened.id,
-      }),
-    })
-    expect(tok.status).toBe(200)
-    const token = ((await tok.json()) as { access_token: string }).access_token
+    const token = await agentToken(b, key, opened.id)
     const introspect = (n: Node) => call(n, 'POST', '/v1/oauth/introspect', { token })
     for (const n of [a, b, c]) expect((await introspect(n)).body.active).toBe(true)
     const took = await call(a, 'POST', `/v1/cases/${opened.id}/takeover`, { reason: 'VIP', operatorId: 'linus' })
@@ -263,28 +273,9 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     const holder = nodes.find((n) => n.pid === pid)
     expect(holder, `the lock holder ${pid} is one of the nodes`).toBeDefined()
     // A timer scheduled by the holder: an approval that expires 3 s from now (BATON_APPROVAL_TTL_S).
-    const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
-    const jwk = await exportJWK(pair.publicKey)
-    expect(
-      (
-        await call(holder!, 'POST', '/v1/agents/shop-assistant/credentials', {
-          kind: 'public_key',
-          jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x },
-        })
-      ).status,
-    ).toBe(201)
+    const key = await registerAgent(holder!)
     const opened = await openCase(holder!, orderQuestion())
-    const tok = await fetch(`${holder!.url}/v1/oauth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await signAssertion(pair.privateKey),
-        case_id: opened.id,
-      }),
-    })
-    const token = ((await tok.json()) as { access_token: string }).access_token
+    const token = await agentToken(holder!, key, opened.id)
     const big = await fetch(`${holder!.url}/v1/cases/${opened.id}/actions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
