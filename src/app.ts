@@ -21,7 +21,7 @@ import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
 import { versionConflict } from './policy/versions.js'
 import { LiveHistory } from './quality/live.js'
-import { redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
+import { redactedText, redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
 import { APPROVAL_EXPIRY_TIMER, CONFIRMATION_EXPIRY_TIMER } from './store/authority-store.js'
 import { describeStoreUrl, explainStartError, storeErrorOf } from './store/engine-errors.js'
@@ -175,6 +175,8 @@ export async function createApp(
         paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'key', 'adminKey'],
         censor: '[redacted]',
       },
+      // a request's URL is whatever the caller typed (an id, a query string): redacted like stored text
+      serializers: { req: requestForLog },
     })
   let store: Store
   try {
@@ -583,6 +585,23 @@ function startError(e: unknown, config: Pick<Config, 'databaseUrl' | 'dataDir'>)
     cause: e,
     fields: [{ field, message: why }],
   })
+}
+
+/** A request as a log line shows it (fastify's fields), its URL through the same redaction as what callers send. */
+function requestForLog(req: {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}) {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? redactedText(req.url) : req.url,
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  }
 }
 
 async function bootstrapAdmin(services: Services, given: string | undefined): Promise<string | undefined> {
