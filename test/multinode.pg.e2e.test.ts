@@ -316,7 +316,7 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     expect(Number(seqs.rows[0]!.max) + 1).toBe(Number(seqs.rows[0]!.n))
     const verify = await runCli(['audit', 'verify'], { BATON_DATABASE_URL: db.url })
     expect(verify.code, verify.stdout + verify.stderr).toBe(0)
-  })
+  }, 90_000) // a SIGKILL, a 3 s approval expiry and the verify CLI: ~10 s alone, more beside the whole suite
 })
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
