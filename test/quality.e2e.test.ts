@@ -1,11 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { CryptoKey } from 'jose'
+import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { QualityReport } from '../src/quality/figures.js'
 import { bearer, SHOP, startTestApp, type TestApp } from './support/app.js'
-import { agentToken, registerAgentKey } from './support/assertion.js'
+import { agentToken, registerAgentKey, signAssertion } from './support/assertion.js'
 import { runCli } from './support/audit.js'
 import { pgAvailable } from './support/pg.js'
 
@@ -115,6 +115,54 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         if ((c.events as { type: string }[]).some((e) => e.type === 'case.sla_breached')) break
         await new Promise((r) => setTimeout(r, 100))
       }
+      // later, outside the window above: a customer's delegate opens c9 and asks for a refund, which waits for the
+      // customer's own confirmation; the customer confirms 90 s later (through the helpdesk)
+      at(200)
+      const acme = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
+      const jwk = await exportJWK(acme.publicKey)
+      await ok('POST', '/v1/delegates', t.keys.admin, {
+        id: 'acme',
+        name: 'acme assistant',
+        vendor: 'acme Inc.',
+        contact: 'ops@acme.example',
+        jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x },
+      })
+      const scopes = ['case:open', 'case:message', 'case:read', 'order:status', 'refund:request']
+      const grant = await ok('POST', '/v1/customers/cu_9/grants', t.keys.service, {
+        delegate: 'acme',
+        scopes,
+        expires_at: iso(260),
+      })
+      const exchanged = await t.app.server.inject({
+        method: 'POST',
+        url: '/v1/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: grant.id as string,
+          subject_token_type: 'urn:baton:params:oauth:token-type:grant',
+          actor_token: await signAssertion(acme.privateKey, 'acme', 'urn:baton', clock),
+          actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        }).toString(),
+      })
+      const delegate = exchanged.json().access_token as string
+      const c9 = await ok('POST', '/v1/cases', delegate, {
+        customer: 'cu_9',
+        channel: 'api',
+        message: { text: 'Hi, order A-77 arrived broken, please refund 30 EUR.' },
+      })
+      ids.c9 = c9.id as string
+      const asked = await ok('POST', `/v1/cases/${ids.c9}/actions`, delegate, {
+        tool: 'refund',
+        params: { order_id: 'A-77', amount: 30, currency: 'EUR' },
+      })
+      at(201.5)
+      await call('POST', `/v1/confirmations/${(asked.confirmation as { id: string }).id}`, t.keys.service, {
+        customer: 'cu_9',
+        decision: 'confirm',
+        params: { order_id: 'A-77', amount: 30, currency: 'EUR' },
+        reason: 'confirmed in the app',
+      })
     }, 60_000)
     afterAll(async () => {
       await t?.close()
@@ -124,7 +172,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     it('answers every figure for the history, as worked out by hand', async () => {
       const r = (await ok('GET', query, analyst)) as unknown as QualityReport
-      expect(r.window).toEqual({ since: iso(-60), until: iso(120), now: iso(60) })
+      // judged now, after c9 (the test's clock stands at 201.5 min)
+      expect(r.window).toEqual({ since: iso(-60), until: iso(120), now: iso(201.5) })
       expect(r.cases).toEqual({ opened: 8, closed: 2, open: 6 })
       expect(r.automation).toEqual({ closed: 2, automated: 1, rate: 0.5 })
       expect(r.escalations).toMatchObject({ cases: 5, rate: 0.625, total: 5, atIntake: 3, fromAgent: 2 })
@@ -140,7 +189,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(r.unmanaged).toMatchObject({ count: 2, rate: 0.4, notPickedUpWithinSla: 1, noReason: 1 })
       const unmanaged = Object.fromEntries(r.unmanaged.items.map((u) => [u.caseId, [u.reasons, u.waitedS]]))
       expect(unmanaged).toEqual({
-        [ids.c3!]: [['not_picked_up_within_sla'], 56 * 60],
+        [ids.c3!]: [['not_picked_up_within_sla'], 197.5 * 60],
         [ids.c5!]: [['no_reason'], 120],
       })
       expect(r.ownership).toMatchObject({ judged: 5, ownedWithinSla: 4, rate: 0.8, late: 1, pending: 0, withdrawn: 0 })
@@ -183,6 +232,22 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           unused: ['reply', 'order_status', 'disclose_order', 'change_email', 'reset_password'],
         },
       ])
+    })
+
+    it("counts a customer's confirmation of a delegate's request with the approvals", async () => {
+      const r = (await ok(
+        'GET',
+        `/v1/quality?since=${encodeURIComponent(iso(150))}`,
+        analyst,
+      )) as unknown as QualityReport
+      expect(r.cases.opened).toBe(1) // c9
+      expect(r.confirmations).toEqual({
+        requested: 1,
+        byState: { confirmed: 1 },
+        pending: 0,
+        timeToDecideS: { n: 1, p50: 90, p90: 90 },
+      })
+      expect(r.approvals.requested).toBe(0)
     })
 
     it('filters by queue and agent', async () => {
@@ -241,8 +306,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     it('`baton replay` re-decides every stored decision to what was recorded', async () => {
       const r = await runCli(['replay'], cliEnv())
       expect(r.stderr).toBe('')
-      // the 14 decisions of the figures, and c4's take-over (an operator's override, not the policy's)
-      expect(r.stdout).toBe('replayed 14, differing 0 (not replayed: 1 override)\n')
+      // the 14 decisions of the figures, c9's two (the delegate's), and c4's take-over (an operator's override)
+      expect(r.stdout).toBe('replayed 16, differing 0 (not replayed: 1 override)\n')
       expect(r.code).toBe(0)
     }, 30_000)
 
@@ -258,7 +323,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(r.statusCode, r.body).toBe(200)
       const p = r.json()
       // the order questions of c1, c3, c4 and c8, and c4's hand-back, would go to a person
-      expect(p).toMatchObject({ decisions: 14, changed: 5, unchanged: 9, sampled: false, skipped: { override: 1 } })
+      expect(p).toMatchObject({ decisions: 16, changed: 5, unchanged: 11, sampled: false, skipped: { override: 1 } })
       expect(p.totals).toEqual({ aiToHuman: 5, humanToAi: 0, queue: 0, agent: 0, mode: 0, toolOutcome: 0 })
       expect(Object.keys(p.byRule)).toEqual(['order-status'])
       expect(p.byRule['order-status']).toMatchObject({ changed: 5, aiToHuman: 5, from: { 'order-status': 5 } })
@@ -303,7 +368,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         const c = await runCli(labelled, cliEnv())
         expect(c.code, c.stderr).toBe(0)
         const cli = JSON.parse(c.stdout)
-        expect(cli).toMatchObject({ decisions: 14, changed: 5, totals: p.totals })
+        expect(cli).toMatchObject({ decisions: 16, changed: 5, totals: p.totals })
         expect(cli.labelled).toEqual({
           n: 3,
           unsafeAutomationRate: { before: 0, after: 0 },
@@ -350,7 +415,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const r = await runCli(['replay'], cliEnv())
       expect(r.code).toBe(1)
       expect(r.stdout).toContain(`DIFF dec_bad (case ${ids.c1}): outcome, handler: recorded operator general`)
-      expect(r.stdout).toContain('replayed 15, differing 1')
+      expect(r.stdout).toContain('replayed 17, differing 1')
     }, 30_000)
   })
 }

@@ -105,6 +105,14 @@ const HISTORY: StoredEvent[] = [
   assigned('cs_e', 7, 'security'),
   { type: 'case.closed', at: at(12), caseId: 'cs_e', data: { outcome: 'resolved' } },
   ...opened('cs_f', 20, 'cu_e', 'Someone stole my password again and logged into my account', AGENT, ['account']),
+  // a customer's delegate asked for a refund on f; the customer confirmed it 90 s later
+  {
+    type: 'confirmation.requested',
+    at: at(21),
+    caseId: 'cs_f',
+    data: { confirmationId: 'cnf_1', tool: 'refund', requester: 'acme' },
+  },
+  { type: 'confirmation.decided', at: at(22.5), caseId: 'cs_f', data: { confirmationId: 'cnf_1', state: 'confirmed' } },
   // g: the ping-pong cap sends it to a human; it goes back to the AI before anyone takes it (withdrawn)
   ...opened('cs_g', 5, 'cu_g', 'Hello, what colours does the kettle come in?', AGENT, ['product']),
   handoff('cs_g', 6, AGENT, general, ['product', 'max-handoffs'], 'max_handoffs'),
@@ -221,7 +229,7 @@ describe('decision-quality figures', () => {
     expect(pairs).toEqual(['cs_a~cs_b', 'cs_b~cs_i', 'cs_e~cs_f'])
   })
 
-  it('counts approvals by state and the time to decide', () => {
+  it("counts approvals and the customer's confirmations by state, and the time to decide", () => {
     const { approvals, confirmations } = figures().report
     expect(approvals).toEqual({
       requested: 3,
@@ -229,7 +237,12 @@ describe('decision-quality figures', () => {
       pending: 1,
       timeToDecideS: { n: 1, p50: 60, p90: 60 },
     })
-    expect(confirmations.requested).toBe(0)
+    expect(confirmations).toEqual({
+      requested: 1,
+      byState: { confirmed: 1 },
+      pending: 0,
+      timeToDecideS: { n: 1, p50: 90, p90: 90 },
+    })
   })
 
   it('filters by queue and by agent', () => {

@@ -61,7 +61,7 @@ export type HistoryEvent =
       readonly type: 'gate_requested'
       readonly caseId: string
       readonly at: number
-      /** `approval` (an operator decides) or `confirmation` (the customer confirms; issue 12). */
+      /** `approval` (an operator decides) or `confirmation` (the customer confirms a delegate's request). */
       readonly gate: GateKind
       readonly id: string
       readonly tool: string
@@ -189,6 +189,26 @@ export function historyEventOf(e: StoredEvent): HistoryEvent | undefined {
         gate: 'approval',
         id: str(d.approvalId),
         state: e.type === 'approval.expired' ? 'expired' : str(d.state),
+      }
+    case 'confirmation.requested':
+      return {
+        type: 'gate_requested',
+        caseId,
+        at,
+        gate: 'confirmation',
+        id: str(d.confirmationId),
+        tool: str(d.tool),
+        requester: str(d.requester),
+      }
+    case 'confirmation.decided':
+    case 'confirmation.expired':
+      return {
+        type: 'gate_settled',
+        caseId,
+        at,
+        gate: 'confirmation',
+        id: str(d.confirmationId),
+        state: e.type === 'confirmation.expired' ? 'expired' : str(d.state),
       }
     case 'action.decided':
       return {

@@ -98,6 +98,7 @@ describe('replay', () => {
   it("replays a hybrid case's tool call as the proposal it was, and an agent's request for a human", () => {
     const f = mergeFacts(neutralFacts(policy), {
       case: { handler: 'hybrid' },
+      actor: { kind: 'agent', id: 'shop-assistant', roles: ['agent'] },
       tool: 'refund',
       params: { order_id: 'A', amount: 20, currency: 'EUR' },
     })

@@ -83,8 +83,8 @@ export function replayDecision(policy: CompiledPolicy, d: DecisionRecord): Repla
   let replayed: Verdict
   if (d.kind === 'action') {
     let r = decideAction(policy, facts)
-    const hybrid = facts.case?.handler === 'hybrid'
-    if (hybrid) r = asHybridProposal(r, recorded.queue ?? '')
+    // the drafting AI agent of a hybrid case only proposes (a customer's delegate is not a drafter)
+    if (facts.case?.handler === 'hybrid' && facts.actor?.kind === 'agent') r = asHybridProposal(r, recorded.queue ?? '')
     replayed = { outcome: r.outcome, rules: r.rules, approverRole: r.approverRole, queue: r.queue }
     if (r.outcome !== recorded.outcome) differences.push('outcome')
     if (!sameList(r.rules, recorded.rules)) differences.push('rules')

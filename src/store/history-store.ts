@@ -15,7 +15,7 @@ export interface CaseHistoryRow extends StoredEvent {
   readonly seq: number
 }
 
-/** An approval (or, with issue 12, a customer confirmation) on a case, as stored. */
+/** An approval (an operator decides) or a confirmation (the customer decides) on a case, as stored. */
 export interface GateRow {
   readonly kind: 'approval' | 'confirmation'
   readonly id: string
@@ -50,7 +50,7 @@ export interface HistoryStore {
    * (not the facts); `case.opened` also its case's customer and channel. `case.linked` is left out.
    */
   scanCaseHistory(window: HistoryWindow, batchSize: number): AsyncIterable<readonly CaseHistoryRow[]>
-  /** Approvals and agent actions on the cases opened in the window. */
+  /** Approvals, customer confirmations and agent (or delegate) actions on the cases opened in the window. */
   listCaseGates(window: HistoryWindow): Promise<{ readonly gates: GateRow[]; readonly actions: ActionRow[] }>
   /** Stored decisions made in `[since, until)` (by their `at`), with their facts, in id order, in batches. */
   scanDecisions(window: HistoryWindow, batchSize: number): AsyncIterable<readonly DecisionRecord[]>
@@ -131,9 +131,16 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
     },
 
     async listCaseGates(window) {
-      const [approvals, actions] = await Promise.all([
+      const [approvals, confirmations, actions] = await Promise.all([
         db
           .selectFrom('approvals as a')
+          .innerJoin('cases as c', 'c.id', 'a.case_id')
+          .select(['a.id', 'a.case_id', 'a.tool', 'a.requester', 'a.state', 'a.created_at', 'a.decided_at'])
+          .where('c.created_at', '>=', window.since)
+          .where('c.created_at', '<', window.until)
+          .execute(),
+        db
+          .selectFrom('confirmations as a')
           .innerJoin('cases as c', 'c.id', 'a.case_id')
           .select(['a.id', 'a.case_id', 'a.tool', 'a.requester', 'a.state', 'a.created_at', 'a.decided_at'])
           .where('c.created_at', '>=', window.since)
@@ -147,10 +154,10 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
           .where('c.created_at', '<', window.until)
           .execute(),
       ])
-      // Confirmations (a customer's own, issue 12) join here when they are stored.
-      return {
-        gates: approvals.map((a) => ({
-          kind: 'approval' as const,
+      const gate =
+        (kind: GateRow['kind']) =>
+        (a: (typeof approvals)[number]): GateRow => ({
+          kind,
           id: a.id,
           caseId: a.case_id,
           tool: a.tool,
@@ -158,7 +165,9 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
           state: a.state,
           createdAt: a.created_at,
           decidedAt: a.decided_at,
-        })),
+        })
+      return {
+        gates: [...approvals.map(gate('approval')), ...confirmations.map(gate('confirmation'))],
         actions: actions.map((a) => ({
           id: a.id,
           caseId: a.case_id,
