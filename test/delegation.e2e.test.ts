@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from './support/app.js'
 import { signAssertion } from './support/assertion.js'
 import { startConnector } from './support/connector.js'
+import { signIn } from './support/console-session.js'
 import { pgAvailable } from './support/pg.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -891,6 +892,78 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         expires_at: g.expiresAt,
       })
       expect(agentOnGrant.status).toBe(403)
+    })
+
+    it('describes every delegation route in the OpenAPI document', async () => {
+      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json
+      const routes: [string, string][] = [
+        ['get', '/v1/delegation/scopes'],
+        ['post', '/v1/delegates'],
+        ['get', '/v1/delegates'],
+        ['get', '/v1/delegates/{id}'],
+        ['post', '/v1/delegates/{id}/suspend'],
+        ['post', '/v1/delegates/{id}/activate'],
+        ['post', '/v1/delegates/{id}/retire'],
+        ['get', '/v1/delegates/{id}/grants'],
+        ['post', '/v1/customers/{id}/grants'],
+        ['get', '/v1/customers/{id}/grants'],
+        ['get', '/v1/customers/{id}/grants/{grant}'],
+        ['delete', '/v1/customers/{id}/grants/{grant}'],
+        ['post', '/v1/grants/{id}/subgrants'],
+        ['get', '/v1/confirmations'],
+        ['get', '/v1/confirmations/{id}'],
+        ['post', '/v1/confirmations/{id}'],
+      ]
+      for (const [method, path] of routes) {
+        const op = doc.paths[path]?.[method]
+        expect(op, `${method} ${path}`).toBeDefined()
+        expect(op.summary.length, `${method} ${path}`).toBeGreaterThan(10)
+        expect(op.tags).toEqual(['delegation'])
+      }
+      expect(doc.paths['/v1/grants/{id}/subgrants'].post.security).toEqual([{ delegateToken: [] }])
+      expect(doc.paths['/v1/cases/{id}/actions'].post.security).toContainEqual({ delegateToken: [] })
+      expect(doc.components.securitySchemes.delegateToken.bearerFormat).toBe('JWT')
+      const token = doc.paths['/v1/oauth/token'].post
+      expect(token.summary).toMatch(/token-exchange \(RFC 8693\)/)
+      const form = token.requestBody.content['application/x-www-form-urlencoded'].schema.properties
+      for (const k of ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type']) {
+        expect(form[k]).toBeDefined()
+      }
+      const grant = doc.paths['/v1/customers/{id}/grants'].post.requestBody.content['application/json'].schema
+      expect(grant.required).toEqual(['delegate', 'scopes', 'expires_at'])
+    })
+
+    it('shows in the console who a case is for and by which delegate, and the grants per customer and per delegate', async () => {
+      const d = await delegatedCase()
+      await refund(d.caseId, d.token, 12)
+      const cookie = await signIn(base, t.keys.operator)
+      const page = async (path: string) => {
+        const res = await fetch(`${base}${path}`, { headers: { cookie, accept: 'text/html' } })
+        expect(res.status, path).toBe(200)
+        return res.text()
+      }
+      const casePage = await page(`/console/cases/${d.caseId}`)
+      const line = new RegExp(
+        `for customer <strong>${d.customer}</strong>, by delegate <strong class="delegate">acme</strong> \\(grant <a[^>]*>${d.grant.id}</a>\\)`,
+      )
+      expect(casePage).toMatch(line)
+      expect(casePage).toMatch(/id="confirmations"[\s\S]*refund[\s\S]*pending/)
+      const byCustomer = await page(`/console/delegates?customer=${d.customer}`)
+      expect(byCustomer).toContain(`data-grant="${d.grant.id}" data-state="active"`)
+      expect(byCustomer).toContain(`Grants of customer ${d.customer}`)
+      const byDelegate = await page('/console/delegates?delegate=acme')
+      expect(byDelegate).toContain(`data-grant="${d.grant.id}"`)
+      expect(byDelegate).toMatch(/data-delegate="courier"/)
+      await call('DELETE', `/v1/customers/${d.customer}/grants/${d.grant.id}`, t.keys.service)
+      expect(await page(`/console/delegates?customer=${d.customer}`)).toContain(
+        `data-grant="${d.grant.id}" data-state="revoked"`,
+      )
+      // a delegate token is no console session
+      const asDelegate = await fetch(`${base}/console/delegates`, {
+        redirect: 'manual',
+        headers: { authorization: `Bearer ${d.token}`, accept: 'text/html' },
+      })
+      expect(asDelegate.status).toBe(303)
     })
 
     it('registers delegates with a checked key, refuses bad grants naming the field, and lists grants per customer and delegate', async () => {

@@ -10,6 +10,7 @@ import { configFrom } from '../src/config.js'
 import { formatKey } from '../src/identity/keys.js'
 import { SHOP } from './support/app.js'
 import { signAssertion } from './support/assertion.js'
+import { signIn } from './support/console-session.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -23,25 +24,6 @@ async function node(dataDir: string, databaseUrl: string | undefined, adminKey: 
   const app: App = await createApp(config, { logger: pino({ level: 'silent' }) })
   const url = await app.server.listen({ port: 0, host: '127.0.0.1' })
   return { app, url }
-}
-
-/** Signs in to the console with `key` through its login form; returns the session cookie (`name=value`). */
-async function signIn(url: string, key: string): Promise<string> {
-  const form = await fetch(`${url}/console/login`)
-  expect(form.status).toBe(200)
-  const csrfCookie = form.headers.getSetCookie().find((c) => c.startsWith('baton_login_csrf='))
-  expect(csrfCookie).toBeDefined()
-  const pair = csrfCookie!.split(';')[0]!
-  const login = await fetch(`${url}/console/login`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: pair },
-    body: new URLSearchParams({ key, _csrf: pair.slice(pair.indexOf('=') + 1), next: '/console/queue' }).toString(),
-  })
-  expect(login.status).toBe(303)
-  const session = login.headers.getSetCookie().find((c) => c.startsWith('baton_session='))
-  expect(session).toBeDefined()
-  return session!.split(';')[0]!
 }
 
 /** The console's answer to a signed-in page request with `cookie`: 200 when the session holds. */

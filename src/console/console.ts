@@ -19,6 +19,7 @@ import { agentsPage, loadAgents } from './pages/agents.js'
 import { approvalsBody, approvalsPage, caseActions, loadApprovals } from './pages/approvals.js'
 import { auditPage, loadAudit } from './pages/audit.js'
 import { casePage, loadCase } from './pages/case.js'
+import { delegatesPage, loadDelegates } from './pages/delegates.js'
 import { overviewPage } from './pages/overview.js'
 import { loadQueue, queuePage, queueRows, queueSummary } from './pages/queue.js'
 import {
@@ -356,6 +357,17 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       const viewer = await requireViewer(req, reply)
       if (viewer === undefined) return reply
       return page(reply, agentsPage(viewer, await loadAgents(s)))
+    })
+
+    c.get('/console/delegates', { schema: { hide: true } }, async (req, reply) => {
+      const viewer = await requireViewer(req, reply)
+      if (viewer === undefined) return reply
+      const q = req.query as { customer?: string; delegate?: string }
+      const pick = (x: string | undefined) =>
+        typeof x === 'string' && /^[A-Za-z0-9_.:@-]{1,128}$/.test(x) ? x : undefined
+      const now = new Date()
+      const v = await loadDelegates(s, now, { customer: pick(q.customer), delegate: pick(q.delegate) })
+      return page(reply, delegatesPage(viewer, v, now))
     })
 
     c.get('/console/audit', { schema: { hide: true } }, async (req, reply) => {

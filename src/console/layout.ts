@@ -14,12 +14,13 @@ export interface Viewer {
   readonly csrf: string
 }
 
-export type PageId = 'queue' | 'approvals' | 'agents' | 'audit' | 'overview' | 'case'
+export type PageId = 'queue' | 'approvals' | 'agents' | 'delegates' | 'audit' | 'overview' | 'case'
 
 const NAV: readonly { readonly id: PageId; readonly href: string; readonly label: string }[] = [
   { id: 'queue', href: '/console/queue', label: 'Queue' },
   { id: 'approvals', href: '/console/approvals', label: 'Approvals' },
   { id: 'agents', href: '/console/agents', label: 'Agents' },
+  { id: 'delegates', href: '/console/delegates', label: 'Delegates' },
   { id: 'audit', href: '/console/audit', label: 'Audit' },
   { id: 'overview', href: '/console/overview', label: 'Overview' },
 ]

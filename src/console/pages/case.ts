@@ -1,5 +1,7 @@
+import type { AuditActor } from '../../audit/entry.js'
 import type { Handler } from '../../cases/case.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../../cases/records.js'
+import type { ConfirmationRecord } from '../../delegation/confirmation.js'
 import type { Services } from '../../http/services.js'
 import type { WorkItem } from '../../store/work-store.js'
 import { type HtmlValue, html, type SafeHtml } from '../html.js'
@@ -21,13 +23,23 @@ export interface CaseView {
   readonly work: WorkItem | undefined
   /** The case's audit entries about tool calls and MCP sessions (the rest is shown from events and decisions). */
   readonly calls: readonly CallEntry[]
+  /** Customer confirmations of actions a delegate asked for on this case. */
+  readonly confirmations: readonly ConfirmationRecord[]
+}
+
+/** Who a delegate wrote or asked for, as the case's events and audit entries record it. */
+interface DelegateRef {
+  readonly id?: string
+  readonly customerId?: string
+  readonly grantId?: string
+  readonly chain?: readonly string[]
 }
 
 /** An audit entry of the case that the tool-call card reads. */
 export interface CallEntry {
   readonly type: string
   readonly at: string
-  readonly actor?: { readonly kind: string; readonly id: string }
+  readonly actor?: AuditActor
   readonly data: Readonly<Record<string, unknown>>
 }
 
@@ -44,16 +56,53 @@ const CALL_TYPES = new Set([
 export async function loadCase(s: Services, id: string): Promise<CaseView | undefined> {
   const record = await s.store.getCase(id)
   if (record === undefined) return undefined
-  const [events, decisions, work, audit] = await Promise.all([
+  const [events, decisions, work, audit, confirmations] = await Promise.all([
     s.store.listCaseEvents(id),
     s.store.listDecisions(id),
     s.store.getWorkItem(id),
     s.store.listCaseAudit(id),
+    s.store.listConfirmations({ caseId: id, limit: 100 }),
   ])
   const queue = record.handler.kind === 'agent' ? undefined : record.handler.queue
   const slaSeconds = s.workspace.queues.find((q) => q.id === queue)?.slaSeconds
   const calls = audit.map((e) => JSON.parse(e.entry) as CallEntry).filter((e) => CALL_TYPES.has(e.type))
-  return { record, events, decisions, slaSeconds, work, calls }
+  return { record, events, decisions, slaSeconds, work, calls, confirmations }
+}
+
+/** "for customer X, by delegate Y (grant G)", with the chain when a delegate passed the grant on. */
+function delegateLine(d: DelegateRef): SafeHtml {
+  const chain = d.chain ?? []
+  return html`for customer <strong>${d.customerId ?? ''}</strong>, by delegate <strong class="delegate">${d.id ?? ''}</strong> (grant <a class="mono" href="/console/delegates?customer=${encodeURIComponent(d.customerId ?? '')}">${d.grantId ?? ''}</a>)${
+    chain.length > 1 ? html` · chain ${chain.join(' → ')}` : ''
+  }`
+}
+
+/** The delegates that opened or wrote to the case. */
+function delegatesOf(v: CaseView): DelegateRef[] {
+  const out = new Map<string, DelegateRef>()
+  for (const e of v.events) {
+    const d = (
+      e.type === 'case.opened' ? e.data.openedBy : e.type === 'message.received' ? e.data.delegate : undefined
+    ) as DelegateRef | undefined
+    if (d !== undefined) out.set(`${d.id}/${d.grantId}`, d)
+  }
+  return [...out.values()]
+}
+
+function confirmationsList(v: CaseView, now: Date): SafeHtml {
+  if (v.confirmations.length === 0) return html``
+  return html`<h3>Customer confirmations</h3>
+<table class="grid" id="confirmations">
+<caption class="visually-hidden">Actions waiting for, or given, the customer's own confirmation</caption>
+<thead><tr><th scope="col">Asked</th><th scope="col">Tool and parameters</th><th scope="col">Asked by</th><th scope="col">State</th></tr></thead>
+<tbody>${v.confirmations.map((c) => {
+    const state = c.state === 'pending' && now.getTime() >= Date.parse(c.expiresAt) ? 'expired' : c.state
+    return html`<tr data-confirmation="${c.id}"><td>${time(c.createdAt)}</td><td>${c.tool} <small class="mono">${JSON.stringify(c.params)}</small></td><td>${c.requesterKind} ${c.requester}${c.grantId === null ? '' : html` <small>(grant ${c.grantId})</small>`}</td><td><span class="badge">${state}</span>${
+      state === 'pending'
+        ? html` <small>until ${time(c.expiresAt)}; the customer answers through the helpdesk</small>`
+        : ''
+    }</td></tr>`
+  })}</tbody></table>`
 }
 
 function explanation(items: readonly Explained[]): SafeHtml {
@@ -135,7 +184,9 @@ function conversation(v: CaseView): SafeHtml {
     const secrets = ((m.data.secrets ?? []) as { kind: string }[]).map((x) => x.kind)
     const pii = ((m.data.pii ?? []) as { kind: string }[]).map((x) => x.kind)
     return html`<li>
-  <p class="meta"><strong>${String(m.data.author ?? 'customer')}</strong> ${time(m.at)}
+  <p class="meta"><strong>${String(m.data.author ?? 'customer')}</strong>${
+    m.data.delegate === undefined ? '' : html` ${delegateLine(m.data.delegate as DelegateRef)}`
+  } ${time(m.at)}
   ${secrets.map((k) => html` <span class="badge risk">secret redacted: ${k}</span>`)}
   ${pii.map((k) => html` <span class="badge">pii: ${k}</span>`)}</p>
   <blockquote>${String(m.data.text ?? '')}</blockquote>
@@ -166,8 +217,12 @@ function toolCalls(v: CaseView): SafeHtml {
   for (const e of v.calls) {
     if (e.type === 'action.executed' || e.type === 'action.failed') done.set(String(e.data.actionId), e)
   }
-  const via = (d: Readonly<Record<string, unknown>>) => {
+  const via = (d: Readonly<Record<string, unknown>>, actor?: AuditActor) => {
     const x = d.via as { face?: string; session?: string } | undefined
+    if (actor?.kind === 'delegate' && actor.delegation !== undefined) {
+      const g = actor.delegation
+      return html`HTTP API · ${delegateLine({ id: actor.id, customerId: g.customer, grantId: g.grant, chain: g.chain })}`
+    }
     return x?.face === 'mcp'
       ? html`<span class="badge">MCP</span> <small class="mono">session ${x.session ?? ''}</small>`
       : 'HTTP API'
@@ -187,7 +242,7 @@ function toolCalls(v: CaseView): SafeHtml {
         : r.type === 'action.executed'
           ? `executed${r.data.status === null || r.data.status === undefined ? '' : ` (${String(r.data.status)})`}`
           : `failed: ${String(r.data.error ?? r.data.status ?? '')}`
-    return html`<tr data-action="${String(d.actionId)}"><td>${time(e.at)}</td><td>${String(d.tool)}</td><td>${via(d)}</td><td>${String(d.outcome)} <small class="rule">${((d.rules ?? []) as string[]).join(', ')}</small></td><td class="mono">${String(d.paramsDigest ?? '').slice(0, 12)}</td><td>${result}</td></tr>`
+    return html`<tr data-action="${String(d.actionId)}"><td>${time(e.at)}</td><td>${String(d.tool)}</td><td>${via(d, e.actor)}</td><td>${String(d.outcome)} <small class="rule">${((d.rules ?? []) as string[]).join(', ')}</small></td><td class="mono">${String(d.paramsDigest ?? '').slice(0, 12)}</td><td>${result}</td></tr>`
   })
   return html`${
     calls.length === 0
@@ -268,6 +323,7 @@ export function casePage(
     <dt>State</dt><dd>${c.state}</dd>
     <dt>Handler</dt><dd id="case-handler">${handlerLabel(c.handler)}${holder === null ? '' : html` · claimed by <strong>${holder}</strong>`}</dd>
     <dt>Customer</dt><dd>${c.customerId} (${c.channel})</dd>
+    ${delegatesOf(v).map((d) => html`<dt>Delegated</dt><dd class="delegation">${delegateLine(d)}</dd>`)}
     <dt>Handoffs</dt><dd>${c.handoffs}</dd>
     <dt>Risk</dt><dd>${risks.length === 0 ? 'none' : risks.map((k) => html`<span class="badge risk">${k}</span> `)}</dd>
     <dt>With this handler since</dt><dd>${time(c.stateSince)}</dd>
@@ -305,6 +361,7 @@ export function casePage(
 <section aria-labelledby="h-actions" class="card" id="actions">
   <h2 id="h-actions">Pending actions</h2>
   ${opts.actions ?? html`<p class="muted">No pending action.</p>`}
+  ${confirmationsList(v, opts.now)}
 </section>
 
 <section aria-labelledby="h-calls" class="card" id="calls">
