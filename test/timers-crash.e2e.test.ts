@@ -166,7 +166,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             }
           }
           let counts = new Map<string, number>()
-          for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+          for (const deadline = Date.now() + 45_000; Date.now() < deadline; ) {
             counts = await breaches()
             const expiredApprovals = await approvalExpiries()
             if ([...counts.values()].every((n) => n >= 1) && received.size >= ids.length && expiredApprovals >= 1) break
