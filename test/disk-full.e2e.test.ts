@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openStore } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
-import { expectAuditVerifies, expectWholeCases } from './support/integrity.js'
+import { expectAuditVerifies, expectHeadOverWholeLog, expectWholeCases } from './support/integrity.js'
 import { startServer } from './support/server.js'
 
 /*
@@ -118,10 +118,11 @@ describe.skipIf(unavailable !== undefined)('the embedded store on a full disk', 
         `disk-full.e2e: ${answers.filter((a) => a.status === 201).length} acknowledged, ${refused()} answered 503 STORE_FULL, every request after the space returned 201`,
       )
 
-      // Every acknowledged case is there.
+      // Every acknowledged case is there, and the sequencer (backed off while it could not write) covers the log.
       for (const a of answers.filter((x) => x.status === 201)) {
         expect((await fetch(`${url}/v1/cases/${a.id}`, { headers })).status).toBe(200)
       }
+      await expectHeadOverWholeLog(url, headers)
     } finally {
       rmSync(ballast, { force: true })
       if (exit === undefined) {
