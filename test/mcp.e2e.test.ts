@@ -9,6 +9,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canonicalDigest } from '../src/approvals/approval.js'
 import { bearer, startTestApp, type TestApp } from './support/app.js'
+import { signAssertion } from './support/assertion.js'
 import { startConnector } from './support/connector.js'
 import {
   type AgentKey,
@@ -607,6 +608,108 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(rows[1]).toContain('>reply<')
       expect(rows[1]).toContain('HTTP API')
       expect(html).toContain(`${ref}</span> opened by shop-assistant with baton-test-agent 1.0.0`)
+    })
+
+    it("a customer's delegate on its customer's case: its scopes' tools, the customer confirms, a revoked grant ends the session", async () => {
+      // The delegate, a customer's grant to it, its token (RFC 8693 exchange of the grant) and the customer's case.
+      const acme = await agentKey()
+      const registered = await post('/v1/delegates', t.keys.admin, {
+        id: `acme-${engine}`,
+        name: 'Acme assistant',
+        vendor: 'Acme Inc.',
+        contact: 'ops@acme.example',
+        jwk: acme.publicJwk,
+      })
+      expect(registered.status).toBe(201)
+      const customer = `cu_${randomUUID().slice(0, 8)}`
+      const grant = (await (
+        await post(`/v1/customers/${customer}/grants`, t.keys.service, {
+          delegate: `acme-${engine}`,
+          scopes: ['case:read', 'order:status', 'refund:request'],
+          expires_at: new Date(Date.now() + 3600_000).toISOString(),
+        })
+      ).json()) as { id: string }
+      const exchanged = await fetch(`${base}/v1/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: grant.id,
+          subject_token_type: 'urn:baton:params:oauth:token-type:grant',
+          actor_token: await signAssertion(acme.privateKey, `acme-${engine}`),
+          actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        }).toString(),
+      })
+      expect(exchanged.status).toBe(200)
+      const delegateToken = ((await exchanged.json()) as { access_token: string }).access_token
+      const caseId = await openCase({ customer })
+      const changes = { n: 0 }
+      const d = await connectWithToken(`${mcpUrl}?case=${caseId}`, () => delegateToken, {
+        onListChanged: () => {
+          changes.n++
+        },
+      })
+      open.push(d.client)
+      await new Promise((r) => setTimeout(r, 100))
+
+      // What its scopes unlock and the policy lets a delegate have; reading the case; no handoff (that is the shop's).
+      expect((await d.client.listTools()).tools.map((x) => x.name)).toEqual([
+        'order_status',
+        'refund',
+        'baton_case',
+        'baton_approval_status',
+      ])
+      const before = connector.calls.length
+      const asked = await d.client.callTool({
+        name: 'refund',
+        arguments: { order_id: 'A-9', amount: 30, currency: 'EUR' },
+      })
+      expect(asked.isError).toBeFalsy()
+      expect(asked.structuredContent).toMatchObject({ outcome: 'confirm', state: 'awaiting_confirmation' })
+      expect(text(asked)).toContain("customer's own confirmation")
+      const over = await d.client.callTool({
+        name: 'refund',
+        arguments: { order_id: 'A-9', amount: 80, currency: 'EUR' },
+      })
+      expect(over.isError).toBe(true)
+      expect(over.structuredContent).toMatchObject({ code: 'LIMIT_EXCEEDED' })
+      expect(connector.calls.length).toBe(before)
+      const view = (await d.client.callTool({ name: 'baton_case', arguments: {} })).structuredContent as Record<
+        string,
+        unknown
+      >
+      expect(view).toMatchObject({ id: caseId, customerId: customer, state: 'open' })
+      expect(view.handler).toBeUndefined()
+      const audit = await auditOf(caseId)
+      expect(audit.find((e) => e.type === 'action.decided' && e.actor.kind === 'delegate')?.data).toMatchObject({
+        tool: 'refund',
+        outcome: 'confirm',
+        via: { face: 'mcp' },
+      })
+
+      // The delegate names its case, one of its own customer's; an agent cannot use its session.
+      const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' })
+      expect((await raw(ping, { authorization: `Bearer ${delegateToken}` })).status).toBe(400)
+      const elsewhere = await openCase()
+      const other = await fetch(`${mcpUrl}?case=${elsewhere}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: ACCEPT, authorization: `Bearer ${delegateToken}` },
+        body: ping,
+      })
+      expect(other.status).toBe(404)
+      const agentToken = await caseToken(base, key, caseId)
+      expect(
+        (await raw(ping, { authorization: `Bearer ${agentToken}`, 'mcp-session-id': d.transport.sessionId! })).status,
+      ).toBe(404)
+
+      // The customer revokes the grant: the session is told, and its next request is refused with 401.
+      const revoked = await fetch(`${base}/v1/customers/${customer}/grants/${grant.id}`, {
+        method: 'DELETE',
+        headers: bearer(t.keys.service),
+      })
+      expect(revoked.status).toBe(200)
+      await eventually(() => changes.n > 0)
+      await expectHttp401(d.client.listTools())
     })
 
     it('bad input gets the error the specification names, is audited, and the server keeps serving', async () => {

@@ -109,14 +109,10 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
       return refuse(reply, 403, `Forbidden: origin ${origin.slice(0, 200)} is not allowed`, 'FORBIDDEN')
     }
     const token = bearerToken(req)
-    const authn = await authenticateMcp(s, token)
+    const q = (req.query as { case?: unknown } | undefined)?.case
+    const authn = await authenticateMcp(s, token, typeof q === 'string' ? q : undefined)
     if ('refused' in authn) {
-      const { error: e, actor, caseId } = authn.refused
-      // RFC 6750 §3.1: no error code when the request carried no credential at all.
-      const challenge =
-        token === undefined
-          ? `Bearer resource_metadata="${metadataUrl(req)}"`
-          : `Bearer resource_metadata="${metadataUrl(req)}", error="invalid_token", error_description="${quoted(e.message)}"`
+      const { error: e, status, actor, caseId } = authn.refused
       if (token !== undefined) {
         await auditRefusal(s.authority, {
           actor: actor ?? unverifiedActor(req),
@@ -126,6 +122,12 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
           caseId,
         })
       }
+      if (status !== 401) return refuse(reply, status, e.message, e.code)
+      // RFC 6750 §3.1: no error code when the request carried no credential at all.
+      const challenge =
+        token === undefined
+          ? `Bearer resource_metadata="${metadataUrl(req)}"`
+          : `Bearer resource_metadata="${metadataUrl(req)}", error="invalid_token", error_description="${quoted(e.message)}"`
       return refuse(reply, 401, `Unauthorized: ${e.message}`, e.code, { 'www-authenticate': challenge })
     }
     const { principal } = authn
@@ -155,8 +157,8 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
     }
     const auth: AuthInfo = {
       token: token ?? '',
-      clientId: principal.auth.agent.id,
-      scopes: [...principal.auth.claims.tools],
+      clientId: principal.auth.actor.id,
+      scopes: principal.kind === 'agent' ? [...principal.auth.claims.tools] : [...principal.auth.scopes],
       expiresAt: principal.auth.claims.exp,
       extra: { principal },
     }
@@ -258,11 +260,25 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
     // The SDK transport reads and checks the JSON-RPC body itself (size, JSON, message shape): fastify leaves it be.
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-    const security = [{ agentToken: [] }]
+    const security = [{ agentToken: [] }, { delegateToken: [] }]
+    const querystring = {
+      type: 'object',
+      properties: {
+        case: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 128,
+          description: "a delegate's case (one of its customer's)",
+        },
+      },
+    }
     const responses = {
-      401: { description: 'No, or no longer valid, agent access token; WWW-Authenticate names the resource metadata' },
-      403: { description: 'An origin not allowed, or a token of another case than the session' },
-      404: { description: 'Unknown session (or one of another principal)' },
+      400: { description: 'No session id on a request that needs one; a delegate naming no case' },
+      401: {
+        description: 'No, or no longer valid, agent or delegate token; WWW-Authenticate names the resource metadata',
+      },
+      403: { description: "An origin not allowed, a token of another case than the session's, a closed case" },
+      404: { description: "Unknown session (or one of another principal); a case not of the delegate's customer" },
     }
     scope.post(
       MCP_PATH,
@@ -272,8 +288,9 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
           summary:
             'MCP gateway (Streamable HTTP): JSON-RPC requests of an MCP client (initialize, tools/list, tools/call, ping); every tools/call is decided like POST /v1/cases/{id}/actions',
           security,
+          querystring,
           response: {
-            200: { description: 'JSON-RPC response(s) as text/event-stream' },
+            200: { description: 'JSON-RPC response(s) as application/json' },
             202: { description: 'Accepted (notifications)' },
             ...responses,
           },
@@ -289,6 +306,7 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
           summary:
             "The session's server-sent event stream: notifications/tools/list_changed when the principal's authority changes",
           security,
+          querystring,
           response: { 200: { description: 'text/event-stream' }, ...responses },
         },
       },
@@ -301,6 +319,7 @@ export function registerMcp(app: FastifyInstance, s: Services, opts: McpOptions)
           tags: ['mcp'],
           summary: 'Ends the MCP session',
           security,
+          querystring,
           response: { 200: { description: 'Closed' }, ...responses },
         },
       },

@@ -12,15 +12,17 @@ import { canonicalDigest } from '../approvals/approval.js'
 import type { CaseRecord } from '../cases/records.js'
 import type { AuthorityDeps } from '../credentials/deps.js'
 import { auditRefusal } from '../credentials/oauth.js'
+import { scopesForRoute } from '../delegation/document.js'
+import { delegateCaseView } from '../delegation/requests.js'
 import { BatonError, type FieldProblem } from '../errors.js'
 import type { Services } from '../http/services.js'
 import { requestHandoff } from '../queues/work.js'
 import { redactedText } from '../signals/sensitive.js'
 import { RISK_CATEGORIES, type RiskCategory } from '../signals/types.js'
 import type { CustomerRecord, Store } from '../store/ports.js'
-import { type ActionResponse, AUDITED_REFUSALS, requestAction } from '../tools/actions.js'
+import { type ActionResponse, AUDITED_REFUSALS, requestAction, requestDelegateAction } from '../tools/actions.js'
 import { buildCatalog, type CatalogTool } from '../tools/catalog.js'
-import { type UsableTool, usableTools } from '../tools/usable.js'
+import { type UsableTool, usableDelegateTools, usableTools } from '../tools/usable.js'
 import type { ToolSpec } from '../workspace/workspace.js'
 import { actorOf, type McpPrincipal } from './auth.js'
 import type { McpSession } from './sessions.js'
@@ -103,11 +105,34 @@ export async function usableFor(
     policy.tools.readsQueues ? s.store.queueStats() : Promise.resolve({}),
   ])
   const at = s.authority.now()
-  const { catalog } = s.authority
-  return {
-    usable: usableTools(policy, catalog, p.case, customer, p.auth.agent, p.auth.claims, queues, at, only),
-    customer,
-  }
+  const { catalog, delegation } = s.authority
+  const usable =
+    p.kind === 'agent'
+      ? usableTools(policy, catalog, p.case, customer, p.auth.agent, p.auth.claims, queues, at, only)
+      : usableDelegateTools(
+          policy,
+          catalog,
+          delegation,
+          p.case,
+          customer,
+          p.auth.actor,
+          p.auth.scopes,
+          queues,
+          at,
+          only,
+        )
+  return { usable, customer }
+}
+
+/**
+ * Baton's control tools this principal has: an agent all three; a delegate `baton_case` when a scope lets it read
+ * its customer's cases, and `baton_approval_status`, not a handoff (it is the customer's side, not the shop's).
+ */
+export function controlToolsFor(s: Services, p: McpPrincipal): CatalogTool[] {
+  const all = [...CONTROL.values()]
+  if (p.kind === 'agent') return all
+  const reads = scopesForRoute(s.authority.delegation, p.auth.scopes, 'GET /v1/cases/{id}').length > 0
+  return all.filter((t) => t.name === CONTROL_TOOLS.approval || (t.name === CONTROL_TOOLS.case && reads))
 }
 
 /**
@@ -123,10 +148,10 @@ function withReadsOf(deps: AuthorityDeps, c: CaseRecord, customer: CustomerRecor
   return { ...deps, store }
 }
 
-/** What `tools/list` answers for these usable tools: the catalog tools, then Baton's control tools. */
-export function toolList(usable: readonly UsableTool[]): Tool[] {
+/** What `tools/list` answers for these usable tools: the catalog tools, then the principal's control tools. */
+export function toolList(usable: readonly UsableTool[], control: readonly CatalogTool[]): Tool[] {
   const listed = usable.map((u) => mcpTool(u.tool, [...u.outcomes].sort()))
-  return [...listed, ...[...CONTROL.values()].map((t) => mcpTool(t, null))]
+  return [...listed, ...control.map((t) => mcpTool(t, null))]
 }
 
 /** A fingerprint of a tool list: a session is told `list_changed` when it moves. */
@@ -166,7 +191,7 @@ export function createSessionServer(face: McpFace, session: () => McpSession | u
     const { usable } = await usableFor(s, p)
     const current = session()
     if (current !== undefined) current.listed = listSignature(usable)
-    return { tools: toolList(usable) }
+    return { tools: toolList(usable, controlToolsFor(s, p)) }
   })
   server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
     const p = principalOf(extra)
@@ -174,9 +199,7 @@ export function createSessionServer(face: McpFace, session: () => McpSession | u
     const args = (req.params.arguments ?? {}) as Record<string, unknown>
     const ref = session()?.ref ?? ''
     try {
-      if (name === CONTROL_TOOLS.case || name === CONTROL_TOOLS.handoff || name === CONTROL_TOOLS.approval) {
-        return await callControl(face, p, name, args, ref)
-      }
+      if (controlToolsFor(s, p).some((t) => t.name === name)) return await callControl(face, p, name, args, ref)
       return await callCatalog(face, p, name, args, req.params._meta, ref)
     } catch (e) {
       if (e instanceof McpError) throw e
@@ -240,7 +263,7 @@ async function callCatalog(
       p,
       known ? 'TOOL_NOT_GRANTED' : 'TOOL_NOT_FOUND',
       known
-        ? `tool '${name}' is not among the tools agent '${p.auth.agent.id}' may use on this case now`
+        ? `tool '${name}' is not among the tools ${p.kind} '${p.auth.actor.id}' may use on this case now`
         : `no tool '${name.slice(0, 128)}'`,
       'MCP tools/call',
       name,
@@ -251,15 +274,17 @@ async function callCatalog(
   if (risk instanceof BatonError)
     return errorResult(`${name}: ${risk.message}`, { code: risk.code, errors: risk.fields })
   let r: ActionResponse
+  const deps = withReadsOf(s.authority, p.case, customer)
+  const input = { tool: name, params: args, risk, via: { face: 'mcp' as const, session: ref } }
   try {
-    r = await requestAction(withReadsOf(s.authority, p.case, customer), p.auth, p.caseId, {
-      tool: name,
-      params: args,
-      risk,
-      via: { face: 'mcp', session: ref },
-    })
+    // The same use cases as POST /v1/cases/{id}/actions, for either principal.
+    r =
+      p.kind === 'agent'
+        ? await requestAction(deps, p.auth, p.caseId, input)
+        : await requestDelegateAction(deps, p.auth, p.caseId, input)
   } catch (e) {
-    if (e instanceof BatonError && AUDITED_REFUSALS.has(e.code)) {
+    // as over HTTP: an agent's refusals of the list, every refusal of a delegate's request (with its chain)
+    if (e instanceof BatonError && (p.kind === 'delegate' || AUDITED_REFUSALS.has(e.code))) {
       await refuse(s, p, e.code, e.message, 'MCP tools/call', name)
     }
     if (e instanceof BatonError && e.code === 'PARAMS_INVALID') {
@@ -315,6 +340,7 @@ export function actionResult(r: ActionResponse): CallToolResult {
     rules: r.decision.rules,
     paramsDigest: r.paramsDigest,
     ...(r.approval === undefined ? {} : { approval: r.approval }),
+    ...(r.confirmation === undefined ? {} : { confirmation: r.confirmation }),
     ...(r.result === undefined ? {} : { result: r.result }),
   }
   const meta = { [META.action]: action }
@@ -331,6 +357,10 @@ export function actionResult(r: ActionResponse): CallToolResult {
       return text(
         `${r.tool} was escalated${why}: the case was handed to ${r.handler?.kind === 'operator' ? `the ${r.handler.queue} queue` : 'a human'}, and your authority on it has ended. Nothing ran.`,
         true,
+      )
+    case 'confirm':
+      return text(
+        `${r.tool} waits for the customer's own confirmation ${r.confirmation?.id ?? ''}${why}; it expires at ${r.confirmation?.expiresAt ?? ''}. Once the customer confirms it runs once, with exactly these arguments; you cannot confirm it.`,
       )
     case 'approve':
       return text(
@@ -397,7 +427,7 @@ async function callControl(
         data: { tool: name, paramsDigest: canonicalDigest(args), session: ref, ...data },
       },
     ])
-  if (name === CONTROL_TOOLS.handoff) {
+  if (name === CONTROL_TOOLS.handoff && p.kind === 'agent') {
     const change = await requestHandoff(s.work.deps, p.auth.actor, p.caseId, String(args.reason))
     const where = change.handler.kind === 'agent' ? 'an AI agent' : `the ${change.handler.queue} queue`
     return {
@@ -413,12 +443,12 @@ async function callControl(
   if (name === CONTROL_TOOLS.approval) {
     const id = String(args.approval_id)
     const a = await s.store.getApproval(id)
-    if (a === undefined || a.caseId !== p.caseId || a.requester !== p.auth.agent.id) {
+    if (a === undefined || a.caseId !== p.caseId || a.requester !== p.auth.actor.id) {
       await refuse(
         s,
         p,
         'APPROVAL_NOT_FOUND',
-        `no approval '${id.slice(0, 128)}' of this agent on this case`,
+        `no approval '${id.slice(0, 128)}' of this ${p.kind} on this case`,
         'MCP tools/call',
         name,
       )
@@ -448,6 +478,12 @@ async function callControl(
   const [events, { usable, customer }] = await Promise.all([s.store.listCaseEvents(p.caseId), usableFor(s, p)])
   await audited({})
   const c = p.case
+  const tools = usable.map((u) => ({ name: u.tool.name, outcomes: [...u.outcomes].sort() }))
+  if (p.kind === 'delegate') {
+    // a delegate reads what it would over HTTP (the conversation and the state), and what it may ask for
+    const view = { ...delegateCaseView(c, events), tools, scopes: p.auth.scopes }
+    return { content: [{ type: 'text', text: JSON.stringify(view) }], structuredContent: view }
+  }
   const view = {
     id: c.id,
     subject: c.subject,
@@ -460,7 +496,7 @@ async function callControl(
     messages: events
       .filter((e) => e.type === 'message.received')
       .map((e) => ({ at: e.at, author: e.data.author, text: e.data.text })),
-    tools: usable.map((u) => ({ name: u.tool.name, outcomes: [...u.outcomes].sort() })),
+    tools,
     credential: { tools: p.auth.claims.tools, expiresAt: new Date(p.auth.claims.exp * 1000).toISOString() },
   }
   return { content: [{ type: 'text', text: JSON.stringify(view) }], structuredContent: view }

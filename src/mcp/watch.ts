@@ -1,12 +1,26 @@
+import { chainProblem, effectiveScopes } from '../delegation/grants.js'
+import { delegateActor } from '../delegation/token-exchange.js'
 import type { Services } from '../http/services.js'
 import { createPollingLoop, type PollingLoop } from '../timers/loop.js'
 import { authorityProblem } from '../tools/actions.js'
-import { usableTools } from '../tools/usable.js'
+import { type UsableTool, usableDelegateTools, usableTools } from '../tools/usable.js'
+import type { McpPrincipal } from './auth.js'
 import type { McpSession, McpSessions } from './sessions.js'
 import { listSignature } from './tools.js'
 
 /** Audit entries without a case that can change what any agent may do. */
-const WIDE = new Set(['agent.suspended', 'agent.retired', 'agent.activated', 'policy.activated', 'customer.updated'])
+const WIDE = new Set([
+  'agent.suspended',
+  'agent.retired',
+  'agent.activated',
+  'policy.activated',
+  'customer.updated',
+  'grant.created',
+  'grant.revoked',
+  'delegate.suspended',
+  'delegate.retired',
+  'delegate.activated',
+])
 const BATCH = 500
 
 /**
@@ -70,20 +84,35 @@ function member(entry: string, key: string, last: boolean): string | undefined {
 }
 
 async function recheck(s: Services, session: McpSession): Promise<void> {
-  const { claims, agent: known } = session.principal.auth
-  const [c, agent] = await Promise.all([s.store.getCase(session.caseId), s.store.getAgent(known.id)])
-  let signature = 'none'
-  if (c !== undefined && agent !== undefined && authorityProblem(c, agent, claims) === null) {
-    const { policy } = s.policy.current()
-    const [customer, queues] = await Promise.all([
-      s.store.getCustomer(c.customerId),
-      policy.tools.readsQueues ? s.store.queueStats() : Promise.resolve({}),
-    ])
-    signature = listSignature(
-      usableTools(policy, s.authority.catalog, c, customer, agent, claims, queues, s.authority.now()),
-    )
-  }
+  const signature = listSignature(await usableNow(s, session.principal))
   if (signature === session.listed) return
   session.listed = signature
   await session.server.sendToolListChanged()
+}
+
+/**
+ * What the session's principal may use now, from fresh reads and its latest credential, or null when it may use
+ * nothing at all any more: an agent that no longer holds the case at its token's epoch, a delegate whose chain no
+ * longer holds (a grant revoked or expired, a delegate suspended) or whose customer's case closed.
+ */
+async function usableNow(s: Services, p: McpPrincipal): Promise<UsableTool[] | null> {
+  const { policy } = s.policy.current()
+  const now = s.authority.now()
+  const c = await s.store.getCase(p.caseId)
+  if (c === undefined) return null
+  const [customer, queues] = await Promise.all([
+    s.store.getCustomer(c.customerId),
+    policy.tools.readsQueues ? s.store.queueStats() : Promise.resolve({}),
+  ])
+  const { catalog, delegation } = s.authority
+  if (p.kind === 'agent') {
+    const agent = await s.store.getAgent(p.auth.agent.id)
+    if (agent === undefined || authorityProblem(c, agent, p.auth.claims) !== null) return null
+    return usableTools(policy, catalog, c, customer, agent, p.auth.claims, queues, now)
+  }
+  const chain = await s.store.getGrantChain(p.auth.grant.id)
+  if (chainProblem(chain, now, delegation.maxChain) !== null || c.state !== 'open') return null
+  const scopes = p.auth.scopes.filter((x) => effectiveScopes(chain, delegation).includes(x))
+  const actor = delegateActor(chain, scopes, now, p.auth.claims.jti)
+  return usableDelegateTools(policy, catalog, delegation, c, customer, actor, scopes, queues, now)
 }
