@@ -20,6 +20,7 @@ import { registerApprovalRoutes } from './approval-routes.js'
 import { registerAuditRoutes } from './audit-routes.js'
 import { registerDelegationRoutes } from './delegation-routes.js'
 import { registerEventRoutes } from './event-routes.js'
+import { registerMetrics } from './metrics-routes.js'
 import { errorHandler, problemOf, sendProblem } from './problem.js'
 import {
   clientErrorHandler,
@@ -168,6 +169,8 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     }
   })
 
+  // first: its latency and store-error hooks see every route
+  registerMetrics(app, services)
   registerRoutes(app, services)
   registerAuditRoutes(app, services)
   registerQueueRoutes(app, services)

@@ -102,9 +102,15 @@ export interface WorkStore {
     queue: string,
     options: { readonly limit: number; readonly assigned?: boolean; readonly operatorId?: string },
   ): Promise<WorkItem[]>
-  /** Per queue: waiting, assigned and breached counts, and the earliest SLA deadline of a waiting case. */
+  /**
+   * Per queue: waiting, assigned and breached counts, the earliest SLA deadline of a waiting case and when the
+   * longest-waiting one entered the queue.
+   */
   queueSummary(): Promise<
-    Record<string, { waiting: number; assigned: number; breached: number; nextDue: string | null }>
+    Record<
+      string,
+      { waiting: number; assigned: number; breached: number; nextDue: string | null; oldestWaiting: string | null }
+    >
   >
   operatorLoads(): Promise<OperatorLoad[]>
   /**
@@ -530,16 +536,18 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           eb.fn.count<number>('operator_id').as('assigned'),
           eb.fn.sum<number>('breached').as('breached'),
           sql<string | null>`min(case when operator_id is null then sla_due end)`.as('next_due'),
+          sql<string | null>`min(case when operator_id is null then enqueued_at end)`.as('oldest_waiting'),
         ])
         .groupBy('queue')
         .execute()
-      const out: Record<string, { waiting: number; assigned: number; breached: number; nextDue: string | null }> = {}
+      const out: Awaited<ReturnType<WorkStore['queueSummary']>> = {}
       for (const r of rows) {
         out[r.queue] = {
           waiting: Number(r.total) - Number(r.assigned),
           assigned: Number(r.assigned),
           breached: Number(r.breached ?? 0),
           nextDue: r.next_due,
+          oldestWaiting: r.oldest_waiting,
         }
       }
       return out
