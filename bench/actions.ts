@@ -1,13 +1,9 @@
-import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import autocannon from 'autocannon'
 import { exportJWK, generateKeyPair } from 'jose'
 import { CredentialSigner } from '../src/credentials/tokens.js'
-import { formatKey } from '../src/identity/keys.js'
 import { signAssertion } from '../test/support/assertion.js'
-import { type Figure, figure, startProcess } from './harness.js'
+import { type Figure, figure, startBenchBaton } from './harness.js'
 
 const CONNECTIONS = 16
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
@@ -33,13 +29,8 @@ async function call(base: string, path: string, key: string, body: unknown, form
  * route (POST /v1/cases) on the same server, same connections, same run.
  */
 export async function actionHttpVsIntake(): Promise<Figure> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
-  const adminKey = formatKey('admin', randomBytes(32))
-  const baton = await startProcess(['src/cli/main.ts', 'serve', '--port', '0'], {
-    BATON_DATA_DIR: dataDir,
-    BATON_ADMIN_KEY: adminKey,
-    BATON_ACCESS_TOKEN_TTL_S: '3600',
-  })
+  const baton = await startBenchBaton()
+  const { adminKey } = baton
   try {
     const agentKey = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
     const jwk = await exportJWK(agentKey.publicKey)
@@ -128,7 +119,6 @@ export async function actionHttpVsIntake(): Promise<Figure> {
     )
   } finally {
     await baton.stop()
-    rmSync(dataDir, { recursive: true, force: true })
   }
 }
 

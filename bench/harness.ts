@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { formatKey } from '../src/identity/keys.js'
 
 export const ROOT = resolve(import.meta.dirname, '..')
 
@@ -101,5 +104,33 @@ export function cpuUs(pid: number | undefined): number {
     return (Number(fields[11]) + Number(fields[12])) * 10_000
   } catch {
     return Number.NaN
+  }
+}
+
+/**
+ * `baton serve` on a fresh SQLite data directory with a known admin key and hour-long access tokens (the action
+ * benches hold one token for a whole run); `stop()` ends it and removes the directory.
+ */
+export async function startBenchBaton(): Promise<{
+  readonly url: string
+  readonly adminKey: string
+  readonly proc: ChildProcess
+  stop(): Promise<void>
+}> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
+  const adminKey = formatKey('admin', randomBytes(32))
+  const baton = await startProcess(['src/cli/main.ts', 'serve', '--port', '0'], {
+    BATON_DATA_DIR: dataDir,
+    BATON_ADMIN_KEY: adminKey,
+    BATON_ACCESS_TOKEN_TTL_S: '3600',
+  })
+  return {
+    url: baton.url,
+    adminKey,
+    proc: baton.proc,
+    async stop() {
+      await baton.stop()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
   }
 }

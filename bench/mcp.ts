@@ -1,13 +1,8 @@
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import autocannon from 'autocannon'
-import { formatKey } from '../src/identity/keys.js'
 import { agentKey, caseToken } from '../test/support/mcp.js'
-import { cpuUs, type Figure, figure, startProcess } from './harness.js'
+import { cpuUs, type Figure, figure, startBenchBaton } from './harness.js'
 
 const CONNECTIONS = 16
 const ROUNDS = 3
@@ -37,13 +32,8 @@ function median(xs: readonly number[]): number {
  * alternating slices (the median of the per-round ratios).
  */
 export async function mcpCallVsHttpAction(): Promise<Figure> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
-  const adminKey = formatKey('admin', randomBytes(32))
-  const baton = await startProcess(['src/cli/main.ts', 'serve', '--port', '0'], {
-    BATON_DATA_DIR: dataDir,
-    BATON_ADMIN_KEY: adminKey,
-    BATON_ACCESS_TOKEN_TTL_S: '3600',
-  })
+  const baton = await startBenchBaton()
+  const { adminKey } = baton
   const client = new Client({ name: 'baton-bench', version: '1.0.0' })
   try {
     const key = await agentKey()
@@ -146,6 +136,5 @@ export async function mcpCallVsHttpAction(): Promise<Figure> {
   } finally {
     await client.close().catch(() => undefined)
     await baton.stop()
-    rmSync(dataDir, { recursive: true, force: true })
   }
 }
