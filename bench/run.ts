@@ -2,6 +2,7 @@
 import { actionHttpVsIntake, tokenVsRawCrypto } from './actions.js'
 import { auditAppendVsRaw, auditVerifyAndProofs } from './audit.js'
 import { claimPg8vs1 } from './claim.js'
+import { delegateExchangeVsRawCrypto, delegateIntakeVsService } from './delegation.js'
 import type { Figure } from './harness.js'
 import { intakeHttpVsBare } from './intake-http.js'
 import { intentsAndRouting } from './intents.js'
@@ -15,6 +16,8 @@ const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   claim_pg_8_vs_1: claimPg8vs1,
   action_http_vs_intake: actionHttpVsIntake,
   token_vs_raw_crypto: tokenVsRawCrypto,
+  delegate_exchange_vs_raw_crypto: delegateExchangeVsRawCrypto,
+  delegate_intake_vs_service: delegateIntakeVsService,
   mcp_call_vs_http_action: mcpCallVsHttpAction,
   route_decision: routeDecision,
   intents_and_routing: intentsAndRouting,

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { decodeJwt, importJWK, jwtVerify } from 'jose'
+import { type CryptoKey, decodeJwt, importJWK, jwtVerify } from 'jose'
 import type { AuditActor } from '../audit/entry.js'
 import type { Actor } from '../cases/intake.js'
 import { BatonError, type ErrorCode } from '../errors.js'
@@ -225,10 +225,10 @@ export async function verifyClientAssertion(
   scope: string,
   at: Date,
 ): Promise<{ readonly jti: string; readonly spend: { scope: string; id: string; expiresAt: string } }> {
-  let lastError: unknown = new BatonError('CREDENTIAL_INVALID', 'no registered key')
+  let lastError: unknown
   for (const k of keys) {
     try {
-      const key = await importJWK({ ...(k as object), alg: 'EdDSA' }, 'EdDSA')
+      const key = await publicKeyOf(k)
       const { payload } = await jwtVerify(assertion, key, {
         algorithms: ['EdDSA'],
         issuer: clientId,
@@ -253,7 +253,26 @@ export async function verifyClientAssertion(
       if (e instanceof BatonError) throw e
     }
   }
-  throw credentialError(lastError)
+  throw lastError === undefined ? new BatonError('CREDENTIAL_INVALID', 'no registered key') : credentialError(lastError)
+}
+
+/**
+ * Registered public keys, imported once: a JWK's key never changes (a new key is a new JWK), and whether it still
+ * counts is read from the store on every request, so this holds no authority. Bounded; cleared when full.
+ */
+const importedKeys = new Map<string, Promise<CryptoKey | Uint8Array>>()
+
+function publicKeyOf(jwk: Readonly<Record<string, unknown>>): Promise<CryptoKey | Uint8Array> {
+  const id = `${String(jwk.kty)}|${String(jwk.crv)}|${String(jwk.x)}`
+  let key = importedKeys.get(id)
+  if (key === undefined) {
+    if (importedKeys.size >= 10_000) importedKeys.clear()
+    key = importJWK({ ...(jwk as object), alg: 'EdDSA' }, 'EdDSA')
+    // a key that does not import is not remembered
+    key.catch(() => importedKeys.delete(id))
+    importedKeys.set(id, key)
+  }
+  return key
 }
 
 /**

@@ -214,11 +214,15 @@ export async function exchangeToken(
 
     // the subject: the grant the delegate acts under, named or reached through the upstream delegate's token
     let grant: GrantRecord | undefined
+    let chain: readonly GrantLink[] | undefined
     let upstreamScopes: readonly string[] | undefined
     if (subjectType === TOKEN_TYPES.grant) {
-      grant = await deps.store.getGrant(subjectToken)
-      if (grant === undefined)
+      // the grant and the chain above it in one read
+      chain = await deps.store.getGrantChain(subjectToken)
+      grant = chain.at(-1)?.grant
+      if (grant === undefined || grant.id !== subjectToken) {
         throw new BatonError('GRANT_NOT_FOUND', `subject_token: no grant '${subjectToken.slice(0, 64)}'`)
+      }
       if (grant.delegateId !== delegate.id) {
         throw new BatonError(
           'DELEGATION_MISMATCH',
@@ -269,7 +273,7 @@ export async function exchangeToken(
     }
     if (grant === undefined) throw new BatonError('GRANT_NOT_FOUND', 'subject_token: no grant')
 
-    const chain = await deps.store.getGrantChain(grant.id)
+    chain ??= await deps.store.getGrantChain(grant.id)
     const problem = chainProblem(chain, at, deps.delegation.maxChain)
     if (problem !== null) throw new BatonError(problem.code, problem.message)
     const effective = effectiveScopes(chain, deps.delegation).filter(

@@ -170,6 +170,24 @@ function runDelegationContract(engine: string, open: () => Promise<{ store: Stor
       expect(await s.isSpent('delegate_assertion', 'acme:jti-1')).toBe(true)
     })
 
+    it('records concurrent exchanges, sharing commits, each once: every replay refused, every other one audited', async () => {
+      const size = await s.auditSize()
+      const ids = Array.from({ length: 60 }, (_, i) => `acme:burst-${i % 40}`)
+      const results = await Promise.all(
+        ids.map((id, i) =>
+          s.recordExchange({ scope: 'delegate_assertion', id, expiresAt: '2099-01-01T00:00:00.000Z' }, [
+            audit('delegate.token_issued', { n: i, id }),
+          ]),
+        ),
+      )
+      // the first of each id wins, whichever transaction it landed in; the 20 repeats are refused
+      expect(results.filter(Boolean)).toHaveLength(40)
+      for (let i = 0; i < 40; i++) expect(results[i]).toBe(true)
+      for (let i = 40; i < 60; i++) expect(results[i]).toBe(false)
+      const entries = (await s.readAudit(size, await s.auditSize())).map((e) => JSON.parse(e.entry))
+      expect(entries.map((e) => e.data.n).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i))
+    })
+
     it('keeps a confirmation with its action and expiry timer, settled exactly once', async () => {
       const c: CaseRecord = {
         id: 'cs_c',

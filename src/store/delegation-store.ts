@@ -79,8 +79,26 @@ export interface DelegationStore {
   ): Promise<boolean>
 }
 
-export function delegationStore({ db, engine, tx }: StoreParts): DelegationStore {
+interface Exchange {
+  readonly spend: { readonly scope: string; readonly id: string; readonly expiresAt: string }
+  readonly audit: readonly AuditEntryBody[]
+}
+
+export function delegationStore({ db, engine, tx, pipelined }: StoreParts): DelegationStore {
   const lockRow = engine === 'postgres' ? sql` for update` : sql``
+  // Token exchanges that arrive together share a commit (a replay is an answer, false, not a failure).
+  const recordExchange = pipelined(async (trx, items: readonly Exchange[]) => {
+    const now = new Date()
+    const out: boolean[] = []
+    const audit: AuditEntryBody[] = []
+    for (const x of items) {
+      const spent = await spendOnceIn(trx, x.spend.scope, x.spend.id, x.spend.expiresAt, now)
+      out.push(spent)
+      if (spent) audit.push(...x.audit)
+    }
+    await appendAuditIn(trx, audit)
+    return out
+  })
 
   async function descendants(trx: Transaction<Database>, id: string): Promise<string[]> {
     const r = await sql<{ id: string }>`
@@ -230,12 +248,8 @@ export function delegationStore({ db, engine, tx }: StoreParts): DelegationStore
         return revoked
       })
     },
-    async recordExchange(spend, audit) {
-      return tx(async (trx) => {
-        if (!(await spendOnceIn(trx, spend.scope, spend.id, spend.expiresAt, new Date()))) return false
-        await appendAuditIn(trx, audit)
-        return true
-      })
+    recordExchange(spend, audit) {
+      return recordExchange({ spend, audit })
     },
   }
 }
