@@ -39,6 +39,9 @@ export interface WebhookDispatcher {
 }
 
 const BATCH = 200
+// A subscription's lease: twice one delivery's 10 s timeout, renewed after every event, so a node killed mid-pass
+// (SIGKILL) holds its subscriptions for at most 20 s instead of a fixed minute.
+const LEASE_MS = 20_000
 
 /**
  * Webhook delivery by tailing the audit log. Each subscription keeps its own durable cursor (the next audit seq to
@@ -108,6 +111,7 @@ export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher
           lastError: error,
           delivered,
           failed,
+          leaseUntil: new Date(now.getTime() + LEASE_MS).toISOString(),
         })
         if (!kept || loop.stopping) return
       }
@@ -130,7 +134,7 @@ export function createWebhookDispatcher(deps: DispatcherDeps): WebhookDispatcher
     const hooks = await deps.store.leaseDueWebhooks(
       now.toISOString(),
       deps.owner,
-      new Date(now.getTime() + 60_000).toISOString(),
+      new Date(now.getTime() + LEASE_MS).toISOString(),
     )
     await Promise.all(
       hooks.map(async (h) => {

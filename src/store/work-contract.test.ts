@@ -400,6 +400,11 @@ for (const engine of engines) {
       await store.releaseWebhook('wh_1', 'node-a')
       expect(await store.getWebhook('wh_1')).toMatchObject({ cursor: 9, attempts: 2, lastError: 'HTTP 500' })
       expect((await store.leaseDueWebhooks(at(5), 'node-b', at(65))).map((h) => h.id)).not.toContain('wh_1')
+      // A pass's heartbeat: saved progress with leaseUntil extends the lease past its first end, and only that far.
+      expect((await store.leaseDueWebhooks(at(20), 'node-a', at(80))).map((h) => h.id)).toContain('wh_1')
+      expect(await store.saveWebhookProgress('wh_1', 'node-a', { ...p, leaseUntil: at(140) })).toBe(true)
+      expect((await store.leaseDueWebhooks(at(90), 'node-b', at(150))).map((h) => h.id)).not.toContain('wh_1')
+      expect((await store.leaseDueWebhooks(at(141), 'node-b', at(201))).map((h) => h.id)).toContain('wh_1')
       expect(await store.deleteWebhook('wh_1', at(11), { type: 'webhook.deleted', at: at(11), data: {} })).toBe(true)
       expect((await store.listWebhooks()).map((h) => h.id)).not.toContain('wh_1')
       expect(await store.deleteWebhook('wh_1', at(12), { type: 'webhook.deleted', at: at(12), data: {} })).toBe(false)

@@ -77,6 +77,8 @@ export interface WebhookProgress {
   readonly lastError: string | null
   readonly delivered: number
   readonly failed: number
+  /** When given, the lease is extended to this time (ISO 8601): the holder's heartbeat while it delivers. */
+  readonly leaseUntil?: string
 }
 
 /**
@@ -873,6 +875,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
           last_error: p.lastError,
           delivered: p.delivered,
           failed: p.failed,
+          ...(p.leaseUntil === undefined ? {} : { lease_until: p.leaseUntil }),
         })
         .where('id', '=', id)
         .where('lease_owner', '=', owner)
