@@ -11,6 +11,7 @@ import { registerKeyCommands } from './keys.js'
 import { registerPolicyCommands } from './policy.js'
 import { registerQualityCommands, registerReplayCommand } from './quality.js'
 import { registerServe } from './serve.js'
+import { registerSimulateCommand } from './simulate.js'
 
 /**
  * The CLI. Command modules import only commander and small helpers at the top and load what a command needs when
@@ -34,6 +35,7 @@ export function buildCli(): Command {
   registerEvalCommands(program)
   registerQualityCommands(program)
   registerReplayCommand(program)
+  registerSimulateCommand(program)
   return program
 }
 

@@ -48,6 +48,8 @@ export interface Escalation {
   pickedAt: number | undefined
   /** When it left the humans' hands unpicked (back to an AI agent, closed). */
   leftAt: number | undefined
+  /** When the operator who took it was done with it (the case handed on or closed): their handle time ends. */
+  endedAt?: number | undefined
 }
 
 export interface Gate {
@@ -99,6 +101,12 @@ export function openEscalation(s: CaseState): Escalation | undefined {
   return e !== undefined && e.pickedAt === undefined && e.leftAt === undefined ? e : undefined
 }
 
+/** The last escalation, taken and still held, is done with at `at`. */
+function endHandling(s: CaseState, at: number): void {
+  const e = s.escalations.at(-1)
+  if (e !== undefined && e.pickedAt !== undefined && e.endedAt === undefined) e.endedAt = at
+}
+
 /** Folds one event of the case into its state (mutating `s`, which only the fold holds). */
 export function evolve(s: CaseState, e: HistoryEvent): void {
   switch (e.type) {
@@ -139,6 +147,7 @@ export function evolve(s: CaseState, e: HistoryEvent): void {
       return
     }
     case 'handed_off': {
+      endHandling(s, e.at)
       if (e.counts) s.bounces++
       if (e.trigger === 'max_handoffs') s.capHit = true
       const open = openEscalation(s)
@@ -170,6 +179,7 @@ export function evolve(s: CaseState, e: HistoryEvent): void {
       return
     }
     case 'closed': {
+      endHandling(s, e.at)
       s.closedAt = e.at
       const open = openEscalation(s)
       if (open !== undefined) open.leftAt = e.at
