@@ -376,6 +376,56 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)('operator
   )
 
   it(
+    'an analyst sees the quality figures with their charts and previews a candidate policy on past decisions',
+    async () => {
+      const analyst = (await t.app.services.keys.create('analyst', 'analyst', ADMIN_ACTOR)).key
+      const a = await newPage()
+      await a.goto('/console/login')
+      await a.getByLabel('API key').fill(analyst)
+      await a.getByRole('button', { name: 'Sign in' }).click()
+      // an analyst lands on Quality; the navigation offers the figures only
+      await a.getByRole('heading', { name: 'Quality', level: 1 }).waitFor()
+      const nav = a.getByRole('navigation', { name: 'Main' })
+      expect(await nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Quality'])
+      await poll(() => a.locator('body').getAttribute('data-charts-drawn')).toBe('4')
+      const opened = await a.locator('.figure', { hasText: 'Escalation' }).first().textContent()
+      expect(opened).toMatch(/of \d+ cases/)
+      // the same numbers as the API
+      const api = (await inject('GET', '/v1/quality', analyst)).json()
+      await expect
+        .poll(() => a.locator('.figure', { hasText: 'Automation' }).textContent())
+        .toContain(`${api.automation.automated} of ${api.automation.closed} closed`)
+      // the candidate sends order questions to a person: the backlog's order questions would change
+      const source = await (await inject('GET', '/v1/policy/source', t.keys.admin)).body
+      const candidate = source
+        .replace('version: 1', 'version: 2')
+        .replace(
+          "route: { handler: agent, agent: shop-assistant }\n      reason: Order status questions are the assistant's job",
+          'route: { handler: operator, queue: general }\n      reason: Order status questions go to a person',
+        )
+      await a.getByLabel('Candidate policy (YAML)').fill(candidate)
+      await a.getByRole('button', { name: 'Preview' }).click()
+      await a.locator('#preview-summary').waitFor()
+      expect(await a.locator('#preview-summary').textContent()).toMatch(/would change \(AI → human [1-9]/)
+      expect(await a.locator('#preview-rules').textContent()).toContain('order-status')
+      await shot(a, 'quality')
+      // a candidate that does not compile: its position
+      await a
+        .getByLabel('Candidate policy (YAML)')
+        .fill(candidate.replace('signals.topics.order_status', 'signals.topics.nope'))
+      await a.getByRole('button', { name: 'Preview' }).click()
+      await poll(() => a.locator('#preview-result li').first().textContent()).toMatch(/^candidate\.yaml:\d+:\d+: /)
+      // nothing else is open to an analyst
+      const queue = await a.goto('/console/queue')
+      expect(queue?.status()).toBe(403)
+      // and an operator has no Quality page
+      expect((await page.goto('/console/quality'))?.status()).toBe(403)
+      await page.goBack()
+    },
+    STEP,
+  )
+
+  it(
     'lists agents with owners, lifecycle, granted vs used tools; only an admin may suspend',
     async () => {
       await page.getByRole('link', { name: 'Agents' }).click()

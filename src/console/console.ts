@@ -11,16 +11,17 @@ import { BatonError } from '../errors.js'
 import { FORM_BODY } from '../http/protocol.js'
 import type { Services } from '../http/services.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
-import { readOverview } from '../quality/read.js'
+import { readOverview, readQuality } from '../quality/read.js'
 import type { ApiKeyRecord } from '../store/ports.js'
 import type { SafeHtml } from './html.js'
-import { loginPage, notFoundPage, type Viewer } from './layout.js'
+import { ANALYST_PAGES, loginPage, notFoundPage, type Viewer } from './layout.js'
 import { agentsPage, loadAgents } from './pages/agents.js'
 import { approvalsBody, approvalsPage, caseActions, loadApprovals } from './pages/approvals.js'
 import { auditPage, loadAudit } from './pages/audit.js'
 import { casePage, loadCase } from './pages/case.js'
 import { delegatesPage, loadDelegates } from './pages/delegates.js'
 import { overviewPage } from './pages/overview.js'
+import { qualityPage } from './pages/quality.js'
 import { loadQueue, queuePage, queueRows, queueSummary } from './pages/queue.js'
 import {
   csrfToken,
@@ -43,7 +44,7 @@ interface Session {
   readonly csrf: string
 }
 
-const CONSOLE_ROLES = new Set(['operator', 'admin'])
+const CONSOLE_ROLES = new Set(['operator', 'admin', 'analyst'])
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** Nothing leaves Baton: every script, style, image and connection is same-origin. */
@@ -86,7 +87,8 @@ function loadAssets(): Map<string, { body: Buffer; type: string }> {
 
 /** The same actor an API request with this key gets (src/http/server.ts): a key naming an operator acts as them. */
 function actorOf(key: ApiKeyRecord): Actor {
-  return { kind: key.role === 'admin' ? 'admin' : 'operator', id: key.principalId ?? key.id, roles: [key.role] }
+  const kind = key.role === 'admin' ? 'admin' : key.role === 'analyst' ? 'analyst' : 'operator'
+  return { kind, id: key.principalId ?? key.id, roles: [key.role] }
 }
 
 function isHttps(req: FastifyRequest): boolean {
@@ -208,6 +210,15 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
           return undefined
         }
       }
+      // an analyst key opens the figures only (and signs out)
+      const path = req.url.split('?')[0]!
+      if (session.key.role === 'analyst' && !ANALYST_PAGES.includes(path) && path !== '/console/logout') {
+        await reply
+          .code(403)
+          .type('text/plain; charset=utf-8')
+          .send('An analyst key opens the Overview and Quality pages only')
+        return undefined
+      }
       const actor = actorOf(session.key)
       const operator = actor.kind === 'operator' ? await s.store.getOperator(actor.id) : undefined
       return {
@@ -266,7 +277,7 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       const record = looksLikeKey(key) ? await s.store.findKeyByHash(hashKey(key)) : undefined
       if (record === undefined || record.revokedAt !== null) return again('That key is unknown or revoked.', 401)
       if (!CONSOLE_ROLES.has(record.role)) {
-        return again(`A ${record.role} key cannot sign in to the console; use an operator or admin key.`, 403)
+        return again(`A ${record.role} key cannot sign in to the console; use an operator, analyst or admin key.`, 403)
       }
       const claims: SessionClaims = {
         sid: newSessionId(),
@@ -283,6 +294,9 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
         },
       ])
       reply.clearCookie(LOGIN_CSRF_COOKIE, { path: '/console/login' })
+      // an analyst reads the figures only
+      const landing =
+        record.role === 'analyst' && !ANALYST_PAGES.includes(next.split('?')[0]!) ? '/console/quality' : next
       reply.setCookie(SESSION_COOKIE, encodeClaims(claims), {
         signed: true,
         httpOnly: true,
@@ -291,7 +305,7 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
         path: '/',
         maxAge: SESSION_TTL_S,
       })
-      return reply.redirect(next, 303)
+      return reply.redirect(landing, 303)
     })
 
     c.post('/console/logout', { schema: { hide: true, consumes: FORM_BODY } }, async (req, reply) => {
@@ -390,6 +404,28 @@ export async function registerConsole(app: FastifyInstance, s: Services): Promis
       const viewer = await requireViewer(req, reply)
       if (viewer === undefined) return reply
       return page(reply, overviewPage(viewer, await readOverview(s.quality, s.live)))
+    })
+
+    c.get('/console/quality', { schema: { hide: true } }, async (req, reply) => {
+      const viewer = await requireViewer(req, reply)
+      if (viewer === undefined) return reply
+      if (viewer.role === 'operator')
+        return reply.code(403).type('text/plain; charset=utf-8').send('admins and analysts only')
+      const q = req.query as { since?: string; queue?: string; agent?: string }
+      const given = {
+        since: q.since || '7d',
+        ...(q.queue ? { queue: q.queue } : {}),
+        ...(q.agent ? { agent: q.agent } : {}),
+      }
+      const queues = s.workspace.queues.map((x) => x.id)
+      try {
+        return page(reply, qualityPage(viewer, await readQuality(s.quality, given), { since: given.since, queues }))
+      } catch (e) {
+        if (!(e instanceof BatonError)) throw e
+        // a bad filter: the page says why, over the default figures
+        const r = await readQuality(s.quality, {})
+        return page(reply, qualityPage(viewer, r, { since: '7d', queues, error: e.message }), 400)
+      }
     })
 
     c.get('/console/api/overview', { schema: { hide: true } }, async (req, reply) => {

@@ -14,16 +14,27 @@ export interface Viewer {
   readonly csrf: string
 }
 
-export type PageId = 'queue' | 'approvals' | 'agents' | 'delegates' | 'audit' | 'overview' | 'case'
+export type PageId = 'queue' | 'approvals' | 'agents' | 'delegates' | 'audit' | 'overview' | 'quality' | 'case'
 
-const NAV: readonly { readonly id: PageId; readonly href: string; readonly label: string }[] = [
-  { id: 'queue', href: '/console/queue', label: 'Queue' },
-  { id: 'approvals', href: '/console/approvals', label: 'Approvals' },
-  { id: 'agents', href: '/console/agents', label: 'Agents' },
-  { id: 'delegates', href: '/console/delegates', label: 'Delegates' },
-  { id: 'audit', href: '/console/audit', label: 'Audit' },
-  { id: 'overview', href: '/console/overview', label: 'Overview' },
+const STAFF: readonly Role[] = ['admin', 'operator']
+
+const NAV: readonly {
+  readonly id: PageId
+  readonly href: string
+  readonly label: string
+  readonly roles: readonly Role[]
+}[] = [
+  { id: 'queue', href: '/console/queue', label: 'Queue', roles: STAFF },
+  { id: 'approvals', href: '/console/approvals', label: 'Approvals', roles: STAFF },
+  { id: 'agents', href: '/console/agents', label: 'Agents', roles: STAFF },
+  { id: 'delegates', href: '/console/delegates', label: 'Delegates', roles: STAFF },
+  { id: 'audit', href: '/console/audit', label: 'Audit', roles: STAFF },
+  { id: 'overview', href: '/console/overview', label: 'Overview', roles: [...STAFF, 'analyst'] },
+  { id: 'quality', href: '/console/quality', label: 'Quality', roles: ['admin', 'analyst'] },
 ]
+
+/** The pages an analyst key may open: the read-only figures. */
+export const ANALYST_PAGES: readonly string[] = ['/console/overview', '/console/api/overview', '/console/quality']
 
 export const ASSET = {
   css: '/console/assets/console.css',
@@ -54,10 +65,10 @@ export function layout(opts: {
 <body data-page="${opts.page}">
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
-  <a class="brand" href="/console/queue">Baton</a>
+  <a class="brand" href="${viewer.role === 'analyst' ? '/console/quality' : '/console/queue'}">Baton</a>
   <nav aria-label="Main">
     <ul>
-      ${NAV.map(
+      ${NAV.filter((n) => n.roles.includes(viewer.role)).map(
         (n) => html`<li><a href="${n.href}"${n.id === opts.page ? html` aria-current="page"` : ''}>${n.label}</a></li>`,
       )}
     </ul>
@@ -97,7 +108,7 @@ export function loginPage(opts: { readonly csrf: string; readonly error?: string
 <body class="login">
 <main id="main">
   <h1>Baton console</h1>
-  <p>Sign in with an operator or admin API key.</p>
+  <p>Sign in with an operator, analyst or admin API key.</p>
   ${opts.error === undefined ? '' : html`<p class="error" role="alert" id="login-error">${opts.error}</p>`}
   <form method="post" action="/console/login" class="card">
     <input type="hidden" name="_csrf" value="${opts.csrf}">

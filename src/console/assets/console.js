@@ -393,7 +393,137 @@ function drawCharts(s) {
 if (document.getElementById('chart-handler')) {
   const load = () => api('GET', '/console/api/overview').then(drawCharts)
   load()
-  onChange(load)
+  // an analyst's key reads the figures, not the event stream
+  if (document.querySelector('meta[name="baton-role"]')?.getAttribute('content') !== 'analyst') onChange(load)
+}
+
+// ---- quality: charts of GET /v1/quality, and a policy preview on past decisions -------------------------------------
+
+function drawQuality(d) {
+  const Chart = window.Chart
+  if (!Chart) return
+  const bar = (id, labels, data, color) =>
+    new Chart(document.getElementById(id), {
+      type: 'bar',
+      data: { labels, datasets: [{ label: 'count', data, backgroundColor: color }] },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        plugins: { legend: { display: false } },
+      },
+    })
+  bar(
+    'q-causes',
+    Object.keys(d.causes).map((k) => k.replaceAll('_', ' ')),
+    Object.values(d.causes),
+    PALETTE[1],
+  )
+  bar('q-bounces', d.bounces.labels, d.bounces.counts, PALETTE[0])
+  new Chart(document.getElementById('q-ownership'), {
+    type: 'doughnut',
+    data: {
+      labels: ['within SLA', 'late', 'waiting', 'withdrawn'],
+      datasets: [
+        {
+          data: [d.ownership.within, d.ownership.late, d.ownership.pending, d.ownership.withdrawn],
+          backgroundColor: [PALETTE[2], PALETTE[1], PALETTE[4], PALETTE[6]],
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      plugins: { legend: { position: 'bottom' } },
+    },
+  })
+  const states = [...new Set([...Object.keys(d.approvals), ...Object.keys(d.confirmations)])].sort()
+  new Chart(document.getElementById('q-approvals'), {
+    type: 'bar',
+    data: {
+      labels: states,
+      datasets: [
+        { label: 'approvals', data: states.map((s) => d.approvals[s] ?? 0), backgroundColor: PALETTE[3] },
+        { label: 'confirmations', data: states.map((s) => d.confirmations[s] ?? 0), backgroundColor: PALETTE[5] },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      plugins: { legend: { position: 'bottom' } },
+    },
+  })
+  document.body.dataset.chartsDrawn = '4'
+}
+
+const qualityData = document.getElementById('quality-data')
+if (qualityData) drawQuality(JSON.parse(qualityData.textContent))
+
+function element(tag, text) {
+  const el = document.createElement(tag)
+  el.textContent = String(text)
+  return el
+}
+
+const previewForm = document.getElementById('preview-form')
+if (previewForm) {
+  const out = document.getElementById('preview-result')
+  previewForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault()
+    out.replaceChildren(element('p', 'Deciding the stored decisions again…'))
+    const r = await fetch('/v1/policy/preview', {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/yaml', 'x-csrf-token': csrf },
+      credentials: 'same-origin',
+      body: previewForm.candidate.value,
+    })
+    const j = await r.json().catch(() => null)
+    if (!r.ok) {
+      const p = element('p', j?.detail ?? `${r.status} ${r.statusText}`)
+      p.className = 'error'
+      p.setAttribute('role', 'alert')
+      const list = document.createElement('ul')
+      for (const pos of j?.positions ?? [])
+        list.append(element('li', `${pos.file}:${pos.line}:${pos.column}: ${pos.message}`))
+      out.replaceChildren(p, list)
+      return
+    }
+    const summary = element(
+      'p',
+      `${j.candidate.name} v${j.candidate.version}: ${j.decisions} decisions decided again, ${j.changed} would change (AI → human ${j.totals.aiToHuman}, human → AI ${j.totals.humanToAi}, queue ${j.totals.queue}, agent ${j.totals.agent}, operator ↔ hybrid ${j.totals.mode}, tool outcome ${j.totals.toolOutcome}).`,
+    )
+    summary.id = 'preview-summary'
+    const table = document.createElement('table')
+    table.className = 'grid'
+    table.id = 'preview-rules'
+    const head = document.createElement('tr')
+    for (const h of ['Rule', 'Changed', 'AI → human', 'human → AI', 'queue', 'was decided by', 'sample cases'])
+      head.append(element('th', h))
+    table.append(head)
+    for (const [rule, c] of Object.entries(j.byRule)) {
+      const tr = document.createElement('tr')
+      tr.append(
+        element('th', rule),
+        element('td', c.changed),
+        element('td', c.aiToHuman),
+        element('td', c.humanToAi),
+        element('td', c.queue),
+      )
+      tr.append(
+        element(
+          'td',
+          Object.entries(c.from)
+            .map(([k, n]) => `${k} ×${n}`)
+            .join(', '),
+        ),
+        element('td', c.sampleCaseIds.join(', ')),
+      )
+      table.append(tr)
+    }
+    out.replaceChildren(summary, table)
+  })
 }
 
 // ---- approvals: decide through the approvals API, live list -------------------------------------------------------
