@@ -3,25 +3,10 @@ import autocannon from 'autocannon'
 import { exportJWK, generateKeyPair } from 'jose'
 import { CredentialSigner } from '../src/credentials/tokens.js'
 import { signAssertion } from '../test/support/assertion.js'
-import { type Figure, figure, startBenchBaton } from './harness.js'
+import { postJson as call, type Figure, figure, startBenchBaton } from './harness.js'
 
 const CONNECTIONS = 16
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON answers of the bench's own set-up calls
-async function call(base: string, path: string, key: string, body: unknown, form = false): Promise<any> {
-  const res = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${key}`,
-      'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json',
-    },
-    body: form ? new URLSearchParams(body as Record<string, string>).toString() : JSON.stringify(body),
-  })
-  const json = await res.json()
-  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
 
 /**
  * action_http_vs_intake: tool-action decisions per second through HTTP (access-token verification, the agent and

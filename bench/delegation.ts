@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, randomUUID, sign, verify } from 'node:crypto'
+import { generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,9 +8,8 @@ import pino from 'pino'
 import { createApp } from '../src/app.js'
 import { configFrom } from '../src/config.js'
 import { exchangeToken } from '../src/delegation/token-exchange.js'
-import { formatKey } from '../src/identity/keys.js'
 import { SHOP } from '../test/support/app.js'
-import { cpuUs, type Figure, figure, startProcess } from './harness.js'
+import { postJson as call, cpuUs, type Figure, figure, startBenchBaton } from './harness.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const GRANT_TYPE = 'urn:baton:params:oauth:token-type:grant'
@@ -180,21 +179,6 @@ export async function delegateExchangeVsRawCrypto(): Promise<Figure> {
   }
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON answers of the bench's own set-up calls
-async function call(base: string, path: string, key: string, body: unknown, form = false): Promise<any> {
-  const res = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: {
-      ...(key === '' ? {} : { authorization: `Bearer ${key}` }),
-      'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json',
-    },
-    body: form ? new URLSearchParams(body as Record<string, string>).toString() : JSON.stringify(body),
-  })
-  const json = await res.json()
-  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
 const MESSAGES = [
   'Hi, where is my order #<id>? It was supposed to arrive yesterday.',
   'The parcel <id> arrived damaged, I would like a refund please',
@@ -208,12 +192,8 @@ const MESSAGES = [
  * by the same requests with the helpdesk's service key, on the same server and connections, in alternating 4 s slices.
  */
 export async function delegateIntakeVsService(): Promise<Figure> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
-  const adminKey = formatKey('admin', randomBytes(32))
-  const baton = await startProcess(['src/cli/main.ts', 'serve', '--port', '0'], {
-    BATON_DATA_DIR: dataDir,
-    BATON_ADMIN_KEY: adminKey,
-  })
+  const baton = await startBenchBaton()
+  const adminKey = baton.adminKey
   const durationS = Number(process.env.BENCH_DURATION_S ?? 4)
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
   try {
@@ -320,6 +300,5 @@ export async function delegateIntakeVsService(): Promise<Figure> {
     )
   } finally {
     await baton.stop()
-    rmSync(dataDir, { recursive: true, force: true })
   }
 }

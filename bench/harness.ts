@@ -134,3 +134,22 @@ export async function startBenchBaton(): Promise<{
     },
   }
 }
+
+/**
+ * A bench's own set-up call: POST `body` to `base + path` with `key` (none when empty), as JSON or as a form, and the
+ * JSON answer; anything but 2xx throws with the answer.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers of the bench's own set-up calls
+export async function postJson(base: string, path: string, key: string, body: unknown, form = false): Promise<any> {
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: {
+      ...(key === '' ? {} : { authorization: `Bearer ${key}` }),
+      'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json',
+    },
+    body: form ? new URLSearchParams(body as Record<string, string>).toString() : JSON.stringify(body),
+  })
+  const json = await res.json()
+  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json
+}

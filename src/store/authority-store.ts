@@ -535,24 +535,7 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
     },
     async settleApproval(id, to, by, at, reason, actionState, audit) {
       return tx(async (trx) => {
-        const before = await trx.selectFrom('approvals').selectAll().where('id', '=', id).executeTakeFirst()
-        if (before === undefined) throw new BatonError('APPROVAL_NOT_FOUND', `no approval with id '${id}'`)
-        const r = await trx
-          .updateTable('approvals')
-          .set({ state: to, decided_by: by, decided_at: at, reason })
-          .where('id', '=', id)
-          .where('state', '=', 'pending')
-          .executeTakeFirst()
-        if (Number(r.numUpdatedRows) !== 1) {
-          throw new BatonError('APPROVAL_NOT_PENDING', `approval ${id} is already ${before.state}; nothing was done`)
-        }
-        await trx
-          .updateTable('actions')
-          .set({ state: actionState, updated_at: at })
-          .where('id', '=', before.action_id)
-          .where('state', '=', 'awaiting_approval')
-          .execute()
-        await appendAuditIn(trx, audit)
+        const before = await settlePending(trx, APPROVALS, id, { to, by, at, reason, actionState }, audit)
         return { ...toApproval(before), state: to, decidedBy: by, decidedAt: at, reason }
       })
     },
@@ -571,31 +554,77 @@ export function authorityStore({ db, engine, tx }: StoreParts): AuthorityStore {
     },
     async settleConfirmation(id, to, by, at, reason, actionState, audit) {
       return tx(async (trx) => {
-        const before = await trx.selectFrom('confirmations').selectAll().where('id', '=', id).executeTakeFirst()
-        if (before === undefined) throw new BatonError('CONFIRMATION_NOT_FOUND', `no confirmation with id '${id}'`)
-        const r = await trx
-          .updateTable('confirmations')
-          .set({ state: to, decided_by: by, decided_at: at, reason })
-          .where('id', '=', id)
-          .where('state', '=', 'pending')
-          .executeTakeFirst()
-        if (Number(r.numUpdatedRows) !== 1) {
-          throw new BatonError(
-            'CONFIRMATION_NOT_PENDING',
-            `confirmation ${id} is already ${before.state}; nothing was done`,
-          )
-        }
-        await trx
-          .updateTable('actions')
-          .set({ state: actionState, updated_at: at })
-          .where('id', '=', before.action_id)
-          .where('state', '=', 'awaiting_confirmation')
-          .execute()
-        await appendAuditIn(trx, audit)
+        const before = await settlePending(trx, CONFIRMATIONS, id, { to, by, at, reason, actionState }, audit)
         return { ...toConfirmation(before), state: to, decidedBy: by, decidedAt: at, reason }
       })
     },
   }
+}
+
+/** What a pending approval or customer confirmation is settled in, and how its refusals are named. */
+interface PendingKind<T extends 'approvals' | 'confirmations'> {
+  readonly table: T
+  /** The state the gated action waits in. */
+  readonly awaiting: ActionState
+  readonly notFound: 'APPROVAL_NOT_FOUND' | 'CONFIRMATION_NOT_FOUND'
+  readonly notPending: 'APPROVAL_NOT_PENDING' | 'CONFIRMATION_NOT_PENDING'
+  readonly what: string
+}
+
+const APPROVALS: PendingKind<'approvals'> = {
+  table: 'approvals',
+  awaiting: 'awaiting_approval',
+  notFound: 'APPROVAL_NOT_FOUND',
+  notPending: 'APPROVAL_NOT_PENDING',
+  what: 'approval',
+}
+const CONFIRMATIONS: PendingKind<'confirmations'> = {
+  table: 'confirmations',
+  awaiting: 'awaiting_confirmation',
+  notFound: 'CONFIRMATION_NOT_FOUND',
+  notPending: 'CONFIRMATION_NOT_PENDING',
+  what: 'confirmation',
+}
+
+/**
+ * Settles a pending approval or confirmation in `trx` with a conditional update (a second decision finds it no longer
+ * pending and changes nothing), moves the gated action out of its waiting state and appends `audit`. Returns the row
+ * as it was before.
+ */
+async function settlePending<T extends 'approvals' | 'confirmations'>(
+  trx: Transaction<Database>,
+  kind: PendingKind<T>,
+  id: string,
+  s: {
+    readonly to: string
+    readonly by: string | null
+    readonly at: string
+    readonly reason: string | null
+    readonly actionState: ActionState
+  },
+  audit: readonly AuditEntryBody[],
+): Promise<Database[T]> {
+  // both tables share these columns; kysely types one table at a time
+  const table = kind.table as 'approvals'
+  const before = await trx.selectFrom(table).selectAll().where('id', '=', id).executeTakeFirst()
+  if (before === undefined) throw new BatonError(kind.notFound, `no ${kind.what} with id '${id}'`)
+  const r = await trx
+    .updateTable(table)
+    .set({ state: s.to, decided_by: s.by, decided_at: s.at, reason: s.reason })
+    .where('id', '=', id)
+    .where('state', '=', 'pending')
+    .executeTakeFirst()
+  if (Number(r.numUpdatedRows) !== 1) {
+    throw new BatonError(kind.notPending, `${kind.what} ${id} is already ${before.state}; nothing was done`)
+  }
+  await trx
+    .updateTable('actions')
+    .set({ state: s.actionState, updated_at: s.at })
+    .where('id', '=', before.action_id)
+    .where('state', '=', kind.awaiting)
+    .execute()
+  await appendAuditIn(trx, audit)
+  return before as unknown as Database[T]
 }
 
 function fromConfirmation(c: ConfirmationRecord): Database['confirmations'] {
