@@ -7,6 +7,7 @@ import type { Figure } from './harness.js'
 import { intakeHttpVsBare } from './intake-http.js'
 import { intentsAndRouting } from './intents.js'
 import { mcpCallVsHttpAction } from './mcp.js'
+import { qualityFigures } from './quality.js'
 import { routeDecision } from './route-decision.js'
 
 const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
@@ -21,6 +22,7 @@ const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   mcp_call_vs_http_action: mcpCallVsHttpAction,
   route_decision: routeDecision,
   intents_and_routing: intentsAndRouting,
+  quality_1m: qualityFigures,
 }
 
 const only = process.argv.slice(2)

@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely'
+import { sql } from 'kysely'
 import type { DecisionRecord } from '../cases/records.js'
 import type { StoredEvent } from '../quality/history.js'
 import { type StoreParts, toDecision } from './kysely-store.js'
@@ -70,39 +70,41 @@ const NEEDED = [
 
 export function historyStore({ db, engine }: StoreParts): HistoryStore {
   const pg = engine === 'postgres'
-  // The lean data of each event, built by the engine's JSON functions so the facts are never sent over.
-  const field = (col: string, name: string): RawBuilder<unknown> =>
-    pg ? sql.raw(`(${col}::jsonb -> '${name}')`) : sql.raw(`(${col} -> '$."${name}"')`)
-  const text = (col: string, name: string): RawBuilder<unknown> =>
-    pg ? sql.raw(`(${col}::jsonb ->> '${name}')`) : sql.raw(`(${col} ->> '$."${name}"')`)
-  const object = (pairs: readonly [string, RawBuilder<unknown>][]): RawBuilder<unknown> => {
-    const args = sql.join(pairs.flatMap(([k, v]) => [sql.lit(k), v]))
-    return pg ? sql`json_build_object(${args})::text` : sql`json_object(${args})`
-  }
-  const decidedOf = (col: string, id: RawBuilder<unknown>, kind: RawBuilder<unknown>, outcome: RawBuilder<unknown>) =>
-    object([
-      ['decisionId', id],
-      ['kind', kind],
-      ['outcome', outcome],
-      ['handler', field(col, 'handler')],
-      ['rules', field(col, 'rules')],
-      ['trigger', text(col, 'trigger')],
-      ['policy', field(col, 'policy')],
-      ['messageId', text(col, 'messageId')],
-    ])
-  const lean = sql`case e.type
-    when 'message.received' then ${object([
-      ['messageId', text('e.data', 'messageId')],
-      ['text', text('e.data', 'text')],
-    ])}
+  // The lean data of each event, built by the engine's JSON functions so the facts are never sent over. SQLite
+  // parses a JSON text again for every function call on it, so each text is read by one call: json_extract with
+  // several paths (an array of their values), which the reader pairs with the names again.
+  const DECIDED = ['decisionId', 'kind', 'outcome', 'handler', 'rules', 'trigger', 'policy', 'messageId'] as const
+  const MESSAGE = ['messageId', 'text'] as const
+  const paths = (names: readonly string[]) => sql.raw(names.map((n) => `'$."${n}"'`).join(', '))
+  const pgObject = (col: string, names: readonly string[]) =>
+    sql.raw(`json_build_object(${names.map((n) => `'${n}', ${col}::jsonb -> '${n}'`).join(', ')})::text`)
+  const lean = pg
+    ? sql`case e.type
+    when 'message.received' then ${pgObject('e.data', MESSAGE)}
     when 'case.decided' then coalesce(
-      (select ${decidedOf('d.data', sql.raw('d.id'), sql.raw('d.kind'), sql.raw('d.outcome'))} from decisions d where d.id = ${text('e.data', '$decision')}),
-      ${decidedOf('e.data', text('e.data', 'decisionId'), text('e.data', 'kind'), text('e.data', 'outcome'))})
-    when 'case.opened' then ${object([
-      ['customerId', sql.raw('c.customer_id')],
-      ['channel', sql.raw('c.channel')],
-    ])}
+      (select json_build_object('decisionId', d.id, 'kind', d.kind, 'outcome', d.outcome, 'handler', j -> 'handler',
+         'rules', j -> 'rules', 'trigger', j -> 'trigger', 'policy', j -> 'policy', 'messageId', j -> 'messageId')::text
+       from decisions d cross join lateral (select d.data::jsonb as j) x where d.id = e.data::jsonb ->> '$decision'),
+      ${pgObject('e.data', DECIDED)})
+    when 'case.opened' then json_build_object('customerId', c.customer_id, 'channel', c.channel)::text
     else e.data end`
+    : sql`case e.type
+    when 'message.received' then json_extract(e.data, ${paths(MESSAGE)})
+    when 'case.decided' then coalesce(
+      (select json_array(d.id, d.kind, d.outcome, json_extract(d.data, ${paths(DECIDED.slice(3))})) from decisions d
+       where d.id = json_extract(e.data, '$."$decision"')),
+      json_extract(e.data, ${paths(DECIDED)}))
+    when 'case.opened' then json_object('customerId', c.customer_id, 'channel', c.channel)
+    else e.data end`
+  /** The lean data of a row: SQLite's arrays of values named again; PostgreSQL's objects as they are. */
+  const dataOf = (type: string, text: string): Record<string, unknown> => {
+    const v = JSON.parse(text) as unknown
+    if (!Array.isArray(v)) return v as Record<string, unknown>
+    if (type === 'message.received') return { messageId: v[0], text: v[1] }
+    // from the decision row: [id, kind, outcome, [handler, rules, trigger, policy, messageId]]; else the 8 paths
+    const values = v.length === 4 && Array.isArray(v[3]) ? [v[0], v[1], v[2], ...(v[3] as unknown[])] : v
+    return Object.fromEntries(DECIDED.map((n, i) => [n, values[i]]))
+  }
 
   return {
     async *scanCaseHistory(window, batchSize) {
@@ -122,7 +124,7 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
           seq: Number(r.seq),
           type: r.type,
           at: r.at,
-          data: JSON.parse(r.data) as Record<string, unknown>,
+          data: dataOf(r.type, r.data),
         }))
         const last = rows.at(-1)!
         after = { caseId: last.case_id, seq: Number(last.seq) }
