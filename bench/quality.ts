@@ -184,9 +184,9 @@ async function buildHistory(dir: string) {
         iso,
       )
       insDecision.run(decisionId, id, 'route', r.outcome, JSON.stringify(data), iso)
-      events.forEach(([type, d, t], seq) =>
-        insEvent.run(id, seq + 1, type, JSON.stringify(d), new Date(t).toISOString()),
-      )
+      for (const [seq, [type, d, t]] of events.entries()) {
+        insEvent.run(id, seq + 1, type, JSON.stringify(d), new Date(t).toISOString())
+      }
     }
   })
   for (let i = 0; i < CASES; i += 20_000) write(i, Math.min(CASES, i + 20_000))

@@ -26,13 +26,13 @@ async function node(dataDir: string, databaseUrl: string | undefined, adminKey: 
   return { app, url }
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON answers
 async function call(
   url: string,
   method: string,
   path: string,
   token: string,
   body?: unknown,
+  // biome-ignore lint/suspicious/noExplicitAny: JSON answers
 ): Promise<{ status: number; body: any }> {
   const res = await fetch(`${url}${path}`, {
     method,
