@@ -3,8 +3,8 @@ import type { AuditEntryBody } from '../audit/entry.js'
 import type { GrantLink, GrantRecord, GrantState } from '../delegation/grants.js'
 import type { DelegateRecord, DelegateState } from '../delegation/principals.js'
 import { BatonError } from '../errors.js'
-import { appendAuditIn, type StoreParts, spendOnceIn } from './kysely-store.js'
 import type { Database } from './schema.js'
+import { appendAuditIn, type StoreParts, spendOnceIn } from './store-parts.js'
 
 /** Longest chain the store will walk (a chain past `max_chain` is refused by its reader anyway). */
 const MAX_WALK = 16

@@ -1,7 +1,8 @@
 import { sql } from 'kysely'
 import type { DecisionRecord } from '../cases/records.js'
 import type { StoredEvent } from '../quality/history.js'
-import { type StoreParts, toDecision } from './kysely-store.js'
+import { toDecision } from './case-rows.js'
+import type { StoreParts } from './store-parts.js'
 
 /** Cases opened in `[since, until)` (RFC 3339 UTC, as stored). */
 export interface HistoryWindow {

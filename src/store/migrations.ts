@@ -359,7 +359,7 @@ function migrations(engine: Engine): Record<string, Migration> {
         await db.schema.createIndex('spent_ids_expiry').on('spent_ids').column('expires_at').execute()
       },
     },
-    // PostgreSQL opens a case in one statement (kysely-store.ts, openCaseAtOnce); one opened to an agent calls this
+    // PostgreSQL opens a case in one statement (case-store.ts, openCaseAtOnce); one opened to an agent calls this
     // in the same statement: it locks the agent's row FOR SHARE (so a suspension waits for the open, or the open
     // sees the suspension) and raises when the agent is not active, undoing the statement. SQLite checks in its
     // transaction (a single writer) and needs nothing.

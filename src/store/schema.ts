@@ -1,5 +1,8 @@
 import type { Generated } from 'kysely'
 
+/** The engine a store runs on. */
+export type Engine = 'sqlite' | 'postgres'
+
 /**
  * Table shapes shared by both engines. Times are RFC 3339 strings (UTC, ms precision), which sort correctly as
  * text on both engines; JSON columns hold text so one code path serves SQLite and PostgreSQL; booleans are 0/1.

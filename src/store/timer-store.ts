@@ -1,0 +1,123 @@
+import { sql } from 'kysely'
+import type { TimerRecord, WorkStore } from './ports.js'
+import type { Database } from './schema.js'
+import type { StoreParts } from './store-parts.js'
+
+/** Durable timers: scheduled with a change or on their own, leased by one node when due, retried on failure. */
+export type TimerStore = Pick<
+  WorkStore,
+  'scheduleTimer' | 'cancelTimer' | 'getTimer' | 'leaseDueTimers' | 'completeTimer' | 'failTimer'
+>
+
+export function timerStore({ db, engine, tx }: StoreParts): TimerStore {
+  const pg = engine === 'postgres'
+  return {
+    async scheduleTimer(kind, key, dueAt, payload) {
+      const text = JSON.stringify(payload)
+      await db
+        .insertInto('timers')
+        .values({
+          kind,
+          key,
+          due_at: dueAt,
+          payload: text,
+          state: 'pending',
+          lease_owner: null,
+          lease_until: null,
+          attempts: 0,
+          created_at: new Date().toISOString(),
+          fired_at: null,
+          last_error: null,
+        })
+        .onConflict((oc) =>
+          oc
+            .columns(['kind', 'key'])
+            .doUpdateSet({ due_at: dueAt, payload: text })
+            .where('timers.state', '=', 'pending'),
+        )
+        .execute()
+    },
+    async cancelTimer(kind, key) {
+      const r = await db
+        .updateTable('timers')
+        .set({ state: 'cancelled' })
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .where('state', '=', 'pending')
+        .executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
+    },
+    async getTimer(kind, key) {
+      const r = await db
+        .selectFrom('timers')
+        .selectAll()
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .executeTakeFirst()
+      return r === undefined ? undefined : toTimer(r)
+    },
+    leaseDueTimers(kinds, now, owner, leaseUntil, limit) {
+      if (kinds.length === 0) return Promise.resolve([])
+      return tx(async (trx) => {
+        const due = await trx
+          .selectFrom('timers')
+          .selectAll()
+          .where('kind', 'in', kinds)
+          .where('state', '=', 'pending')
+          .where('due_at', '<=', now)
+          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+          .orderBy('due_at')
+          .limit(limit)
+          .$if(pg, (q) => q.forUpdate().skipLocked())
+          .execute()
+        const out: TimerRecord[] = []
+        for (const t of due) {
+          const r = await trx
+            .updateTable('timers')
+            .set({ lease_owner: owner, lease_until: leaseUntil, attempts: sql`attempts + 1` })
+            .where('kind', '=', t.kind)
+            .where('key', '=', t.key)
+            .where('state', '=', 'pending')
+            .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+            .executeTakeFirst()
+          if (Number(r.numUpdatedRows) === 1) out.push(toTimer({ ...t, attempts: Number(t.attempts) + 1 }))
+        }
+        return out
+      })
+    },
+    async completeTimer(kind, key, owner, at) {
+      const r = await db
+        .updateTable('timers')
+        .set({ state: 'fired', fired_at: at, lease_until: null })
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .where('lease_owner', '=', owner)
+        .where('state', '=', 'pending')
+        .executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
+    },
+    async failTimer(kind, key, owner, error, retryAt) {
+      await db
+        .updateTable('timers')
+        .set({ last_error: error.slice(0, 500), lease_until: null, due_at: retryAt })
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .where('lease_owner', '=', owner)
+        .where('state', '=', 'pending')
+        .execute()
+    },
+  }
+}
+
+function toTimer(r: Database['timers']): TimerRecord {
+  return {
+    kind: r.kind,
+    key: r.key,
+    dueAt: r.due_at,
+    payload: JSON.parse(r.payload) as Record<string, unknown>,
+    state: r.state as TimerRecord['state'],
+    attempts: Number(r.attempts),
+    firedAt: r.fired_at,
+    lastError: r.last_error,
+  }
+}
