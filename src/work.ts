@@ -6,6 +6,7 @@ import type { WebhookTargets } from './events/targets.js'
 import { type AutoAssigner, createAutoAssigner } from './queues/auto-assign.js'
 import { onSlaDue, rerouteCasesOf, type WorkDeps } from './queues/work.js'
 import { AGENT_REROUTE_TIMER } from './store/authority-store.js'
+import { TIMER_WAKE_HORIZON_MS } from './store/changes.js'
 import type { Store } from './store/ports.js'
 import { SLA_TIMER } from './store/work-store.js'
 import { createTimerScheduler, type TimerLog, type TimerScheduler } from './timers/scheduler.js'
@@ -61,6 +62,11 @@ export interface WorkOptions {
 /** Fallback polls behind the change notifications (which wake SSE streams and webhooks at once), ms. */
 export const STREAM_FALLBACK_MS = 2000
 export const WEBHOOK_FALLBACK_MS = 2000
+/**
+ * Fallback poll of the timer scheduler, ms: each pass arms a wake-up for the earliest pending timer, and timers
+ * written due sooner than this are announced to every node (`TIMER_WAKE_HORIZON_MS`, the same span).
+ */
+export const TIMER_FALLBACK_MS = TIMER_WAKE_HORIZON_MS
 
 export async function createWorkServices(o: WorkOptions): Promise<WorkServices> {
   await o.store.configureWork({
@@ -97,6 +103,7 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
   })
   const autoAssigner = createAutoAssigner(deps, o.log)
   let offAudit: (() => void) | undefined
+  let offTimers: (() => void) | undefined
   return {
     deps,
     timers,
@@ -106,15 +113,19 @@ export async function createWorkServices(o: WorkOptions): Promise<WorkServices> 
     eventSource,
     streamPollMs: o.streamPollMs ?? STREAM_FALLBACK_MS,
     start() {
-      timers.start(o.timerIntervalMs ?? 1000)
+      timers.start(o.timerIntervalMs ?? TIMER_FALLBACK_MS)
       webhooks.start(o.webhookIntervalMs ?? WEBHOOK_FALLBACK_MS)
       autoAssigner.start(o.autoAssignIntervalMs ?? 1000)
       // Every node's new audit entries (PostgreSQL NOTIFY at the drain's commit; SQLite in process) wake delivery.
       offAudit ??= o.store.changes.subscribe('audit', () => webhooks.wake())
+      // Timers written due soon on any node (PostgreSQL NOTIFY at their commit; SQLite in process) arm a wake-up.
+      offTimers ??= o.store.changes.subscribe('timers', (dueAt) => timers.wake(dueAt))
     },
     async stop() {
       offAudit?.()
       offAudit = undefined
+      offTimers?.()
+      offTimers = undefined
       await Promise.all([timers.stop(), webhooks.stop(), autoAssigner.stop()])
     },
   }

@@ -25,8 +25,10 @@ import { startServer } from './support/server.js'
 const POLICY_EVERYWHERE_MS = 2500
 /** Longest time for a surviving node to sign heads after the sequencer's node is SIGKILLed (1 s rounds). */
 const SEQUENCER_TAKEOVER_MS = 3000
-/** Longest lateness of a timer due after its node was SIGKILLed (1 s timer polls on the survivors). */
+/** Longest lateness of a timer due after its node was SIGKILLed (the survivors armed a wake-up from its NOTIFY). */
 const TIMER_LATENESS_MS = 3000
+/** Longest lateness of a timer while its node lives: the NOTIFY arms every node's wake-up for its due time. */
+const TIMER_PROMPT_MS = 1000
 
 type Node = { proc: ChildProcess; url: string; output: () => string; pid: number; alive: boolean }
 
@@ -256,6 +258,31 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     console.log(`multinode: policy in force on all nodes ${putMs} ms after PUT, ${fileMs} ms after a file change`)
     expect(putMs).toBeLessThan(POLICY_EVERYWHERE_MS)
     expect(fileMs).toBeLessThan(POLICY_EVERYWHERE_MS + 1000)
+  })
+
+  it('a timer set on one node fires at its due time on some node, woken by NOTIFY (the fallback poll is 5 s)', async () => {
+    const node = any()
+    const key = await registerAgent(node)
+    const opened = await openCase(node, orderQuestion())
+    const token = await agentToken(node, key, opened.id)
+    const big = await fetch(`${node.url}/v1/cases/${opened.id}/actions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ tool: 'refund', params: { order_id: 'A-3', amount: 400, currency: 'EUR' } }),
+    })
+    expect(big.status).toBe(202)
+    const approval = ((await big.json()) as { approval: { id: string; expiresAt: string } }).approval
+    const dueAt = Date.parse(approval.expiresAt)
+    await until(async () => {
+      const r = await admin.query<{ state: string }>(
+        `select state from timers where kind = 'approval_expiry' and key = $1`,
+        [approval.id],
+      )
+      return r.rows[0]?.state === 'fired'
+    }, 10_000)
+    const lateMs = Date.now() - dueAt
+    console.log(`multinode: approval timer set on one node fired ${lateMs} ms after due (fallback poll 5 s)`)
+    expect(lateMs).toBeLessThan(TIMER_PROMPT_MS)
   })
 
   it('the sequencer and the timers move to a surviving node when the one holding them is SIGKILLed; the log verifies', async () => {

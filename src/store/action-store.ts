@@ -7,7 +7,7 @@ import type { ActionRecord, ActionState } from '../tools/action.js'
 import { type AgentStore, fromIssued } from './agent-store.js'
 import type { AuthorityStore } from './ports.js'
 import type { Database } from './schema.js'
-import { appendAuditIn, type StoreParts } from './store-parts.js'
+import { announceTimerIn, appendAuditIn, type StoreParts } from './store-parts.js'
 
 /** Tool actions, the approvals and customer confirmations they wait for, and the tool usage they add up to. */
 export type ActionStore = Omit<AuthorityStore, keyof AgentStore>
@@ -17,7 +17,8 @@ export const APPROVAL_EXPIRY_TIMER = 'approval_expiry'
 /** Timer kind of a customer confirmation's expiry (key: the confirmation id). */
 export const CONFIRMATION_EXPIRY_TIMER = 'confirmation_expiry'
 
-export function actionStore({ engine, db, tx }: StoreParts): ActionStore {
+export function actionStore(parts: StoreParts): ActionStore {
+  const { engine, db, tx } = parts
   const lockRow = engine === 'postgres' ? sql` for update` : sql``
 
   return {
@@ -103,6 +104,7 @@ export function actionStore({ engine, db, tx }: StoreParts): ActionStore {
             })
             .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
             .execute()
+          await announceTimerIn(parts, trx, c.approval.expiresAt)
         }
         if (c.confirmation !== undefined) {
           await trx.insertInto('confirmations').values(fromConfirmation(c.confirmation)).execute()
@@ -123,6 +125,7 @@ export function actionStore({ engine, db, tx }: StoreParts): ActionStore {
             })
             .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
             .execute()
+          await announceTimerIn(parts, trx, c.confirmation.expiresAt)
         }
         if (c.issued !== undefined && c.issued.length > 0) {
           await trx.insertInto('issued_credentials').values(c.issued.map(fromIssued)).execute()

@@ -3,7 +3,7 @@ import { BatonError } from '../errors.js'
 import type { AgentCredentialRecord, AgentRecord, AgentState, OperatorRecord } from '../identity/principals.js'
 import type { AuthorityStore, IssuedCredentialRecord } from './ports.js'
 import type { Database } from './schema.js'
-import { appendAuditIn, type StoreParts } from './store-parts.js'
+import { announceTimerIn, appendAuditIn, type StoreParts } from './store-parts.js'
 
 /** Agents (and their lifecycle), operators, agents' registered credentials and the credentials Baton issued. */
 export type AgentStore = Pick<
@@ -24,7 +24,8 @@ export type AgentStore = Pick<
   | 'listOutstandingCredentials'
 >
 
-export function agentStore({ db, engine, tx }: StoreParts): AgentStore {
+export function agentStore(parts: StoreParts): AgentStore {
+  const { db, engine, tx } = parts
   const agentIdOf =
     engine === 'postgres'
       ? sql<string>`(handler::jsonb ->> 'agentId')`
@@ -121,6 +122,7 @@ export function agentStore({ db, engine, tx }: StoreParts): AgentStore {
             // the same follow-up stored twice (same kind and key) does the same work once
             .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
             .execute()
+          await announceTimerIn(parts, trx, followUp.dueAt)
         }
         await appendAuditIn(trx, audit(revokedCases))
         return { agent: { ...before, state: to, updatedAt: at }, revokedCases }

@@ -4,7 +4,7 @@ import { createAuditQueueDrainer, queueAuditOf } from './audit-queue.js'
 import { auditStore } from './audit-store.js'
 import { authorityStore } from './authority-store.js'
 import { caseStore } from './case-store.js'
-import { type ChangeFeed, createLocalChangeFeed, PG_CHANNEL } from './changes.js'
+import { type ChangeChannel, type ChangeFeed, createLocalChangeFeed, PG_CHANNEL } from './changes.js'
 import { delegationStore } from './delegation-store.js'
 import { storeErrorOf } from './engine-errors.js'
 import { historyStore } from './history-store.js'
@@ -57,21 +57,23 @@ export function createKyselyStore(
         throw translate(e)
       })
   /** The in-process wake-ups of the changes `fn`'s transaction made, sent once it committed (and `afterCommit`). */
-  const pending = new WeakMap<Transaction<Database>, Map<'audit' | 'policy', string>>()
-  const notifyLocal = (trx: Transaction<Database>, channel: 'audit' | 'policy', payload: string) => {
+  const pending = new WeakMap<Transaction<Database>, Map<ChangeChannel, string>>()
+  const notifyLocal = (trx: Transaction<Database>, channel: ChangeChannel, payload: string) => {
     let m = pending.get(trx)
     if (m === undefined) {
       m = new Map()
       pending.set(trx, m)
     }
-    m.set(channel, payload)
+    // the newest seq or version wins; of timers, the earliest due time (RFC 3339 UTC strings order as times)
+    const before = m.get(channel)
+    m.set(channel, channel === 'timers' && before !== undefined && before < payload ? before : payload)
   }
   const runWith = async <T>(
     fn: (trx: Transaction<Database>) => Promise<T>,
     after?: () => Promise<void>,
   ): Promise<T> => {
     if (local === undefined) return runOnly(fn)
-    let sent: Map<'audit' | 'policy', string> | undefined
+    let sent: Map<ChangeChannel, string> | undefined
     const r = await runOnly((trx) => {
       appendedIn.set(trx, (seq) => notifyLocal(trx, 'audit', String(seq)))
       return fn(trx).finally(() => {
@@ -84,7 +86,7 @@ export function createKyselyStore(
   }
   const run = <T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> => runWith(fn)
   /** Notifies every node of a change `trx` makes: PostgreSQL delivers the NOTIFY at commit, never on rollback. */
-  const notifyIn = async (trx: Transaction<Database>, channel: 'audit' | 'policy', payload: string) => {
+  const notifyIn = async (trx: Transaction<Database>, channel: ChangeChannel, payload: string) => {
     if (local !== undefined) notifyLocal(trx, channel, payload)
     else await sql`select pg_notify(${PG_CHANNEL[channel]}, ${payload})`.execute(trx)
   }
@@ -187,7 +189,7 @@ export function createKyselyStore(
   }
 
   // Capability stores spread into `store` below: `...authorityStore(parts)` and so on.
-  const parts: StoreParts = { db, engine, tx, pipelined }
+  const parts: StoreParts = { db, engine, tx, pipelined, notifyIn }
   const work = workStore(parts)
   let lease: SequencerLease | undefined
   const store: Store = {
@@ -196,7 +198,7 @@ export function createKyselyStore(
     ...delegationStore(parts),
     ...work,
     ...caseStore(parts, work, drainer),
-    ...policyStore(parts, notifyIn),
+    ...policyStore(parts),
     ...auditStore(parts, settled),
     ...settingsStore(parts),
     ...work,

@@ -4,14 +4,8 @@ import type { PolicyStore, PolicyVersionRecord } from './ports.js'
 import type { Database } from './schema.js'
 import { appendAuditIn, type StoreParts } from './store-parts.js'
 
-/**
- * Policy versions. `notifyIn` tells every node, from inside the activating transaction, that a new version is in
- * force (PostgreSQL: a NOTIFY delivered at commit; SQLite: this process's own feed).
- */
-export function policyStore(
-  { db, engine, tx }: StoreParts,
-  notifyIn: (trx: Transaction<Database>, channel: 'policy', payload: string) => Promise<void>,
-): PolicyStore {
+/** Policy versions. An activation tells every node, from inside its transaction, that a new version is in force. */
+export function policyStore({ db, engine, tx, notifyIn }: StoreParts): PolicyStore {
   return {
     async activatePolicyVersion(p, audit) {
       return tx(async (trx) => {

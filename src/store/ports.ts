@@ -608,7 +608,11 @@ export interface WorkStore {
     readonly max: number
   }): Promise<Assignment[]>
 
-  /** Schedules a timer; an existing pending timer of the same kind and key is moved to the new time and payload. */
+  /**
+   * Schedules a timer; an existing pending timer of the same kind and key is moved to the new time and payload. One
+   * due within `TIMER_WAKE_HORIZON_MS` is announced on the `timers` change channel (as are the timers written with
+   * approvals, confirmations, agent follow-ups and short SLAs).
+   */
   scheduleTimer(kind: string, key: string, dueAt: string, payload: Readonly<Record<string, unknown>>): Promise<void>
   /** Cancels a pending timer; false when there was none. */
   cancelTimer(kind: string, key: string): Promise<boolean>
@@ -626,6 +630,12 @@ export interface WorkStore {
   ): Promise<TimerRecord[]>
   /** Marks a leased timer fired; false (nothing written) when `owner` no longer holds it or it already fired. */
   completeTimer(kind: string, key: string, owner: string, at: string): Promise<boolean>
+  /**
+   * When the next pending timer of `kinds` may be leased (RFC 3339): the earliest due time, or a leased timer's lease
+   * end; undefined when none is pending. Looks at the earliest pending timers by due time only (a few dozen): the
+   * scheduler's fallback pass finds any other. What arms the scheduler's wake-up after each pass.
+   */
+  nextTimerDue(kinds: readonly string[]): Promise<string | undefined>
   /** Records a failed run; the timer is due again at `retryAt`. */
   failTimer(kind: string, key: string, owner: string, error: string, retryAt: string): Promise<void>
 

@@ -3,6 +3,7 @@ import type { AuditEntryBody } from '../audit/entry.js'
 import { BatonError } from '../errors.js'
 import { appendAuditRows } from './audit-append.js'
 import { queueAuditIn } from './audit-queue.js'
+import { announcesTimer, type ChangeChannel } from './changes.js'
 import { storeErrorOf } from './engine-errors.js'
 import type { Database, Engine } from './schema.js'
 
@@ -36,6 +37,11 @@ export interface StoreParts {
    * durable, as with `tx`. On SQLite with group commit the next transaction starts while the previous one's WAL sync
    * runs, so transactions neither wait for one another's sync nor pay a commit each; elsewhere, one `tx` per call.
    */
+  /**
+   * Notifies every node sharing the store of a change `trx` makes, once it commits and never on rollback (PostgreSQL:
+   * `pg_notify`, one round trip; SQLite: this process's feed, after the commit). See `changes.ts`.
+   */
+  readonly notifyIn: (trx: Transaction<Database>, channel: ChangeChannel, payload: string) => Promise<void>
   readonly pipelined: <T, R>(
     all: (trx: Transaction<Database>, items: readonly T[]) => Promise<readonly R[]>,
   ) => (item: T) => Promise<R>
@@ -102,4 +108,13 @@ export function translate(e: unknown): unknown {
     return new BatonError('CONFLICT', err.message.slice('baton: '.length), { cause: e })
   }
   return storeErrorOf(e) ?? e
+}
+
+/** Announces a timer `trx` writes due at `dueAt` when it is due within the wake-up horizon (`announcesTimer`). */
+export async function announceTimerIn(
+  parts: Pick<StoreParts, 'notifyIn'>,
+  trx: Transaction<Database>,
+  dueAt: string,
+): Promise<void> {
+  if (announcesTimer(dueAt, new Date())) await parts.notifyIn(trx, 'timers', dueAt)
 }

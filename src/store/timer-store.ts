@@ -1,41 +1,67 @@
 import { sql } from 'kysely'
 import type { TimerRecord, WorkStore } from './ports.js'
 import type { Database } from './schema.js'
-import type { StoreParts } from './store-parts.js'
+import { announceTimerIn, type StoreParts } from './store-parts.js'
 
 /** Durable timers: scheduled with a change or on their own, leased by one node when due, retried on failure. */
 export type TimerStore = Pick<
   WorkStore,
-  'scheduleTimer' | 'cancelTimer' | 'getTimer' | 'leaseDueTimers' | 'completeTimer' | 'failTimer'
+  'scheduleTimer' | 'cancelTimer' | 'getTimer' | 'leaseDueTimers' | 'completeTimer' | 'failTimer' | 'nextTimerDue'
 >
 
-export function timerStore({ db, engine, tx }: StoreParts): TimerStore {
+/** Pending timers `nextTimerDue` looks at, earliest due first. */
+const NEXT_DUE_WINDOW = 20
+
+export function timerStore(parts: StoreParts): TimerStore {
+  const { db, engine, tx } = parts
   const pg = engine === 'postgres'
   return {
     async scheduleTimer(kind, key, dueAt, payload) {
       const text = JSON.stringify(payload)
-      await db
-        .insertInto('timers')
-        .values({
-          kind,
-          key,
-          due_at: dueAt,
-          payload: text,
-          state: 'pending',
-          lease_owner: null,
-          lease_until: null,
-          attempts: 0,
-          created_at: new Date().toISOString(),
-          fired_at: null,
-          last_error: null,
-        })
-        .onConflict((oc) =>
-          oc
-            .columns(['kind', 'key'])
-            .doUpdateSet({ due_at: dueAt, payload: text })
-            .where('timers.state', '=', 'pending'),
-        )
+      await tx(async (trx) => {
+        await trx
+          .insertInto('timers')
+          .values({
+            kind,
+            key,
+            due_at: dueAt,
+            payload: text,
+            state: 'pending',
+            lease_owner: null,
+            lease_until: null,
+            attempts: 0,
+            created_at: new Date().toISOString(),
+            fired_at: null,
+            last_error: null,
+          })
+          .onConflict((oc) =>
+            oc
+              .columns(['kind', 'key'])
+              .doUpdateSet({ due_at: dueAt, payload: text })
+              .where('timers.state', '=', 'pending'),
+          )
+          .execute()
+        await announceTimerIn(parts, trx, dueAt)
+      })
+    },
+    async nextTimerDue(kinds) {
+      if (kinds.length === 0) return undefined
+      // The earliest pending timers by due time (the timers_due index): leased ones (past due, run or abandoned by
+      // their holder) become leasable again when their lease ends.
+      const rows = await db
+        .selectFrom('timers')
+        .select(['due_at', 'lease_until'])
+        .where('state', '=', 'pending')
+        .where('kind', 'in', kinds)
+        .orderBy('due_at')
+        .limit(NEXT_DUE_WINDOW)
         .execute()
+      let next: string | undefined
+      for (const r of rows) {
+        const at = r.lease_until !== null && r.lease_until > r.due_at ? r.lease_until : r.due_at
+        if (next === undefined || at < next) next = at
+      }
+      return next
     },
     async cancelTimer(kind, key) {
       const r = await db

@@ -2,9 +2,10 @@ import { sql, type Transaction } from 'kysely'
 import type { AuditEntryBody } from '../audit/entry.js'
 import { BatonError } from '../errors.js'
 import { priorityRank, slaDeadline } from '../queues/priority.js'
+import { announcesTimer } from './changes.js'
 import type { Assignment, CaseCommit, WorkItem, WorkStore } from './ports.js'
 import type { Database } from './schema.js'
-import { appendAuditIn, type StoreParts } from './store-parts.js'
+import { announceTimerIn, appendAuditIn, type StoreParts } from './store-parts.js'
 import { timerStore } from './timer-store.js'
 import { webhookStore } from './webhook-store.js'
 
@@ -243,6 +244,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       .values(rows.timer)
       .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
       .execute()
+    await announceTimerIn(parts, trx, rows.timer.due_at)
   }
 
   const api: WorkStore & WorkStoreInternals = {
@@ -252,7 +254,10 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       if (commit.customerTier === undefined) return 'in-transaction'
       const rows = enqueueRows(commit, commit.customerTier)
       if (rows === undefined) return 'none'
-      return rows.workItem.operator_id === null ? rows : 'in-transaction'
+      // an SLA shorter than the wake-up horizon is announced, from the transaction (see TIMER_WAKE_HORIZON_MS)
+      return rows.workItem.operator_id === null && !announcesTimer(rows.timer.due_at, new Date())
+        ? rows
+        : 'in-transaction'
     },
     async syncCaseIn(trx, commit) {
       const c = commit.case

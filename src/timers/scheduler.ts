@@ -26,12 +26,21 @@ export interface TimerScheduler {
   cancel(kind: string, key: string): Promise<boolean>
   /** Leases and runs every due timer once; resolves with how many fired. */
   pollOnce(): Promise<number>
+  /**
+   * A timer is due at `dueAt` (RFC 3339; a `timers` change notification from any node): a pass runs then. Undefined
+   * (the feed was cut and listens again): a pass runs now, which re-arms for the earliest pending timer.
+   */
+  wake(dueAt?: string): void
+  /** Runs passes: at the earliest pending timer's due time (armed after each pass), and every `intervalMs` anyway. */
   start(intervalMs: number): void
   stop(): Promise<void>
 }
 
 export interface TimerSchedulerDeps {
-  readonly store: Pick<WorkStore, 'scheduleTimer' | 'cancelTimer' | 'leaseDueTimers' | 'completeTimer' | 'failTimer'>
+  readonly store: Pick<
+    WorkStore,
+    'scheduleTimer' | 'cancelTimer' | 'leaseDueTimers' | 'completeTimer' | 'failTimer' | 'nextTimerDue'
+  >
   readonly now: () => Date
   /** This node's name in leases (unique per process). */
   readonly owner: string
@@ -68,8 +77,29 @@ export function createTimerScheduler(deps: TimerSchedulerDeps): TimerScheduler {
           await deps.store.failTimer(t.kind, t.key, deps.owner, String((e as Error).message ?? e), retryAt)
         }
       }
-      if (batch.length < 100 || loop.stopping) return fired
+      if (batch.length < 100 || loop.stopping) break
     }
+    // the earliest pending timer, whichever node wrote it: a pass runs at its due time (the fallback poll if this fails)
+    const next = await deps.store.nextTimerDue([...handlers.keys()]).catch(() => undefined)
+    if (next !== undefined) arm(next)
+    return fired
+  }
+
+  let armed: { readonly at: number; readonly timer: NodeJS.Timeout } | undefined
+  /** One wake-up, at the earliest due time heard of (a later one is re-armed by the pass the earlier one runs). */
+  function arm(dueAt: string): void {
+    const at = Date.parse(dueAt)
+    if (Number.isNaN(at) || loop.stopping) return
+    if (armed !== undefined && armed.at <= at) return
+    if (armed !== undefined) clearTimeout(armed.timer)
+    // setTimeout holds at most 2^31-1 ms; the fallback poll re-arms long before that
+    const ms = Math.min(Math.max(0, at - deps.now().getTime()), 2 ** 31 - 1)
+    const timer = setTimeout(() => {
+      armed = undefined
+      loop.wake()
+    }, ms)
+    timer.unref()
+    armed = { at, timer }
   }
 
   const loop = createPollingLoop(poll, (e) => deps.log?.warn({ err: e }, 'timer poll failed'))
@@ -82,7 +112,15 @@ export function createTimerScheduler(deps: TimerSchedulerDeps): TimerScheduler {
     schedule: (kind, key, dueAt, payload) => deps.store.scheduleTimer(kind, key, dueAt, payload),
     cancel: (kind, key) => deps.store.cancelTimer(kind, key),
     pollOnce: loop.runOnce,
+    wake(dueAt) {
+      if (dueAt === undefined) loop.wake()
+      else arm(dueAt)
+    },
     start: loop.start,
-    stop: loop.stop,
+    async stop() {
+      if (armed !== undefined) clearTimeout(armed.timer)
+      armed = undefined
+      await loop.stop()
+    },
   }
 }
