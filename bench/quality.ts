@@ -9,6 +9,7 @@ import { mergeFacts, neutralFacts } from '../src/policy/policy-test.js'
 import type { Facts } from '../src/policy/types.js'
 import { type QualityDeps, readQuality, readReplay } from '../src/quality/read.js'
 import { readSimulation } from '../src/simulate/read.js'
+import { decisionColumns } from '../src/store/decision-columns.js'
 import { createSqliteStore } from '../src/store/sqlite/database.js'
 import { loadWorkspace } from '../src/workspace/workspace.js'
 import { type Figure, figure } from './harness.js'
@@ -87,7 +88,8 @@ async function buildHistory(dir: string) {
   )
   const insEvent = db.prepare('insert into case_events (case_id, seq, type, data, at) values (?, ?, ?, ?, ?)')
   const insDecision = db.prepare(
-    'insert into decisions (id, case_id, kind, outcome, data, at) values (?, ?, ?, ?, ?, ?)',
+    `insert into decisions (id, case_id, kind, outcome, data, at, handler, rules, trigger, policy_hash, policy_version,
+      message_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
   const base = neutralFacts(policy)
   const prepared = TEXTS.map((t) =>
@@ -183,7 +185,21 @@ async function buildHistory(dir: string) {
         iso,
         iso,
       )
-      insDecision.run(decisionId, id, 'route', r.outcome, JSON.stringify(data), iso)
+      const lean = decisionColumns(data)
+      insDecision.run(
+        decisionId,
+        id,
+        'route',
+        r.outcome,
+        JSON.stringify(data),
+        iso,
+        lean.handler,
+        lean.rules,
+        lean.trigger,
+        lean.policy_hash,
+        lean.policy_version,
+        lean.message_id,
+      )
       for (const [seq, [type, d, t]] of events.entries()) {
         insEvent.run(id, seq + 1, type, JSON.stringify(d), new Date(t).toISOString())
       }

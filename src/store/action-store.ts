@@ -5,6 +5,7 @@ import type { ConfirmationRecord, ConfirmationState } from '../delegation/confir
 import { BatonError } from '../errors.js'
 import type { ActionRecord, ActionState } from '../tools/action.js'
 import { type AgentStore, fromIssued } from './agent-store.js'
+import { decisionColumns } from './decision-columns.js'
 import type { AuthorityStore } from './ports.js'
 import type { Database } from './schema.js'
 import { announceTimerIn, appendAuditIn, type StoreParts } from './store-parts.js'
@@ -81,6 +82,7 @@ export function actionStore(parts: StoreParts): ActionStore {
             outcome: c.decision.outcome,
             data: JSON.stringify(c.decision.data),
             at: c.decision.at,
+            ...decisionColumns(c.decision.data),
           })
           .execute()
         await trx.insertInto('actions').values(fromAction(c.action)).execute()

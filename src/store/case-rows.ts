@@ -47,7 +47,9 @@ export function toCase(r: Database['cases']): CaseRecord {
   }
 }
 
-export function toDecision(r: Database['decisions']): DecisionRecord {
+export function toDecision(
+  r: Pick<Database['decisions'], 'id' | 'case_id' | 'kind' | 'outcome' | 'data' | 'at'>,
+): DecisionRecord {
   return {
     id: r.id,
     caseId: r.case_id,

@@ -4,6 +4,7 @@ import { BatonError } from '../errors.js'
 import { type AuditQueueDrainer, queueRows } from './audit-queue.js'
 import { batchCommits } from './batch-commits.js'
 import { fromCase, toCase, toDecision } from './case-rows.js'
+import { decisionColumns } from './decision-columns.js'
 import type { CaseCommit, CaseStore } from './ports.js'
 import type { Database } from './schema.js'
 import { appendAuditIn, type StoreParts, statementCache, translate } from './store-parts.js'
@@ -55,6 +56,8 @@ export function caseStore(
         outcome: d.outcome,
         data: jsonOf(d.data),
         at: d.at,
+        // what the quality figures read, in columns of the same row (migration 0009)
+        ...decisionColumns(d.data),
       })),
     )
     return { events, decisions }

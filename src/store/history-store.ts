@@ -59,6 +59,9 @@ export interface HistoryStore {
   getDecisions(ids: readonly string[]): Promise<DecisionRecord[]>
 }
 
+/** The columns of a decision record (not the lean copy beside them). */
+const RECORD = ['id', 'case_id', 'kind', 'outcome', 'data', 'at'] as const
+
 const NEEDED = [
   'case.opened',
   'message.received',
@@ -71,9 +74,10 @@ const NEEDED = [
 
 export function historyStore({ db, engine }: StoreParts): HistoryStore {
   const pg = engine === 'postgres'
-  // The lean data of each event, built by the engine's JSON functions so the facts are never sent over. SQLite
-  // parses a JSON text again for every function call on it, so each text is read by one call: json_extract with
-  // several paths (an array of their values), which the reader pairs with the names again.
+  // The lean data of each event, built by the engine's JSON functions so the facts are never sent over. A decided
+  // event's decision is read from its row's lean columns (migration 0009, decision-columns.ts), or, in a row written
+  // without them, from its data. SQLite parses a JSON text again for every function call on it, so each text is
+  // read by one call: json_extract with several paths (an array of their values), which the reader names again.
   const DECIDED = ['decisionId', 'kind', 'outcome', 'handler', 'rules', 'trigger', 'policy', 'messageId'] as const
   const MESSAGE = ['messageId', 'text'] as const
   const paths = (names: readonly string[]) => sql.raw(names.map((n) => `'$."${n}"'`).join(', '))
@@ -83,17 +87,23 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
     ? sql`case e.type
     when 'message.received' then ${pgObject('e.data', MESSAGE)}
     when 'case.decided' then coalesce(
-      (select json_build_object('decisionId', d.id, 'kind', d.kind, 'outcome', d.outcome, 'handler', j -> 'handler',
-         'rules', j -> 'rules', 'trigger', j -> 'trigger', 'policy', j -> 'policy', 'messageId', j -> 'messageId')::text
-       from decisions d cross join lateral (select d.data::jsonb as j) x where d.id = e.data::jsonb ->> '$decision'),
+      (select case when d.rules is not null then json_build_object('decisionId', d.id, 'kind', d.kind,
+         'outcome', d.outcome, 'handler', d.handler::json, 'rules', d.rules::json, 'trigger', d.trigger,
+         'policy', json_build_object('hash', d.policy_hash, 'version', d.policy_version), 'messageId', d.message_id)
+       else json_build_object('decisionId', d.id, 'kind', d.kind, 'outcome', d.outcome,
+         'handler', d.data::jsonb -> 'handler', 'rules', d.data::jsonb -> 'rules', 'trigger', d.data::jsonb -> 'trigger',
+         'policy', d.data::jsonb -> 'policy', 'messageId', d.data::jsonb -> 'messageId') end::text
+       from decisions d where d.id = e.data::jsonb ->> '$decision'),
       ${pgObject('e.data', DECIDED)})
     when 'case.opened' then json_build_object('customerId', c.customer_id, 'channel', c.channel)::text
     else e.data end`
     : sql`case e.type
     when 'message.received' then json_extract(e.data, ${paths(MESSAGE)})
     when 'case.decided' then coalesce(
-      (select json_array(d.id, d.kind, d.outcome, json_extract(d.data, ${paths(DECIDED.slice(3))})) from decisions d
-       where d.id = json_extract(e.data, '$."$decision"')),
+      (select case when d.rules is not null then json_array(d.id, d.kind, d.outcome, json(d.handler), json(d.rules),
+         d.trigger, d.policy_hash, d.policy_version, d.message_id)
+       else json_array(d.id, d.kind, d.outcome, json_extract(d.data, ${paths(DECIDED.slice(3))})) end
+       from decisions d where d.id = json_extract(e.data, '$."$decision"')),
       json_extract(e.data, ${paths(DECIDED)}))
     when 'case.opened' then json_object('customerId', c.customer_id, 'channel', c.channel)
     else e.data end`
@@ -102,7 +112,12 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
     const v = JSON.parse(text) as unknown
     if (!Array.isArray(v)) return v as Record<string, unknown>
     if (type === 'message.received') return { messageId: v[0], text: v[1] }
-    // from the decision row: [id, kind, outcome, [handler, rules, trigger, policy, messageId]]; else the 8 paths
+    // the lean columns: [id, kind, outcome, handler, rules, trigger, policy hash, policy version, messageId]
+    if (v.length === 9) {
+      const [decisionId, kind, outcome, handler, rules, trigger, hash, version, messageId] = v as unknown[]
+      return { decisionId, kind, outcome, handler, rules, trigger, policy: { hash, version }, messageId }
+    }
+    // from the decision row's data: [id, kind, outcome, [handler, rules, trigger, policy, messageId]]; else the 8 paths
     const values = v.length === 4 && Array.isArray(v[3]) ? [v[0], v[1], v[2], ...(v[3] as unknown[])] : v
     return Object.fromEntries(DECIDED.map((n, i) => [n, values[i]]))
   }
@@ -188,7 +203,7 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
       for (;;) {
         let q = db
           .selectFrom('decisions')
-          .selectAll()
+          .select(RECORD)
           .where('at', '>=', window.since)
           .where('at', '<', window.until)
           .orderBy('id')
@@ -207,7 +222,7 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
       for (let i = 0; i < ids.length; i += 500) {
         const rows = await db
           .selectFrom('decisions')
-          .selectAll()
+          .select(RECORD)
           .where('id', 'in', ids.slice(i, i + 500))
           .execute()
         for (const r of rows) out.push(toDecision(r))

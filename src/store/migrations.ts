@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely'
+import { decisionColumnsMigration } from './decision-columns.js'
 import { delegationMigration } from './delegation-migration.js'
 import type { Engine } from './ports.js'
 import { workMigration } from './work-migration.js'
@@ -381,6 +382,7 @@ end $$`,
       },
     },
     '0008_delegation': delegationMigration(),
+    '0009_decision_columns': decisionColumnsMigration(engine),
   }
 }
 

@@ -62,6 +62,13 @@ export interface Database extends WorkTables, DelegationTables {
     outcome: string
     data: string
     at: string
+    // the lean columns (migration 0009, see decision-columns.ts): what the quality figures read, copied from data
+    handler?: string | null | undefined
+    rules?: string | null | undefined
+    trigger?: string | null | undefined
+    policy_hash?: string | null | undefined
+    policy_version?: number | null | undefined
+    message_id?: string | null | undefined
   }
   policies: {
     hash: string
