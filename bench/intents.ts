@@ -1,5 +1,5 @@
 // Intent classifier and routing quality on real data (see bench/RESULTS.md, "Intents and routing quality").
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { activePolicyOf, knownNames } from '../src/app.js'
@@ -85,7 +85,7 @@ async function tradeoff(
     const a = analyzeMessage(d.text, { terms: base.riskTerms, topics: base.topicTerms })
     const neutral = neutralFacts(base.policy)
     const caller = await withIntentSignals(detector, base.policy, a.redactedText, undefined, neutral.signals.custom)
-    const { intent, intent_confidence, ...custom } = caller
+    const { intent, intent_confidence, ...custom } = caller.values
     prepared.push({
       cls: risk.get(d.label),
       facts: {
@@ -94,6 +94,7 @@ async function tradeoff(
           ...neutral.signals,
           intent: String(intent),
           intent_confidence: Number(intent_confidence),
+          intent_class: caller.intentClass,
           language: a.language,
           secrets: a.secrets.length,
           secret_kinds: a.secretKinds,
@@ -241,7 +242,7 @@ export async function intentsAndRouting(): Promise<Figure[]> {
     bank: await tradeoff(join(ROOT, 'examples/bank'), trained.model, bank.validation, bankRisk),
     shop: await tradeoff(join(ROOT, 'examples/shop'), shopModel, shop.validation, shopRisk),
   }
-  writeFileSync(join(ROOT, 'docs/routing-tradeoff.svg'), renderTradeoffSvg(curves))
+  // docs/routing-tradeoff.svg is drawn by bench/routing-tradeoff.ts (the class-threshold curve of the examples)
   const rounded = (ps: readonly CurvePoint[]) =>
     ps.map((p) => [Number(p.threshold.toFixed(2)), Number(p.automation.toFixed(4)), Number(p.unsafe.toFixed(4))])
 

@@ -199,7 +199,11 @@ export async function createApp(
     throw e
   }
   // a caller's intent must be one of the model's labels (or of the policy's intents:), see validateCallerSignals
-  const known = { ...knownNames(workspace), intents: intents?.model.labels ?? [] }
+  const known = {
+    ...knownNames(workspace),
+    intents: intents?.model?.labels ?? [],
+    intentClasses: intents?.classes?.classes ?? [],
+  }
   const now = options.now ?? (() => new Date())
 
   let settings: SealedSettings

@@ -2,7 +2,7 @@ import type { AuditActor, AuditEntryBody } from '../audit/entry.js'
 import type { GrantFacts } from '../delegation/grants.js'
 import { BatonError } from '../errors.js'
 import type { AgentStates } from '../identity/agent-states.js'
-import { type IntentDetector, withIntentSignals } from '../intents/detector.js'
+import { type IntentDetector, type IntentSignals, withIntentSignals } from '../intents/detector.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { validateCallerSignals } from '../policy/compile.js'
 import { decideRoute } from '../policy/evaluate.js'
@@ -418,12 +418,12 @@ function callerSignals(policy: CompiledPolicy, input: Readonly<Record<string, un
 
 function buildSignals(
   analysis: ReturnType<typeof analyzeMessage>,
-  caller: Readonly<Record<string, string | number | boolean>>,
+  intents: IntentSignals,
   risk: Readonly<Partial<Record<RiskCategory, boolean>>>,
   duplicateOf: string,
   otherSecrets: readonly SecretRedaction[],
 ): Signals {
-  const { intent, intent_confidence, agent_confidence, ...custom } = caller
+  const { intent, intent_confidence, agent_confidence, ...custom } = intents.values
   const fullRisk = Object.fromEntries(RISK_CATEGORIES.map((c) => [c, risk[c] === true])) as Record<
     RiskCategory,
     boolean
@@ -431,6 +431,7 @@ function buildSignals(
   return {
     intent: typeof intent === 'string' ? intent : '',
     intent_confidence: typeof intent_confidence === 'number' ? intent_confidence : 0,
+    intent_class: intents.intentClass,
     agent_confidence: typeof agent_confidence === 'number' ? agent_confidence : -1,
     language: analysis.language,
     // a secret in the subject, a caller signal or the tier counts as one sent with the message

@@ -4,8 +4,10 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import type { Actor } from '../cases/intake.js'
 import { configFrom } from '../config.js'
+import { BatonError } from '../errors.js'
 import type { IntentModel } from '../intents/model.js'
 import type { RoutedMessage } from '../intents/routing-eval.js'
+import { num } from './args.js'
 import { readLabelled } from './intents.js'
 
 const HELPDESK: Actor = { kind: 'service', id: 'eval-routing', roles: ['service'] }
@@ -86,14 +88,21 @@ export function registerEvalCommands(program: Command): void {
     .requiredOption('--data <file>', 'labelled JSON lines ({text, label}) the model was not trained on')
     .requiredOption('--risk-map <file>', 'intent → ai | approval | human (JSON, {intents: {...}})')
     .option('--model <file>', "a model file instead of the workspace's intents.model.json")
+    .option('--confidence <p>', 'confidence of the upper bounds (Clopper–Pearson, one-sided)', num, 0.9)
     .description(
-      'Route every message through intake; prints {n, unsafe_automation_rate, automation_rate, by_class, p99_decision_us}',
+      'Route every message through intake; prints {n, unsafe_automation_rate, unsafe_automation_ucb, automation_rate, by_class, p99_decision_us}',
     )
-    .action(async (o: { workspace: string; data: string; riskMap: string; model?: string }) => {
+    .action(async (o: { workspace: string; data: string; riskMap: string; model?: string; confidence: number }) => {
+      if (!(o.confidence > 0 && o.confidence < 1)) {
+        throw new BatonError(
+          'VALIDATION_FAILED',
+          `--confidence: expected a probability in (0, 1), found ${o.confidence}`,
+        )
+      }
       const { parseRiskMap, summarizeRouting } = await import('../intents/routing-eval.js')
       const riskMap = parseRiskMap(await readFile(o.riskMap, 'utf8'), o.riskMap)
       const data = await readLabelled(o.data)
       const routed = await routeMessages(o.workspace, data, o.model)
-      process.stdout.write(`${JSON.stringify(summarizeRouting(routed, riskMap))}\n`)
+      process.stdout.write(`${JSON.stringify(summarizeRouting(routed, riskMap, o.confidence))}\n`)
     })
 }

@@ -27,7 +27,7 @@ export async function withHistory<T>(
   const base = storeConfig(o)
   const config = o.workspace === undefined ? base : { ...base, workspace: o.workspace }
   return withExistingStore(config, async (store) => {
-    const [{ knownNames }, { loadWorkspace }, { readModelLabels }, { compilePolicy }, { readFile }] = await Promise.all(
+    const [{ knownNames }, { loadWorkspace }, { readIntentNames }, { compilePolicy }, { readFile }] = await Promise.all(
       [
         import('../app.js'),
         import('../workspace/workspace.js'),
@@ -37,8 +37,8 @@ export async function withHistory<T>(
       ],
     )
     const workspace = await loadWorkspace(config.workspace)
-    const intents = await readModelLabels(workspace.dir).catch(() => undefined)
-    const known = { ...knownNames(workspace), ...(intents === undefined ? {} : { intents }) }
+    const names = await readIntentNames(workspace.dir).catch(() => undefined)
+    const known = { ...knownNames(workspace), ...(names === undefined ? {} : names) }
     const newest = await store.newestPolicyVersion()
     let policy: import('../policy/compile.js').CompiledPolicy
     if (newest === undefined) {

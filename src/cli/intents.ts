@@ -107,6 +107,39 @@ export function registerIntentCommands(program: Command): void {
       process.stdout.write(`${JSON.stringify(r)}\n`)
     })
   intents
+    .command('calibrate')
+    .requiredOption(
+      '--workspace <dir>',
+      'workspace with intents.model.json and a policy comparing signals.intent_class',
+    )
+    .requiredOption(
+      '--data <file>',
+      'labelled JSON lines ({text, label}) held back from training (never the test data)',
+    )
+    .requiredOption('--risk-map <file>', 'intent → class of each label (JSON, {intents: {...}}), the truth to bound')
+    .requiredOption('--max-unsafe <rate>', "largest share of a class's messages left with the AI, in (0, 1)", num)
+    .option('--confidence <p>', 'probability that the bound holds (1 − δ), in (0, 1)', num, 0.9)
+    .option('--seed <n>', 'seed of the bootstrap interval of the expected automation', uint, 20261202)
+    .option('--dry-run', 'print the thresholds without writing the policy')
+    .description(
+      "Choose the policy's class thresholds with a finite-sample bound (Learn then Test, Clopper–Pearson); writes them into policy.yaml",
+    )
+    .action(
+      async (o: {
+        workspace: string
+        data: string
+        riskMap: string
+        maxUnsafe: number
+        confidence: number
+        seed: number
+        dryRun?: boolean
+      }) => {
+        const { calibrateWorkspace } = await import('./calibrate.js')
+        const r = await calibrateWorkspace({ ...o, dryRun: o.dryRun === true })
+        process.stdout.write(`${JSON.stringify(r)}\n`)
+      },
+    )
+  intents
     .command('split')
     .requiredOption('--data <file>', 'labelled JSON lines')
     .requiredOption('--train-out <file>', 'where the training part goes')

@@ -7,7 +7,7 @@ import type { Command } from 'commander'
  * its intent model the intent labels a caller may send.
  */
 async function knownFor(file: string) {
-  const [{ knownNames }, { readModelLabels }, { loadWorkspace }] = await Promise.all([
+  const [{ knownNames }, { readIntentNames }, { loadWorkspace }] = await Promise.all([
     import('../app.js'),
     import('../intents/load.js'),
     import('../workspace/workspace.js'),
@@ -19,8 +19,8 @@ async function knownFor(file: string) {
     return undefined
   }
   // a model that cannot be read leaves the labels unknown here (`baton serve` refuses to start with it)
-  const intents = await readModelLabels(ws.dir).catch(() => undefined)
-  return { ...knownNames(ws), intents }
+  const names = await readIntentNames(ws.dir).catch(() => undefined)
+  return { ...knownNames(ws), intents: names?.intents, intentClasses: names?.intentClasses }
 }
 
 export function registerPolicyCommands(program: Command): void {

@@ -145,7 +145,7 @@ routing:
       'my card got stolen',
       undefined,
       defaults,
-    )
+    ).then((r) => r.values)
     expect(s.intent).toBe('lost_or_stolen_card')
     expect(s.intent_confidence).toBeGreaterThan(0.5)
     expect(s.intent_alt).toBe('card_arrival')
@@ -161,7 +161,7 @@ routing:
       'stolen',
       undefined,
       defaults,
-    )
+    ).then((r) => r.values)
     expect(seen.length).toBe(before)
     expect(sure.intent_llm).toBe('')
     const late = await withIntentSignals(
@@ -170,7 +170,7 @@ routing:
       'slow: my card was stolen',
       undefined,
       defaults,
-    )
+    ).then((r) => r.values)
     expect(late.intent_llm).toBe('')
     expect(late.intent_llm_confidence).toBe(0)
   })
@@ -185,7 +185,7 @@ routing:
         ...defaults,
         intent: 'x',
       },
-    )
+    ).then((r) => r.values)
     expect(s.intent).toBe('x')
     expect(s.intent_alt).toBe('')
   })

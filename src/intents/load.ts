@@ -1,6 +1,8 @@
 import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BatonError } from '../errors.js'
+import { readPolicy } from '../policy/document.js'
+import { INTENT_CLASSES_FILE, type IntentClasses, parseIntentClasses } from './classes.js'
 import { decodeModel } from './codec.js'
 import type { IntentDetector } from './detector.js'
 import { createLlmClassifier } from './llm.js'
@@ -54,7 +56,46 @@ export async function readModelLabels(dir: string): Promise<readonly string[]> {
   return decodeModel(text, file).labels
 }
 
-/** The workspace's intent detector: `intents.model.json` in the workspace folder, if there is one. */
+/**
+ * The workspace's intent-class map (`intent-classes.json`), checked against the labels a message may carry: the
+ * model's (`null`: the workspace has no model, nothing is checked) and those the workspace's `policy.yaml` lets a
+ * caller send (`intents:`); undefined when the workspace has none.
+ * @throws BatonError WORKSPACE_INVALID naming the file and the field
+ */
+export async function readIntentClasses(
+  dir: string,
+  labels: readonly string[] | null,
+): Promise<IntentClasses | undefined> {
+  const file = join(dir, INTENT_CLASSES_FILE)
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new BatonError('WORKSPACE_INVALID', `${file}: cannot read (${(e as Error).message})`, { cause: e })
+  }
+  if (labels === null) return parseIntentClasses(text, file, null)
+  const policyFile = join(dir, 'policy.yaml')
+  const declared = await readFile(policyFile, 'utf8').then(
+    (source) => readPolicy(source, policyFile).doc?.intents?.map((i) => i.name) ?? [],
+    () => [],
+  )
+  return parseIntentClasses(text, file, [...labels, ...declared])
+}
+
+/** What a policy of the workspace may name: the model's labels and the intent classes. */
+export async function readIntentNames(
+  dir: string,
+): Promise<{ readonly intents: readonly string[]; readonly intentClasses: readonly string[] }> {
+  const intents = await readModelLabels(dir)
+  const classes = await readIntentClasses(dir, intents.length > 0 ? intents : null)
+  return { intents, intentClasses: classes?.classes ?? [] }
+}
+
+/**
+ * The workspace's intent detector: `intents.model.json` in the workspace folder, if there is one, with the
+ * intent-class map beside it, if there is one.
+ */
 export async function loadIntentDetector(
   dir: string,
   llm: LlmSettings | undefined,
@@ -64,10 +105,14 @@ export async function loadIntentDetector(
     () => true,
     () => false,
   )
-  if (!exists) return undefined
+  if (!exists) {
+    const classes = await readIntentClasses(dir, null)
+    return classes === undefined ? undefined : { classes, secondOpinionBelow: 0 }
+  }
   const model = decodeModel(await readFile(file, 'utf8'), file)
   return {
     model,
+    classes: await readIntentClasses(dir, model.labels),
     secondOpinionBelow: llm?.below ?? 0,
     secondOpinion:
       llm === undefined

@@ -224,7 +224,11 @@ export function probabilities(m: IntentModel, text: string): Float64Array {
 
 /** Classifies one message: the top `k` intents with calibrated confidence, or `unknown` under the threshold. */
 export function classify(m: IntentModel, text: string, k = 3): IntentPrediction {
-  const p = probabilities(m, text)
+  return classifyProbabilities(m, probabilities(m, text), k)
+}
+
+/** `classify` from the probabilities already computed (`probabilities(m, text)`). */
+export function classifyProbabilities(m: IntentModel, p: Float64Array, k = 3): IntentPrediction {
   // top k by repeated selection: k is small, no sort of every label
   const top: IntentScore[] = []
   const taken = new Set<number>()

@@ -1,5 +1,6 @@
 import type { Handler } from '../cases/case.js'
 import { BatonError } from '../errors.js'
+import { clopperPearsonUpper } from './calibrate.js'
 import { round } from './metrics.js'
 
 export const RISK_CLASSES = ['ai', 'approval', 'human'] as const
@@ -47,6 +48,12 @@ export interface RoutingSummary {
   readonly n: number
   /** Of messages whose intent maps to `human`, the share left with an AI agent. */
   readonly unsafe_automation_rate: number
+  /** One-sided Clopper–Pearson upper bound of that rate at `confidence` (1 when there are no `human` messages). */
+  readonly unsafe_automation_ucb: number
+  /** Of messages whose intent maps to `approval`, the share left with full AI authority (an `agent` handler). */
+  readonly approval_full_authority_rate: number
+  readonly approval_full_authority_ucb: number
+  readonly confidence: number
   /** Of messages whose intent maps to `ai`, the share left with an AI agent. */
   readonly automation_rate: number
   /** Per class (and `unmapped` for labels outside the map, e.g. CLINC150 `oos`): where the messages went. */
@@ -60,6 +67,7 @@ export interface RoutingSummary {
 export function summarizeRouting(
   routed: readonly RoutedMessage[],
   riskMap: ReadonlyMap<string, RiskClass>,
+  confidence = 0.9,
 ): RoutingSummary {
   const by: Record<string, ClassCount> = {}
   for (const m of routed) {
@@ -70,9 +78,14 @@ export function summarizeRouting(
     c[m.handler]++
   }
   const share = (c: ClassCount | undefined) => (c === undefined || c.n === 0 ? 0 : round(c.agent / c.n))
+  const ucb = (c: ClassCount | undefined) => round(clopperPearsonUpper(c?.agent ?? 0, c?.n ?? 0, confidence))
   return {
     n: routed.length,
     unsafe_automation_rate: share(by.human),
+    unsafe_automation_ucb: ucb(by.human),
+    approval_full_authority_rate: share(by.approval),
+    approval_full_authority_ucb: ucb(by.approval),
+    confidence,
     automation_rate: share(by.ai),
     by_class: by,
     p99_decision_us: Math.round(

@@ -321,6 +321,9 @@ function findUnknownPath(ast: ASTNode, shape: ObjectShape): CelProblem | null {
 function emptyObjectNote(path: string): string {
   if (path === 'signals.topics') return 'the policy declares no topics (declare them under topics:)'
   if (path === 'signals.custom') return 'the policy declares no caller signals (declare them under signals:)'
+  if (path === 'signals.intent_class') {
+    return 'the workspace has no intent classes (map intents to classes in intent-classes.json beside the policy)'
+  }
   if (path === 'queue') return 'no queues are known'
   return 'it has no fields'
 }

@@ -32,6 +32,11 @@ export interface KnownNames {
    * when the workspace is not known (a lone policy file): then a caller's intent is not checked.
    */
   readonly intents?: readonly string[] | undefined
+  /**
+   * The workspace's intent classes (`intent-classes.json`), read as `signals.intent_class.<class>`; `[]` when it has
+   * no map, absent when the workspace is not known (any class name compiles).
+   */
+  readonly intentClasses?: readonly string[] | undefined
 }
 
 export interface CompiledCondition {
@@ -151,6 +156,7 @@ export function analyzePolicy(source: string, file: string, known: KnownNames): 
       custom: reading.signals,
       queues: known.queues.length > 0 ? known.queues : null,
       agents: known.agents.length > 0 ? known.agents : null,
+      intentClasses: known.intentClasses ?? null,
     }),
   )
   let policy: CompiledPolicy | null = null
@@ -225,7 +231,12 @@ class Analysis {
       },
       owner: doc.metadata.owner,
       doc,
-      known: { agents: [...this.known.agents], queues: [...this.known.queues], tools: [...this.known.tools] },
+      known: {
+        agents: [...this.known.agents],
+        queues: [...this.known.queues],
+        tools: [...this.known.tools],
+        ...(this.known.intentClasses === undefined ? {} : { intentClasses: [...this.known.intentClasses] }),
+      },
       callerSignals: doc.signals,
       intentLabels: this.intentLabels(),
       terms: doc.terms,

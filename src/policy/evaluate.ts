@@ -158,6 +158,7 @@ export function possibleActionOutcomes(policy: CompiledPolicy, given: Facts): Re
 
 interface Completion {
   readonly topics: readonly string[]
+  readonly intentClasses: readonly string[]
   readonly custom: readonly (readonly [string, string | number | boolean])[]
   /** Every agent the workspace knows or a route names. */
   readonly agents: readonly string[]
@@ -179,6 +180,7 @@ export function completeFacts(policy: CompiledPolicy, given: Facts): Facts {
     const agents = [...new Set([...policy.known.agents, ...policy.routing.agents])]
     c = {
       topics: Object.keys(policy.topics),
+      intentClasses: policy.known.intentClasses ?? [],
       custom: policy.callerSignals.map((s) => [s.name, s.default] as const),
       agents,
       legacyAgents: Object.freeze(Object.fromEntries(agents.map((a) => [a, Object.freeze({ state: 'active' })]))),
@@ -190,14 +192,22 @@ export function completeFacts(policy: CompiledPolicy, given: Facts): Facts {
   if (s === undefined || s === null || typeof s !== 'object') return facts
   const risk = fill(s.risk, RISK_NAMES, false)
   const topics = fill(s.topics, c.topics, false)
+  // facts recorded before intent classes were signals read every class as 0, as policy tests do
+  const intentClass = fill(s.intent_class, c.intentClasses, 0)
   let custom = s.custom
   for (const [name, value] of c.custom) {
     if (custom === undefined || custom === null || custom[name] === undefined) custom = { ...custom, [name]: value }
   }
-  if (risk === s.risk && topics === s.topics && custom === s.custom) return facts
+  if (risk === s.risk && topics === s.topics && intentClass === s.intent_class && custom === s.custom) return facts
   return {
     ...facts,
-    signals: { ...(s as Facts['signals']), risk: risk as Facts['signals']['risk'], topics, custom: custom ?? {} },
+    signals: {
+      ...(s as Facts['signals']),
+      risk: risk as Facts['signals']['risk'],
+      topics,
+      intent_class: intentClass,
+      custom: custom ?? {},
+    },
   }
 }
 

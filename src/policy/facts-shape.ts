@@ -71,6 +71,8 @@ export interface ShapeInputs {
   readonly queues: readonly string[] | null
   /** Known agent ids, or null when they are not known (any id is accepted). */
   readonly agents: readonly string[] | null
+  /** The workspace's intent classes (`intent-classes.json`), or null when not known (any name is accepted). */
+  readonly intentClasses?: readonly string[] | null | undefined
 }
 
 export function factsShape(inputs: ShapeInputs): ObjectShape {
@@ -80,10 +82,17 @@ export function factsShape(inputs: ShapeInputs): ObjectShape {
   for (const t of inputs.topics) topics[t] = 'boolean'
   const custom: Record<string, Shape> = {}
   for (const s of inputs.custom) custom[s.name] = s.type === 'integer' ? 'number' : s.type
+  let intentClass: Shape = { values: 'number' }
+  if (inputs.intentClasses !== null && inputs.intentClasses !== undefined) {
+    const fields: Record<string, Shape> = {}
+    for (const c of inputs.intentClasses) fields[c] = 'number'
+    intentClass = { fields }
+  }
   const signals: ObjectShape = {
     fields: {
       intent: 'string',
       intent_confidence: 'number',
+      intent_class: intentClass,
       agent_confidence: 'number',
       language: 'string',
       secrets: 'number',

@@ -22,6 +22,8 @@ export function neutralFacts(policy: CompiledPolicy): Facts {
   for (const t of Object.keys(policy.topics)) topics[t] = false
   const custom: Record<string, string | number | boolean> = {}
   for (const s of policy.callerSignals) custom[s.name] = s.default
+  const intentClass: Record<string, number> = {}
+  for (const c of policy.known.intentClasses ?? []) intentClass[c] = 0
   const queue: Record<string, { depth: number; oldest_wait_s: number }> = {}
   for (const q of policy.known.queues) queue[q] = { depth: 0, oldest_wait_s: 0 }
   const agents: Record<string, { state: string }> = {}
@@ -44,6 +46,7 @@ export function neutralFacts(policy: CompiledPolicy): Facts {
     signals: {
       intent: '',
       intent_confidence: 0,
+      intent_class: intentClass,
       agent_confidence: -1,
       language: 'en',
       secrets: 0,

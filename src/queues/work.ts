@@ -522,6 +522,7 @@ async function redecide(
 const NEUTRAL_SIGNALS: Facts['signals'] = {
   intent: '',
   intent_confidence: 0,
+  intent_class: {},
   agent_confidence: -1,
   language: 'und',
   secrets: 0,

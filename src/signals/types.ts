@@ -30,6 +30,12 @@ export interface Signals {
   readonly intent: string
   /** Confidence of `intent`, 0..1; 0 when unknown. */
   readonly intent_confidence: number
+  /**
+   * Probability mass of each risk class of the workspace's `intent-classes.json` (the sum of the calibrated
+   * probabilities of its intents, the mass of intents the map does not name counted on every class but `ai`);
+   * {} without a map.
+   */
+  readonly intent_class: Readonly<Record<string, number>>
   /** The handling AI agent's own confidence in its last answer, 0..1; -1 when not reported. */
   readonly agent_confidence: number
   /** ISO 639-1 code of the message language, or 'und'. */

@@ -850,6 +850,7 @@ export function actionFacts(
     signals: {
       intent: '',
       intent_confidence: 0,
+      intent_class: {},
       agent_confidence: -1,
       language: 'und',
       secrets: 0,
