@@ -191,7 +191,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       )
       expect(elsewhere).toMatchObject({ code: 'POLICY_INVALID' })
       expect((elsewhere as Error).message).toMatch(
-        /bank\/policy\.yaml:11:\d+: metadata\.version: version 1 is lower than the newest activated, shop v4 .*; and the store's newest activated policy, shop v4 \(policy\.yaml \(PUT \/v1\/policy\)\), does not compile against this workspace: /,
+        /bank\/policy\.yaml:\d+:\d+: metadata\.version: version 2 is lower than the newest activated, shop v4 .*; and the store's newest activated policy, shop v4 \(policy\.yaml \(PUT \/v1\/policy\)\), does not compile against this workspace: /,
       )
     }, 60_000)
   })

@@ -11,9 +11,8 @@ import { SHARED_DATA, sharedDataMissing } from './support/shared-data.js'
 const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '..')
 const BANK = resolve(ROOT, 'examples/bank')
-const SHOP = resolve(ROOT, 'examples/shop')
 const DATA = SHARED_DATA
-const missing = sharedDataMissing('bitext-customer-support/train.jsonl', 'risk-maps/bitext.json')
+const missing = sharedDataMissing('banking77/train.jsonl', 'risk-maps/banking77.json')
 
 /** The real CLI: exit code, stdout's last line parsed when it is JSON, stderr. */
 async function baton(...args: string[]): Promise<{ code: number; json: unknown; stderr: string }> {
@@ -92,18 +91,18 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
   const dir = mkdtempSync(join(tmpdir(), 'baton-calibrate-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   const f = (n: string) => join(dir, n)
-  const MAP = join(DATA, 'risk-maps/bitext.json')
+  const MAP = join(DATA, 'risk-maps/banking77.json')
   const shopCopy = (name: string) => {
     const ws = f(name)
-    cpSync(SHOP, ws, { recursive: true })
+    cpSync(BANK, ws, { recursive: true })
     return ws
   }
 
   beforeAll(async () => {
-    // the README's splits: test held back first, then the calibration split; the shop model saw neither
+    // the README's splits: test held back first, then the calibration split; the bank model saw neither
     for (const [data, share, seed, train, held] of [
-      [join(DATA, 'bitext-customer-support/train.jsonl'), '0.15', '20261202', 'rest.jsonl', 'test.jsonl'],
-      [f('rest.jsonl'), '0.55', '20261203', 'train.jsonl', 'cal.jsonl'],
+      [join(DATA, 'banking77/train.jsonl'), '0.15', '20261202', 'rest.jsonl', 'test.jsonl'],
+      [f('rest.jsonl'), '0.4', '20261203', 'train.jsonl', 'cal.jsonl'],
     ] as const) {
       const r = await baton(
         'intents',
@@ -135,7 +134,7 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
         '--risk-map',
         MAP,
         '--max-unsafe',
-        '0.01',
+        '0.005',
         '--seed',
         '5',
       )
@@ -153,13 +152,13 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
       method: string
     }
     expect(out.method).toMatch(/Learn then Test.*Clopper-Pearson/)
-    expect(out.calibration_n).toBe(1689)
-    expect(out.classes.human!.n).toBe(238)
-    expect(out.bound.human).toBeLessThanOrEqual(0.01)
-    expect(out.bound.approval).toBeLessThanOrEqual(0.01)
-    expect(out.expected_automation).toBeGreaterThan(0.9)
-    // the committed shop policy was calibrated by this very command
-    expect(out.thresholds).toEqual({ approval: 0.224, human: 0.447 })
+    expect(out.calibration_n).toBe(3402)
+    expect(out.classes.human!.n).toBe(499)
+    expect(out.bound.human).toBeLessThanOrEqual(0.005)
+    expect(out.bound.approval).toBeLessThanOrEqual(0.005)
+    expect(out.expected_automation).toBeGreaterThan(0.5)
+    // the committed bank policy was calibrated by this very command
+    expect(out.thresholds).toEqual({ approval: 0.00681, human: 0.00165 })
     const after = readFileSync(join(a, 'policy.yaml'), 'utf8')
     expect(after).toContain(`signals.intent_class.human >= ${out.thresholds.human}`)
     expect(after).toMatch(new RegExp(`\\n  version: ${out.version}\\n`))
@@ -175,7 +174,7 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
   it('says what is wrong and exits 1 on a map with unknown intents, too few human messages, a rate outside (0, 1)', async () => {
     const ws = shopCopy('bad')
     const badMap = f('bad-map.json')
-    writeFileSync(badMap, JSON.stringify({ intents: { complaint: 'human', track_ordr: 'ai' } }))
+    writeFileSync(badMap, JSON.stringify({ intents: { lost_or_stolen_card: 'human', card_arival: 'ai' } }))
     const args = (map: string, rate: string) => [
       'intents',
       'calibrate',
@@ -188,21 +187,21 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
       '--max-unsafe',
       rate,
     ]
-    const unknown = await baton(...args(badMap, '0.01'))
+    const unknown = await baton(...args(badMap, '0.005'))
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toMatch(
-      /bad-map\.json: intents\.track_ordr: unknown intent 'track_ordr'.*did you mean 'track_order'/,
+      /bad-map\.json: intents\.card_arival: unknown intent 'card_arival'.*did you mean 'card_arrival'/,
     )
-    const few = await baton(...args(MAP, '0.005'))
+    const few = await baton(...args(MAP, '0.001'))
     expect(few.code).toBe(1)
-    expect(few.stderr).toMatch(/calibration messages, the bound 0\.005 at confidence 0\.9 needs at least 460/)
+    expect(few.stderr).toMatch(/calibration messages, the bound 0\.001 at confidence 0\.9 needs at least 2302/)
     for (const rate of ['0', '1.5']) {
       const r = await baton(...args(MAP, rate))
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/--max-unsafe: expected a rate in \(0, 1\)/)
     }
     // nothing was written
-    expect(readFileSync(join(ws, 'policy.yaml'), 'utf8')).toBe(readFileSync(join(SHOP, 'policy.yaml'), 'utf8'))
+    expect(readFileSync(join(ws, 'policy.yaml'), 'utf8')).toBe(readFileSync(join(BANK, 'policy.yaml'), 'utf8'))
   }, 180_000)
 
   it('baton eval routing prints the upper confidence bound of unsafe automation beside the point figure', async () => {
@@ -212,7 +211,7 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
       'eval',
       'routing',
       '--workspace',
-      'examples/shop',
+      'examples/bank',
       '--data',
       f('sample.jsonl'),
       '--risk-map',
