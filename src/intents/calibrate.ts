@@ -1,5 +1,6 @@
 import { BatonError } from '../errors.js'
 import { AI_CLASS } from './classes.js'
+import { countBelow } from './metrics.js'
 import { prng } from './train.js'
 
 /**
@@ -152,18 +153,6 @@ export function calibrateThresholds(rows: readonly CalibrationRow[], o: Calibrat
     ],
     ai_messages: ai.length,
   }
-}
-
-/** How many of the sorted values are strictly below t. */
-function countBelow(sorted: readonly number[], t: number): number {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if (sorted[mid]! < t) lo = mid + 1
-    else hi = mid
-  }
-  return lo
 }
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms: ~15 digits). */

@@ -71,3 +71,15 @@ export function round(x: number, digits = 4): number {
   const f = 10 ** digits
   return Math.round(x * f) / f
 }
+
+/** How many of the sorted values are strictly below t. */
+export function countBelow(sorted: readonly number[], t: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (sorted[mid]! < t) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

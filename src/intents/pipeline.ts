@@ -1,4 +1,4 @@
-import { evaluateModel, round } from './metrics.js'
+import { countBelow, evaluateModel, round } from './metrics.js'
 import { type IntentModel, probabilities, pruneWeights } from './model.js'
 import { splitValidation } from './split.js'
 import {
@@ -129,16 +129,4 @@ export function trainIntentModel(
       in_scope_accepted: round(1 - countBelow(inScope, unknownBelow) / inScope.length),
     },
   }
-}
-
-/** How many of the sorted values are strictly below t. */
-function countBelow(sorted: readonly number[], t: number): number {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if (sorted[mid]! < t) lo = mid + 1
-    else hi = mid
-  }
-  return lo
 }
