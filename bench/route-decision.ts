@@ -34,6 +34,7 @@ const PERSON_INTENTS = ['complaint', 'contact_human_agent']
 const HUMAN_INTENTS = ['complaint', 'contact_human_agent', 'delete_account', 'payment_issue']
 const ORDER_CHANGE_INTENTS = ['cancel_order', 'change_order', 'change_shipping_address']
 const ACCOUNT_CHANGE_INTENTS = ['edit_account', 'recover_password', 'switch_account']
+const DELEGATE_ACCOUNT_INTENTS = ['edit_account', 'recover_password', 'switch_account', 'delete_account']
 const ASSISTANT_INTENTS = [
   'check_cancellation_fee',
   'check_invoice',
@@ -74,6 +75,10 @@ const CEDAR_RULES: readonly (readonly [id: string, when: string])[] = [
   ['fraud-risk', 'context.signals.risk.fraud'],
   ['legal-risk', 'context.signals.risk.legal || context.signals.risk.regulatory'],
   ['no-ai-progress', 'context.case.handler == "agent" && context.case.ai_turns >= 5'],
+  [
+    'delegate-account-change',
+    `context.actor.kind == "delegate" && (context.signals.topics.account_change || ${cedarSet(DELEGATE_ACCOUNT_INTENTS)}.contains(context.signals.intent))`,
+  ],
   ['human-requested', 'context.signals.risk.human_request'],
   ['low-agent-confidence', 'context.signals.agent_confidence >= 0 && context.signals.agent_confidence < 4000'],
   ['complaint-or-person-intent', `${cedarSet(PERSON_INTENTS)}.contains(context.signals.intent)`],
@@ -146,6 +151,7 @@ function cedarRouter(policy: CompiledPolicy): CedarRouter {
           sla_breached: f.case.sla_breached ?? false,
         },
         customer: { tier: f.customer.tier, verified: f.customer.verified },
+        actor: { kind: f.actor.kind },
         signals: {
           intent: f.signals.intent,
           intent_confidence: toScaled(f.signals.intent_confidence),
@@ -219,6 +225,7 @@ const HUMAN = new Set(HUMAN_INTENTS)
 const ORDER_CHANGE = new Set(ORDER_CHANGE_INTENTS)
 const ACCOUNT_CHANGE = new Set(ACCOUNT_CHANGE_INTENTS)
 const ASSISTANT = new Set(ASSISTANT_INTENTS)
+const DELEGATE_ACCOUNT = new Set(DELEGATE_ACCOUNT_INTENTS)
 
 function handwritten(f: Facts): Routed {
   const s = f.signals
@@ -233,6 +240,8 @@ function handwritten(f: Facts): Routed {
   else if (r.fraud) [id, handler] = ['fraud-risk', H.security]
   else if (r.legal || r.regulatory) [id, handler] = ['legal-risk', H.legal]
   else if (c.handler === 'agent' && (c.ai_turns ?? 0) >= 5) [id, handler] = ['no-ai-progress', H.general]
+  else if (f.actor.kind === 'delegate' && (s.topics['account_change'] || DELEGATE_ACCOUNT.has(s.intent)))
+    [id, handler] = ['delegate-account-change', H.accountsOperator]
   else if (r.human_request) [id, handler] = ['human-requested', H.general]
   else if (s.agent_confidence >= 0 && s.agent_confidence < 0.4) [id, handler] = ['low-agent-confidence', H.general]
   else if (PERSON.has(s.intent)) [id, handler] = ['complaint-or-person-intent', H.general]
@@ -336,6 +345,7 @@ function mixedFacts(base: Facts, n: number): Facts[] {
           sla_breached: (h & 0xf) === 9,
         },
         customer: { tier: pick(['', 'free', 'standard', 'premium', 'enterprise'], h >>> 14) },
+        actor: { kind: pick(['service', 'service', 'service', 'delegate'], h >>> 27) },
         signals: {
           intent: pick(intents, h >>> 17),
           intent_confidence: ((h >>> 20) % 101) / 100,
