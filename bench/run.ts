@@ -4,7 +4,7 @@ import { auditAppendVsRaw, auditVerifyAndProofs } from './audit.js'
 import { claimPg8vs1 } from './claim.js'
 import { delegateExchangeVsRawCrypto, delegateIntakeVsService } from './delegation.js'
 import type { Figure } from './harness.js'
-import { intakeHttpVsBare } from './intake-http.js'
+import { intakeHttpVsBare, intakePgVsBarePgInsert } from './intake-http.js'
 import { intentsAndRouting } from './intents.js'
 import { mcpCallVsHttpAction } from './mcp.js'
 import { qualityFigures } from './quality.js'
@@ -12,6 +12,7 @@ import { routeDecision } from './route-decision.js'
 
 const FIGURES: Record<string, () => Promise<Figure | Figure[]>> = {
   intake_http_vs_bare: intakeHttpVsBare,
+  intake_pg_vs_bare_pg_insert: intakePgVsBarePgInsert,
   audit_append_vs_raw: auditAppendVsRaw,
   audit_verify_1m_s: auditVerifyAndProofs,
   claim_pg_8_vs_1: claimPg8vs1,

@@ -13,6 +13,9 @@ const INT8 = 20
 /** Session advisory lock id of the audit sequencer: the bytes of "batonseq" as a signed 64-bit integer. */
 const SEQUENCER_LOCK = 0x6261746f6e736571n
 
+/** Connections in a store's pool unless `poolSize` says otherwise. */
+export const DEFAULT_POOL_SIZE = 10
+
 export interface PostgresStoreOptions {
   readonly poolSize?: number
   readonly onDrainError?: (e: unknown) => void
@@ -52,7 +55,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions =
     },
   }
   const onError = options.onConnectionError ?? (() => undefined)
-  const pool = new pg.Pool({ ...client, max: options.poolSize ?? 10 })
+  const pool = new pg.Pool({ ...client, max: options.poolSize ?? DEFAULT_POOL_SIZE })
   // An idle client that lost its connection: the pool has already removed it.
   pool.on('error', onError)
   // A checked-out client has no pool listener; this one stays for the client's life (the pool drops broken clients).
