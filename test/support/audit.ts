@@ -11,6 +11,7 @@ import type { Store } from '../../src/store/ports.js'
 import { createPostgresStore } from '../../src/store/postgres/database.js'
 import { createSqliteStore } from '../../src/store/sqlite/database.js'
 import { freshDatabase } from './pg.js'
+import { type CliEntry, cliArgs } from './server.js'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -117,13 +118,14 @@ export async function buildLog(f: AuditFixture): Promise<void> {
   await f.store.flushAudit()
 }
 
-/** Runs the real CLI (`node --import tsx src/cli/main.ts …`) with `env`. */
+/** Runs the real CLI (`node --import tsx src/cli/main.ts …`, or the built `dist/` for `entry: 'dist'`) with `env`. */
 export function runCli(
   args: readonly string[],
   env: Record<string, string> = {},
+  entry: CliEntry = 'src',
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    const proc = spawn(process.execPath, [...cliArgs(entry), ...args], {
       cwd: ROOT,
       env: { ...process.env, BATON_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,19 +23,22 @@ if (!pgAvailable && (process.env.BATON_REQUIRE_PG === '1' || process.env.CI)) {
   throw new Error(`PostgreSQL tests are required here but ${PG_ADMIN_URL} does not answer`)
 }
 
-/** Creates an empty database and returns its URL and a function that drops it. */
-export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+/**
+ * Creates an empty database on the server of `adminUrl` (default BATON_TEST_DATABASE_URL) and returns its URL and a
+ * function that drops it.
+ */
+export async function freshDatabase(adminUrl = PG_ADMIN_URL): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `baton_t_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL })
+  const admin = new pg.Client({ connectionString: adminUrl })
   await admin.connect()
   await admin.query(`create database ${name}`)
   await admin.end()
-  const url = new URL(PG_ADMIN_URL)
+  const url = new URL(adminUrl)
   url.pathname = `/${name}`
   return {
     url: url.toString(),
     async drop() {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL })
+      const c = new pg.Client({ connectionString: adminUrl })
       await c.connect()
       await c.query(`drop database if exists ${name} with (force)`)
       await c.end()

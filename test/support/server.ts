@@ -4,14 +4,25 @@ import { resolve } from 'node:path'
 const ROOT = resolve(import.meta.dirname, '../..')
 
 /**
+ * How the CLI runs: from the sources through tsx (the tests), or the built `dist/` (the soak run, which starts it
+ * hundreds of times: `node dist/cli/main.js` starts in a fraction of tsx's time).
+ */
+export type CliEntry = 'src' | 'dist'
+
+/** The `node` arguments that run the CLI of `entry`. */
+export const cliArgs = (entry: CliEntry): string[] =>
+  entry === 'dist' ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts']
+
+/**
  * Starts `baton serve` as a real process and resolves with its base URL once it listens (the start-up line is on
  * stderr). `output()` is everything it wrote so far (stdout, where its JSON log lines go, then stderr).
  */
 export function startServer(
   env: Record<string, string>,
+  entry: CliEntry = 'src',
 ): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0'], {
+    const proc = spawn(process.execPath, [...cliArgs(entry), 'serve', '--port', '0'], {
       cwd: ROOT,
       env: { ...process.env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
