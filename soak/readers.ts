@@ -122,9 +122,10 @@ const approvalIdOf = (a: Ack) => ('approvalId' in a ? a.approvalId : '')
 export async function headCoversLog(url: string, adminKey: string, ms = 20_000): Promise<boolean> {
   const headers = { authorization: `Bearer ${adminKey}` }
   for (const deadline = Date.now() + ms; Date.now() < deadline; ) {
-    const h = await fetch(`${url}/v1/audit/head`, { headers })
+    const signal = AbortSignal.timeout(15_000)
+    const h = await fetch(`${url}/v1/audit/head`, { headers, signal })
     const size = h.status === 200 ? ((await h.json()) as { size: number }).size : 0
-    if (size > 0 && (await fetch(`${url}/v1/audit/entries/${size}`, { headers })).status === 404) return true
+    if (size > 0 && (await fetch(`${url}/v1/audit/entries/${size}`, { headers, signal })).status === 404) return true
     await new Promise((r) => setTimeout(r, 100))
   }
   return false

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import SQLite from 'better-sqlite3'
@@ -237,6 +237,8 @@ async function soakEngine(engine: 'sqlite' | 'postgres', index: number, deadline
 }
 
 const started = Date.now()
+const load1 = () => loadavg()[0]!.toFixed(1)
+const loadBefore = load1()
 const budgetEnd = started + MAX_S * 1000
 // The engines run side by side, each on its own store, each within the whole budget.
 const results = (
@@ -260,7 +262,7 @@ say(
   `total: kills ${total((r) => r.kills)}, acknowledged ${total((r) => r.acknowledged)}, ` +
     `lost ${total((r) => r.lost.length)}`,
 )
-say(`soak: ${seconds(Date.now() - started)} in all, seed ${SEED}`)
+say(`soak: ${seconds(Date.now() - started)} in all, seed ${SEED}, load average ${loadBefore} before, ${load1()} after`)
 const failed = results.some((r) => r.lost.length > 0 || r.failures.length > 0)
 if (SELF_CHECK) {
   const missed = results.filter((r) => r.sabotaged && r.lost.length === 0)
