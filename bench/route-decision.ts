@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs'
 import type { Handler } from '../src/cases/case.js'
-import { type CompiledPolicy, compilePolicy } from '../src/policy/compile.js'
+import { type CompiledPolicy, type CompiledRoutingRule, compilePolicy } from '../src/policy/compile.js'
 import { decideRoute } from '../src/policy/evaluate.js'
 import { mergeFacts, neutralFacts } from '../src/policy/policy-test.js'
 import type { Facts } from '../src/policy/types.js'
@@ -74,6 +74,7 @@ const CEDAR_RULES: readonly (readonly [id: string, when: string])[] = [
   ['fraud-rose-mid-case', 'context.case.risk_rose && context.case.handler == "agent" && context.signals.risk.fraud'],
   ['fraud-risk', 'context.signals.risk.fraud'],
   ['legal-risk', 'context.signals.risk.legal || context.signals.risk.regulatory'],
+  ['human-owns-case', 'context.case.human_owned'],
   ['no-ai-progress', 'context.case.handler == "agent" && context.case.ai_turns >= 5'],
   [
     'delegate-account-change',
@@ -145,6 +146,9 @@ function cedarRouter(policy: CompiledPolicy): CedarRouter {
       context: {
         case: {
           handler: f.case.handler,
+          queue: f.case.queue ?? '',
+          agent: f.case.agent ?? '',
+          human_owned: f.case.human_owned ?? false,
           handoffs: f.case.handoffs,
           ai_turns: f.case.ai_turns ?? 0,
           risk_rose: f.case.risk_rose ?? false,
@@ -175,7 +179,7 @@ function cedarRouter(policy: CompiledPolicy): CedarRouter {
       const answer = cedar.statefulIsAuthorized(request)
       if (answer.type !== 'success') throw new Error(`Cedar: ${JSON.stringify(answer.errors)}`)
       const { reason, errors } = answer.response.diagnostics
-      let chosen = routing.default
+      let chosen: CompiledRoutingRule = routing.default
       let best = Number.POSITIVE_INFINITY
       const pick = (id: string) => {
         const r = rules.get(id)
@@ -187,12 +191,23 @@ function cedarRouter(policy: CompiledPolicy): CedarRouter {
       for (const id of reason) pick(id)
       // Baton fails closed: an override to a human whose condition errs matches. Cedar skips an erring policy.
       for (const e of errors) if (rules.get(e.policyId)?.failClosed === true) pick(e.policyId)
-      if (chosen.handler.kind === 'agent' && reason.includes('max-handoffs')) {
+      // `current` is resolved outside Cedar, from the case as the request's caller knows it
+      const handler = chosen.handler.kind === 'current' ? holder(request.context.case) : chosen.handler
+      if (handler.kind === 'agent' && reason.includes('max-handoffs')) {
         return { handler: { kind: 'operator', queue: routing.fallbackQueue }, rules: [chosen.id, 'max-handoffs'] }
       }
-      return { handler: chosen.handler, rules: [chosen.id] }
+      return { handler, rules: [chosen.id] }
     },
   }
+}
+
+/** Whoever holds the case (`{ handler: current }`), as decideRoute resolves it; the shop's fallback queue is general. */
+function holder(c: unknown): Handler {
+  const { handler, queue, agent } = c as { handler: string; queue: string; agent: string }
+  if (handler === 'agent' && agent !== '') return { kind: 'agent', agentId: agent }
+  if (handler === 'hybrid' && agent !== '' && queue !== '') return { kind: 'hybrid', queue, agentId: agent }
+  if (handler === 'operator' && queue !== '') return { kind: 'operator', queue }
+  return H.general
 }
 
 /** A number as a Cedar Long in ten-thousandths; refuses a value that scaling would change. */
@@ -239,6 +254,7 @@ function handwritten(f: Facts): Routed {
   else if (c.risk_rose === true && c.handler === 'agent' && r.fraud) [id, handler] = ['fraud-rose-mid-case', H.security]
   else if (r.fraud) [id, handler] = ['fraud-risk', H.security]
   else if (r.legal || r.regulatory) [id, handler] = ['legal-risk', H.legal]
+  else if (c.human_owned === true) [id, handler] = ['human-owns-case', holder(c)]
   else if (c.handler === 'agent' && (c.ai_turns ?? 0) >= 5) [id, handler] = ['no-ai-progress', H.general]
   else if (f.actor.kind === 'delegate' && (s.topics['account_change'] || DELEGATE_ACCOUNT.has(s.intent)))
     [id, handler] = ['delegate-account-change', H.accountsOperator]
@@ -334,10 +350,15 @@ function mixedFacts(base: Facts, n: number): Facts[] {
     const bit = (k: number) => ((h >>> k) & 1) === 1 && ((h >>> (k + 8)) & 1) === 1
     const pii = bit(3) ? ['email'] : []
     const payment = bit(4) && bit(5)
+    const handler = pick(['', 'agent', 'operator', 'hybrid'], h >>> 6)
     out.push(
       mergeFacts(base, {
         case: {
-          handler: pick(['', 'agent', 'operator', 'hybrid'], h >>> 6),
+          handler,
+          queue: handler === '' || handler === 'agent' ? '' : pick(['general', 'billing', 'accounts'], h >>> 3),
+          agent: handler === 'agent' || handler === 'hybrid' ? SHOP_ASSISTANT : '',
+          // owned by a person: only a case a human holds, and one time in four of those
+          human_owned: (handler === 'operator' || handler === 'hybrid') && (h >>> 25) % 4 === 0,
           handoffs: (h >>> 9) % 6,
           messages: 1 + ((h >>> 12) % 5),
           ai_turns: (h >>> 24) % 7,

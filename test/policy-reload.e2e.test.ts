@@ -13,8 +13,9 @@ const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex
 
 /** The shop policy at version `v`, with a comment so that two saves of one version differ only where meant. */
 function atVersion(v: number, note = ''): string {
-  const out = SOURCE.replace(/\n {2}version: 1\n/, `\n  version: ${v}\n`)
-  if (out === SOURCE && v !== 1) throw new Error('the example policy no longer has "version: 1" under metadata')
+  const out = SOURCE.replace(/\n {2}version: \d+\n/, `\n  version: ${v}\n`)
+  if (!out.includes(`\n  version: ${v}\n`))
+    throw new Error('the example policy no longer has "version: N" under metadata')
   return `${out}# saved as v${v}${note}\n`
 }
 

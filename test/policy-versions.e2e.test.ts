@@ -11,7 +11,8 @@ import { formatKey } from '../src/identity/keys.js'
 import { SHOP } from './support/app.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
-const ORIGINAL = readFileSync(join(SHOP, 'policy.yaml'), 'utf8')
+// The shop's policy as its version 1 (whatever version the example is at now): the workspaces start from it.
+const ORIGINAL = readFileSync(join(SHOP, 'policy.yaml'), 'utf8').replace(/\n {2}version: \d+\n/, '\n  version: 1\n')
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex')
 const atVersion = (v: number, note = '') =>
   `${ORIGINAL.replace(/\n {2}version: 1\n/, `\n  version: ${v}\n`)}# v${v}${note}\n`
@@ -56,6 +57,7 @@ async function node(dataDir: string, workspace: string, databaseUrl: string | un
 const workspaceIn = (root: string, name: string) => {
   const ws = join(root, name)
   cpSync(SHOP, ws, { recursive: true })
+  writeFileSync(join(ws, 'policy.yaml'), ORIGINAL)
   return ws
 }
 
@@ -177,7 +179,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
       expect((await b.versions()).map((p) => p.version)).toEqual([1, 2, 3, 4])
 
-      // The same store under another workspace (the bank's policy v1): the shop's v4 no longer compiles there, so
+      // The same store under another workspace (the bank's policy v3): the shop's v4 no longer compiles there, so
       // Baton refuses to start, naming both, rather than run either.
       if (engine === 'sqlite') await b.app.close() // one process holds the SQLite file at a time
       const bank = join(root, 'bank')
@@ -191,7 +193,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       )
       expect(elsewhere).toMatchObject({ code: 'POLICY_INVALID' })
       expect((elsewhere as Error).message).toMatch(
-        /bank\/policy\.yaml:\d+:\d+: metadata\.version: version 2 is lower than the newest activated, shop v4 .*; and the store's newest activated policy, shop v4 \(policy\.yaml \(PUT \/v1\/policy\)\), does not compile against this workspace: /,
+        /bank\/policy\.yaml:\d+:\d+: metadata\.version: version 3 is lower than the newest activated, shop v4 .*; and the store's newest activated policy, shop v4 \(policy\.yaml \(PUT \/v1\/policy\)\), does not compile against this workspace: /,
       )
     }, 60_000)
   })

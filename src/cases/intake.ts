@@ -173,6 +173,9 @@ export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseIn
         channel: input.channel,
         state: 'open',
         handler: '',
+        queue: '',
+        agent: '',
+        human_owned: false,
         handoffs: 0,
         messages: 1,
         age_s: 0,
@@ -274,7 +277,7 @@ export async function receiveMessage(
         id: current.id,
         channel: current.channel,
         state: current.state,
-        handler: current.handler.kind,
+        ...holderFacts(current),
         handoffs: current.handoffs,
         messages: current.messages + 1,
         age_s: seconds(at, current.createdAt),
@@ -296,17 +299,20 @@ export async function receiveMessage(
     const decisionId = deps.newId('dec')
     const changed = !sameHandler(current.handler, route.handler)
     const crossesAiHuman = changed && (current.handler.kind === 'agent') !== (route.handler.kind === 'agent')
-    const next: CaseRecord = {
-      ...current,
-      handler: changed ? route.handler : current.handler,
-      handoffs: current.handoffs + (crossesAiHuman ? 1 : 0),
-      messages: current.messages + 1,
-      risk,
-      version: current.version + 1,
-      updatedAt: iso,
-      stateSince: changed ? iso : current.stateSince,
-      aiTurns: route.handler.kind === 'agent' ? (changed ? 0 : (current.aiTurns ?? 0)) + 1 : 0,
-    }
+    const next: CaseRecord = withOwnership(
+      {
+        ...current,
+        handler: changed ? route.handler : current.handler,
+        handoffs: current.handoffs + (crossesAiHuman ? 1 : 0),
+        messages: current.messages + 1,
+        risk,
+        version: current.version + 1,
+        updatedAt: iso,
+        stateSince: changed ? iso : current.stateSince,
+        aiTurns: route.handler.kind === 'agent' ? (changed ? 0 : (current.aiTurns ?? 0)) + 1 : 0,
+      },
+      ownedAfter(current, route.handler),
+    )
     const decision = decisionRecord(decisionId, caseId, iso, route, facts, actor, messageId)
     const events: Omit<CaseEvent, 'caseId' | 'seq' | 'at'>[] = [
       {
@@ -556,6 +562,28 @@ function result(
       policy: route.policy,
     },
   }
+}
+
+/** What routing reads of who holds a case: `case.handler`, `case.queue`, `case.agent` and `case.human_owned`. */
+export function holderFacts(c: CaseRecord): Pick<Facts['case'], 'handler' | 'queue' | 'agent' | 'human_owned'> {
+  const h = c.handler
+  return {
+    handler: h.kind,
+    queue: h.kind === 'agent' ? '' : h.queue,
+    agent: h.kind === 'operator' ? '' : h.agentId,
+    human_owned: c.humanOwned === true,
+  }
+}
+
+/** Whether a person still owns the case once `next` holds it: not once it goes back to an AI agent. */
+export function ownedAfter(current: CaseRecord, next: Handler): boolean {
+  return current.humanOwned === true && next.kind !== 'agent'
+}
+
+/** The record with `humanOwned` set, or left out while false (as the store reads it back). */
+export function withOwnership(c: CaseRecord, owned: boolean): CaseRecord {
+  const { humanOwned: _, ...rest } = c
+  return owned ? { ...rest, humanOwned: true } : rest
 }
 
 export function sameHandler(a: Handler, b: Handler): boolean {

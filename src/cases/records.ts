@@ -32,6 +32,11 @@ export interface CaseRecord {
   readonly authorityEpoch?: number
   /** Customer messages the current AI agent has answered since it took the case; 0 while a human holds it. */
   readonly aiTurns?: number
+  /**
+   * True while a person holds the case because they took it (took it over, claimed it, were assigned it); routing
+   * reads it as `case.human_owned`. Cleared when the case goes back to an AI agent. Omitted while false.
+   */
+  readonly humanOwned?: boolean
 }
 
 export interface CaseEvent {

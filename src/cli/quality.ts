@@ -29,7 +29,7 @@ export function formatQuality(r: QualityReport): string {
     ...(r.unmanaged.truncated
       ? [`  … ${r.unmanaged.count - r.unmanaged.items.length} more (--json lists the first 100)`]
       : []),
-    `ping-pong          ${r.pingPong.distribution.labels.map((l, i) => `${l}: ${r.pingPong.distribution.counts[i]}`).join(' · ')}; ${r.pingPong.atOrOverCap} at or over the cap of ${r.pingPong.cap}`,
+    `ping-pong          ${r.pingPong.distribution.labels.map((l, i) => `${l}: ${r.pingPong.distribution.counts[i]}`).join(' · ')}; ${r.pingPong.atOrOverCap} at or over the cap of ${r.pingPong.cap}; ${r.pingPong.fromHumanOwned} from a human-owned case back to AI`,
     `replay             ${rp === null ? 'no decisions' : `${percent(rp.rate)}  ${rp.same} of ${rp.replayed} sampled decision(s) replay to what was recorded (of ${rp.of})`}`,
     `near-duplicates    ${percent(nd.rate)}  ${nd.differing} of ${nd.pairs} near-duplicate pair(s) routed to different handlers (${nd.messages} of ${nd.of} first messages compared)`,
     `ownership          ${percent(o.rate)}  ${o.ownedWithinSla} of ${o.judged} escalation(s) taken within the SLA; ${o.pending} waiting, ${o.withdrawn} withdrawn`,

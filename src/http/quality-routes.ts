@@ -43,7 +43,9 @@ export const qualityReport = {
     unmanaged: figure(
       'Escalations no operator took within the queue SLA, or sent without a rule or trigger reason: count, rate, notPickedUpWithinSla, noReason, items (case ids), truncated',
     ),
-    pingPong: figure('Bounces (AI↔human handoffs) per case: cap, distribution, atOrOverCap, capHit, caseIds'),
+    pingPong: figure(
+      'Bounces (AI↔human handoffs) per case: cap, distribution, atOrOverCap, capHit, caseIds; fromHumanOwned (bounces of a case a person owned back to an AI agent, other than its hand-back) and their fromHumanOwnedCaseIds',
+    ),
     consistency: figure(
       'replay: stored decisions re-decided from their facts (a sample); nearDuplicates: near-duplicate first messages routed to different handler kinds under one policy version',
     ),

@@ -236,6 +236,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
         subject: c.subject,
         state: c.state,
         handler: c.handler,
+        humanOwned: c.humanOwned === true,
         handoffs: c.handoffs,
         createdAt: c.createdAt,
         updatedAt: c.updatedAt,
@@ -286,6 +287,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
         subject: c.subject,
         state: c.state,
         handler: c.handler,
+        humanOwned: c.humanOwned === true,
         handoffs: c.handoffs,
         updatedAt: c.updatedAt,
       }))

@@ -14,6 +14,7 @@ import {
   type Diagnostic,
   type PolicyDocument,
   policyInvalid,
+  type RouteTarget,
   type RoutingRule,
   readPolicy,
   type ToolRule,
@@ -56,7 +57,8 @@ export interface CompiledRoutingRule {
   readonly id: string
   readonly reason: string
   readonly trigger: string
-  readonly handler: Handler
+  /** A handler, or `current` (resolved against the case facts when the rule decides). */
+  readonly handler: RouteTarget
   readonly override: boolean
   readonly line: number
   readonly column: number
@@ -103,7 +105,7 @@ export interface CompiledPolicy {
   readonly routing: {
     /** Overrides, then rules, in evaluation order. */
     readonly sequence: readonly CompiledRoutingRule[]
-    readonly default: CompiledRoutingRule
+    readonly default: CompiledRoutingRule & { readonly handler: Handler }
     readonly maxHandoffs: number
     readonly fallbackQueue: string
     /** Every trigger a decision of this policy may name: the built-in ones and those declared. */
@@ -207,7 +209,7 @@ class Analysis {
     this.checkReferences()
     const routingRules = [...doc.routing.overrides, ...doc.routing.rules].map((r) => this.routingRule(r))
     const toolRules = [...doc.tools.overrides, ...doc.tools.rules].map((r) => this.toolRule(r))
-    const def = this.routingRule(doc.routing.default)
+    const def = { ...this.routingRule(doc.routing.default), handler: doc.routing.default.handler }
     this.checkRoutingReachability(routingRules, def)
     this.checkToolReachability(toolRules)
     this.checkUnused()
@@ -248,7 +250,11 @@ class Analysis {
         fallbackQueue: doc.routing.fallbackQueue,
         triggers: [...BUILTIN_TRIGGERS, ...doc.routing.triggers.map((t) => t.name)],
         agents: [
-          ...new Set([...routingRules, def].flatMap((r) => (r.handler.kind === 'operator' ? [] : [r.handler.agentId]))),
+          ...new Set(
+            [...routingRules, def].flatMap((r) =>
+              r.handler.kind === 'agent' || r.handler.kind === 'hybrid' ? [r.handler.agentId] : [],
+            ),
+          ),
         ],
         readsQueues: readsQueues(routingRules),
       },
@@ -313,7 +319,8 @@ class Analysis {
       line: r.line,
       column: r.column,
       condition,
-      failClosed: r.override && r.handler.kind !== 'agent',
+      // `current` may be an AI agent: only an override naming a human fails closed
+      failClosed: r.override && (r.handler.kind === 'operator' || r.handler.kind === 'hybrid'),
     }
   }
 

@@ -38,11 +38,18 @@ export interface Condition extends Located {
   readonly charColumns: readonly number[]
 }
 
+/**
+ * Where a routing rule sends the case: a handler, or `{ handler: current }`, whoever holds the case now (its
+ * `case.handler`, `case.queue` and `case.agent`; the fallback queue for a case no one holds yet). The default
+ * route always names a handler.
+ */
+export type RouteTarget = Handler | { readonly kind: 'current' }
+
 export interface RoutingRule extends Located {
   readonly id: string
   /** null: always matches. */
   readonly when: Condition | null
-  readonly handler: Handler
+  readonly handler: RouteTarget
   readonly trigger: string
   readonly reason: string
   readonly override: boolean
@@ -136,7 +143,8 @@ export interface PolicyDocument {
    */
   readonly intents: readonly IntentLabel[] | null
   readonly routing: {
-    readonly default: RoutingRule
+    /** The default route always names a handler (never `current`). */
+    readonly default: RoutingRule & { readonly handler: Handler }
     readonly maxHandoffs: number
     /**
      * Escalation triggers the policy declares (`routing.triggers`), each with what it means. When any are declared,
@@ -174,6 +182,8 @@ export const DEFAULT_MAX_HANDOFFS = 4
 export const RESERVED_RULE_IDS = ['default', 'max-handoffs', 'agent-inactive'] as const
 
 const HANDLER_KINDS = ['agent', 'operator', 'hybrid'] as const
+/** What a rule's `route.handler` may name: a handler kind, or `current` (keep the case with whoever holds it). */
+const ROUTE_KINDS = [...HANDLER_KINDS, 'current'] as const
 const OUTCOMES = ['allow', 'approve', 'confirm', 'deny', 'escalate'] as const
 const OVERRIDE_OUTCOMES = ['deny', 'escalate'] as const
 const RULE_ID = /^[a-z0-9][a-z0-9_.-]*$/
@@ -871,12 +881,34 @@ function readReason(r: Reader, e: Entry | undefined): string {
 }
 
 function readHandler(r: Reader, m: Map<string, Entry>, path: string, at: number): Handler | null {
-  const kind = r.string(m.get('handler'), { oneOf: HANDLER_KINDS }) as HandlerKind | undefined
+  const target = readTarget(r, m, path, at, false)
+  return target === null || target.kind === 'current' ? null : target
+}
+
+function readTarget(
+  r: Reader,
+  m: Map<string, Entry>,
+  path: string,
+  at: number,
+  currentAllowed: boolean,
+): RouteTarget | null {
+  const kind = r.string(m.get('handler'), { oneOf: currentAllowed ? ROUTE_KINDS : HANDLER_KINDS }) as
+    | HandlerKind
+    | 'current'
+    | undefined
   const agentE = m.get('agent')
   const queueE = m.get('queue')
   const agent = r.string(agentE, { pattern: NAME, patternText: 'an agent id' })
   const queue = r.string(queueE, { pattern: NAME, patternText: 'a queue name' })
   if (kind === undefined) return null
+  if (kind === 'current') {
+    for (const e of [agentE, queueE]) {
+      if (e !== undefined) {
+        r.at(e.keyOffset, `${label(path)}expected no '${e.key}' for handler current (the case stays where it is)`)
+      }
+    }
+    return CURRENT
+  }
   const needAgent = kind === 'agent' || kind === 'hybrid'
   const needQueue = kind === 'operator' || kind === 'hybrid'
   if (needAgent && agentE === undefined) r.at(at, `${label(path)}missing required key 'agent' for handler ${kind}`)
@@ -906,6 +938,8 @@ function readHandler(r: Reader, m: Map<string, Entry>, path: string, at: number)
   }
 }
 
+const CURRENT: RouteTarget = Object.freeze({ kind: 'current' })
+
 function readRouting(r: Reader, e: Entry | undefined, ids: Map<string, number>): PolicyDocument['routing'] | null {
   if (e === undefined) return null
   const m = r.fields(
@@ -918,7 +952,7 @@ function readRouting(r: Reader, e: Entry | undefined, ids: Map<string, number>):
   const triggers = readTriggers(r, m.get('triggers'))
   const declared =
     m.get('triggers') === undefined ? null : new Set<string>([...BUILTIN_TRIGGERS, ...triggers.map((t) => t.name)])
-  let def: RoutingRule | null = null
+  let def: (RoutingRule & { readonly handler: Handler }) | null = null
   const d = m.get('default')
   if (d !== undefined) {
     const dm = r.fields(
@@ -994,10 +1028,10 @@ function readRoutingRules(
     const id = readRuleId(r, m.get('id'), ids)
     const when = r.condition(m.get('when'))
     const routeE = m.get('route')
-    let handler: Handler | null = null
+    let handler: RouteTarget | null = null
     if (routeE !== undefined) {
       const rm = r.fields(routeE.value, routeE.path, { handler: true, agent: false, queue: false }, routeE.keyOffset)
-      if (rm !== null) handler = readHandler(r, rm, routeE.path, r.offsetOf(routeE.value, routeE.keyOffset))
+      if (rm !== null) handler = readTarget(r, rm, routeE.path, r.offsetOf(routeE.value, routeE.keyOffset), true)
     }
     const trigger = readTrigger(r, m.get('trigger'), declared)
     const reason = readReason(r, m.get('reason'))

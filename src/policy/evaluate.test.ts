@@ -262,6 +262,92 @@ routing:
   })
 })
 
+describe('decideRoute with a human owner (issue 16, item 5)', () => {
+  const owned = compilePolicy(
+    `apiVersion: baton.dev/v1
+kind: Policy
+metadata: { name: owned, version: 1 }
+routing:
+  default: { handler: operator, queue: general, reason: fallback }
+  max_handoffs: 4
+  overrides:
+    - id: secret
+      when: signals.secrets > 0
+      route: { handler: operator, queue: security }
+      trigger: secret
+      reason: secret
+  rules:
+    - id: human-owns-case
+      when: case.human_owned
+      route: { handler: current }
+      reason: A person holds the case
+    - id: faq
+      when: signals.intent == 'faq'
+      route: { handler: agent, agent: bot }
+      reason: faq
+`,
+    'owned.yaml',
+    known,
+  )
+  const at = (c: Record<string, unknown>, intent = 'faq') =>
+    mergeFacts(neutralFacts(owned), { case: c, signals: { intent, intent_confidence: 0.9 } })
+
+  it('given an operator owns the case, when a rule would give it to the agent, then it stays in its queue', () => {
+    const r = decideRoute(owned, at({ handler: 'operator', queue: 'billing', human_owned: true }))
+    expect(r).toMatchObject({ handler: { kind: 'operator', queue: 'billing' }, rules: ['human-owns-case'] })
+    expect(r.explanation[0]?.reads).toEqual({ 'case.human_owned': true })
+  })
+
+  it('given a hybrid case owned by a person, when deciding, then it stays hybrid with its drafter', () => {
+    const r = decideRoute(owned, at({ handler: 'hybrid', queue: 'billing', agent: 'bot', human_owned: true }))
+    expect(r.handler).toEqual({ kind: 'hybrid', queue: 'billing', agentId: 'bot' })
+  })
+
+  it('given the case is not owned by a person, when deciding, then the rules go on as before', () => {
+    expect(decideRoute(owned, at({ handler: 'operator', queue: 'general' })).rules).toEqual(['faq'])
+  })
+
+  it('given an owned case, when an override matches, then the override still wins', () => {
+    const f = mergeFacts(at({ handler: 'operator', queue: 'general', human_owned: true }), { signals: { secrets: 1 } })
+    expect(decideRoute(owned, f)).toMatchObject({ handler: { queue: 'security' }, rules: ['secret'] })
+  })
+
+  it('given current names no holder (a new case, or facts without the queue), then the fallback queue takes it', () => {
+    expect(decideRoute(owned, at({ handler: '', human_owned: true })).handler).toEqual({
+      kind: 'operator',
+      queue: 'general',
+    })
+    expect(decideRoute(owned, at({ handler: 'operator', human_owned: true })).handler.kind).toBe('operator')
+  })
+
+  it('given an agent case routed to current, when its agent is suspended, then agent-inactive still applies', () => {
+    const f = mergeFacts(at({ handler: 'agent', agent: 'bot', human_owned: true }), {
+      agents: { bot: { state: 'suspended' } },
+    })
+    expect(decideRoute(owned, f).rules).toEqual(['human-owns-case', 'agent-inactive'])
+  })
+
+  it('given facts recorded before ownership was a fact, when replayed, then human_owned reads false', () => {
+    const f = at({ handler: 'operator', queue: 'general' })
+    const { human_owned: _, queue: __, agent: ___, ...old } = f.case
+    expect(decideRoute(owned, { ...f, case: old }).rules).toEqual(['faq'])
+  })
+
+  it('refuses current in the default route, and a queue or an agent beside current', () => {
+    const bad =
+      (route: string, def = '{ handler: operator, queue: general }') =>
+      () =>
+        compilePolicy(
+          `apiVersion: baton.dev/v1\nkind: Policy\nmetadata: { name: b, version: 1 }\nrouting:\n  default: ${def}\n  fallback_queue: general\n  rules:\n    - id: r\n      route: ${route}\n      reason: r\n`,
+          'b.yaml',
+          known,
+        )
+    expect(bad('{ handler: current, queue: general }')).toThrow(/expected no 'queue' for handler current/)
+    expect(bad('{ handler: current }', '{ handler: current }')).toThrow(/handler/)
+    expect(bad('{ handler: current }')).not.toThrow()
+  })
+})
+
 describe('decideAction', () => {
   it('given a tool no rule names, when deciding, then it is denied by the default', () => {
     const r = decideAction(small, smallFacts({ tool: 'lookup' }))

@@ -6,7 +6,8 @@ import type { ActionResult, AgentFacts, Facts, RouteResult, RuleMatch } from './
 
 /**
  * Decide who handles a case. Overrides first, then rules, in order; the first match wins; no match gives the
- * routing default. Then the ping-pong cap: once `case.handoffs >= max_handoffs`, a case a human holds is not given
+ * routing default. A rule routing to `current` keeps the case with whoever holds it (`case.handler`, `case.queue`,
+ * `case.agent`), or sends a case no one holds yet to the fallback queue. Then the ping-pong cap: once `case.handoffs >= max_handoffs`, a case a human holds is not given
  * back to an AI agent; it goes to the fallback queue instead (rule `max-handoffs`). Last, a route to an agent (alone
  * or drafting in a hybrid route) whose `agents.<id>.state` is not `active` goes to the fallback queue too (rule
  * `agent-inactive`): a suspended, retired or never activated agent cannot get a token, so the case would be stranded.
@@ -29,8 +30,9 @@ export function decideRoute(policy: CompiledPolicy, given: Facts): RouteResult {
   }
   const match = ruleMatch(chosen.id, chosen.reason, chosen.condition, failure, facts)
   const c = facts.case
+  const target: Handler = chosen.handler.kind === 'current' ? currentHandler(c, routing.fallbackQueue) : chosen.handler
   if (
-    chosen.handler.kind === 'agent' &&
+    target.kind === 'agent' &&
     c.handoffs >= routing.maxHandoffs &&
     (c.handler === 'operator' || c.handler === 'hybrid')
   ) {
@@ -52,8 +54,8 @@ export function decideRoute(policy: CompiledPolicy, given: Facts): RouteResult {
       policy: policy.ref,
     }
   }
-  if (chosen.handler.kind !== 'operator') {
-    const agentId = chosen.handler.agentId
+  if (target.kind !== 'operator') {
+    const agentId = target.agentId
     const state = facts.agents?.[agentId]?.state ?? ''
     if (state !== 'active') {
       return {
@@ -76,13 +78,23 @@ export function decideRoute(policy: CompiledPolicy, given: Facts): RouteResult {
   }
   return {
     kind: 'route',
-    outcome: chosen.handler.kind,
-    handler: chosen.handler,
+    outcome: target.kind,
+    handler: target,
     rules: [chosen.id],
     explanation: [match],
     trigger: chosen.trigger,
     policy: policy.ref,
   }
+}
+
+/** Whoever holds the case now, from its facts; the fallback queue for a case no one holds (or facts that lack it). */
+function currentHandler(c: Facts['case'], fallbackQueue: string): Handler {
+  const queue = c.queue ?? ''
+  const agent = c.agent ?? ''
+  if (c.handler === 'agent' && agent !== '') return { kind: 'agent', agentId: agent }
+  if (c.handler === 'hybrid' && agent !== '' && queue !== '') return { kind: 'hybrid', queue, agentId: agent }
+  if (c.handler === 'operator' && queue !== '') return { kind: 'operator', queue }
+  return { kind: 'operator', queue: fallbackQueue }
 }
 
 /**
@@ -221,11 +233,23 @@ function completeAgents(c: Completion, facts: Facts): Facts {
   return out === given ? facts : { ...facts, agents: out }
 }
 
-/** Case facts added after the first policies (escalation triggers) read as 0 / false when a caller leaves them out. */
+/**
+ * Case facts added after the first policies (escalation triggers, ownership) read as 0 / false / '' when a caller
+ * leaves them out, as in the facts of decisions recorded before they existed.
+ */
 function completeCase(facts: Facts): Facts {
   const c = facts.case as Partial<Facts['case']> | undefined
   if (c === undefined || c === null || typeof c !== 'object') return facts
-  if (c.ai_turns !== undefined && c.risk_rose !== undefined && c.sla_breached !== undefined) return facts
+  if (
+    c.ai_turns !== undefined &&
+    c.risk_rose !== undefined &&
+    c.sla_breached !== undefined &&
+    c.human_owned !== undefined &&
+    c.queue !== undefined &&
+    c.agent !== undefined
+  ) {
+    return facts
+  }
   return {
     ...facts,
     case: {
@@ -233,6 +257,9 @@ function completeCase(facts: Facts): Facts {
       ai_turns: c.ai_turns ?? 0,
       risk_rose: c.risk_rose ?? false,
       sla_breached: c.sla_breached ?? false,
+      human_owned: c.human_owned ?? false,
+      queue: c.queue ?? '',
+      agent: c.agent ?? '',
     },
   }
 }

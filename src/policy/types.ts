@@ -9,6 +9,15 @@ export interface CaseFacts {
   readonly state: string
   /** Kind of the current handler before this decision: 'agent' | 'operator' | 'hybrid' | '' for a new case. */
   readonly handler: string
+  /** The queue of the current handler (an operator's or a hybrid case's); '' for an AI agent or a new case. */
+  readonly queue?: string
+  /** The AI agent of the current handler (alone or drafting in a hybrid case); '' for an operator or a new case. */
+  readonly agent?: string
+  /**
+   * True while a human holds the case because a person took it: an operator took it over, claimed it or was
+   * assigned it. Cleared when the case goes back to an AI agent (the operator hands it back, or a rule sends it).
+   */
+  readonly human_owned?: boolean
   /** Number of handler changes between AI and human so far. */
   readonly handoffs: number
   /** Number of customer messages so far, this one included. */

@@ -131,9 +131,9 @@ const HISTORY: StoredEvent[] = [
 
 const SLA: Record<string, number> = { general: 1800, billing: 900, security: 300 }
 
-function figures(extra: Partial<QualityOptions> = {}) {
+function figures(extra: Partial<QualityOptions> = {}, history: readonly StoredEvent[] = HISTORY) {
   const fold = new CaseFold()
-  for (const e of HISTORY) {
+  for (const e of history) {
     const h = historyEventOf(e)
     if (h !== undefined) fold.add(h)
   }
@@ -218,7 +218,33 @@ describe('decision-quality figures', () => {
       atOrOverCap: 1,
       capHit: 1,
       caseIds: ['cs_d', 'cs_g'],
+      // d was taken over and handed back by its owner; g went back to the AI before anyone took it: no bounce
+      fromHumanOwned: 0,
+      fromHumanOwnedCaseIds: [],
     })
+  })
+
+  it('counts bounces of a case a person owned back to the AI, but not the owner handing it back', () => {
+    const ada = { kind: 'operator', queue: 'general', operatorId: 'ada' }
+    const owned: StoredEvent[] = [
+      // p: taken over, then a rule gives it back to the AI (a bounce), taken over again, handed back (none)
+      ...opened('cs_p', 0, 'cu_p', 'Where is my order?', AGENT, ['order-status']),
+      handoff('cs_p', 1, AGENT, ada, ['manual-takeover'], 'manual'),
+      handoff('cs_p', 2, ada, AGENT, ['order-status'], ''),
+      handoff('cs_p', 3, AGENT, ada, ['manual-takeover'], 'manual'),
+      handoff('cs_p', 4, ada, AGENT, ['assistant-intent'], 'handback'),
+      // q: claimed from the queue, moved to billing (still owned), then to the AI (a bounce)
+      ...opened('cs_q', 0, 'cu_q', 'I need help', general, ['default']),
+      assigned('cs_q', 1, 'general'),
+      handoff('cs_q', 2, ada, { kind: 'operator', queue: 'billing' }, ['payment-issue-intent'], 'human_intent'),
+      handoff('cs_q', 3, { kind: 'operator', queue: 'billing' }, AGENT, ['order-status'], ''),
+      // r: escalated by a rule, never taken, back to the AI: not owned, so not counted here
+      ...opened('cs_r', 0, 'cu_r', 'hello', AGENT, ['plain-question']),
+      handoff('cs_r', 1, AGENT, general, ['human-requested'], 'human_request'),
+      handoff('cs_r', 2, general, AGENT, ['order-status'], ''),
+    ]
+    const { pingPong } = figures({}, owned).report
+    expect(pingPong).toMatchObject({ fromHumanOwned: 2, fromHumanOwnedCaseIds: ['cs_p', 'cs_q'] })
   })
 
   it('finds near-duplicate first messages routed to different handler kinds under one policy version', () => {

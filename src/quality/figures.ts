@@ -99,6 +99,13 @@ export interface QualityReport {
     readonly atOrOverCap: number
     readonly capHit: number
     readonly caseIds: readonly string[]
+    /**
+     * Bounces of a case a person owned (took over, claimed, was assigned) back to an AI agent, other than the owner
+     * handing it back: what `case.human_owned` rules are there to prevent.
+     */
+    readonly fromHumanOwned: number
+    /** The cases of those bounces (up to the item limit). */
+    readonly fromHumanOwnedCaseIds: readonly string[]
   }
   readonly consistency: {
     readonly replay: ReplaySummary | null
@@ -199,6 +206,8 @@ export class QualityAccumulator {
   #atOrOverCap = 0
   #capHit = 0
   readonly #capCases: string[] = []
+  #fromOwned = 0
+  readonly #fromOwnedCases: string[] = []
   readonly #customers = new Map<string, CustomerCase[]>()
   readonly #first: BottomK<FirstMessage>
   readonly #replay: BottomK<string>
@@ -269,6 +278,10 @@ export class QualityAccumulator {
       if (c.bounces >= o.maxHandoffs) this.#atOrOverCap++
       if (c.capHit) this.#capHit++
       if (this.#capCases.length < limit) this.#capCases.push(c.id)
+    }
+    if (c.bouncesFromHumanOwned > 0) {
+      this.#fromOwned += c.bouncesFromHumanOwned
+      if (this.#fromOwnedCases.length < limit) this.#fromOwnedCases.push(c.id)
     }
     let list = this.#customers.get(c.customerId)
     if (list === undefined) {
@@ -348,6 +361,8 @@ export class QualityAccumulator {
         atOrOverCap: this.#atOrOverCap,
         capHit: this.#capHit,
         caseIds: this.#capCases,
+        fromHumanOwned: this.#fromOwned,
+        fromHumanOwnedCaseIds: this.#fromOwnedCases,
       },
       consistency: {
         replay: extra.replay,

@@ -24,6 +24,13 @@ export interface CaseState {
   bounces: number
   /** The ping-pong cap (`max-handoffs`) decided at least once. */
   capHit: boolean
+  /**
+   * A person holds the case because they took it (took it over, claimed it, were assigned it), as the store's
+   * `human_owned` says; false again once the case goes back to an AI agent.
+   */
+  humanOwned: boolean
+  /** Handoffs back to an AI agent while a person owned the case, other than the owner's own hand-back. */
+  bouncesFromHumanOwned: number
   readonly queues: Set<string>
   readonly agents: Set<string>
   closedAt: number | undefined
@@ -75,6 +82,8 @@ export function emptyCase(id: string): CaseState {
     human: false,
     bounces: 0,
     capHit: false,
+    humanOwned: false,
+    bouncesFromHumanOwned: 0,
     queues: new Set(),
     agents: new Set(),
     closedAt: undefined,
@@ -150,6 +159,11 @@ export function evolve(s: CaseState, e: HistoryEvent): void {
       endHandling(s, e.at)
       if (e.counts) s.bounces++
       if (e.trigger === 'max_handoffs') s.capHit = true
+      if (e.to.kind === 'agent') {
+        // the owner handing the case back is theirs to do; anything else taking it from its owner is a bounce
+        if (s.humanOwned && e.trigger !== 'handback') s.bouncesFromHumanOwned++
+        s.humanOwned = false
+      } else if (e.to.kind === 'operator' && e.rules.includes('manual-takeover')) s.humanOwned = true
       const open = openEscalation(s)
       if (e.to.kind === 'agent') {
         if (open !== undefined) open.leftAt = e.at
@@ -174,6 +188,8 @@ export function evolve(s: CaseState, e: HistoryEvent): void {
       return
     }
     case 'assigned': {
+      // claimed or assigned: an operator case is now owned by that person (a hybrid one keeps its drafter)
+      if (s.handler?.kind === 'operator') s.humanOwned = true
       const open = openEscalation(s)
       if (open !== undefined) open.pickedAt = e.at
       return

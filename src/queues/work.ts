@@ -1,7 +1,16 @@
 import type { AuditEntryBody } from '../audit/entry.js'
 import type { Handler } from '../cases/case.js'
 import type { ActivePolicy, Actor } from '../cases/intake.js'
-import { agentFacts, agentOf, queueFacts, queueStatsFor, sameHandler } from '../cases/intake.js'
+import {
+  agentFacts,
+  agentOf,
+  holderFacts,
+  ownedAfter,
+  queueFacts,
+  queueStatsFor,
+  sameHandler,
+  withOwnership,
+} from '../cases/intake.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { decideRoute } from '../policy/evaluate.js'
@@ -132,6 +141,7 @@ export async function takeOver(
         policy: policy.ref,
       },
     }
+    // the operator took the case: it stays with people until they hand it back (routing reads case.human_owned)
     const next: CaseRecord = {
       ...current,
       handler,
@@ -140,6 +150,7 @@ export async function takeOver(
       updatedAt: at,
       stateSince: at,
       aiTurns: 0,
+      humanOwned: true,
     }
     const events: EventDraft[] = [
       {
@@ -184,7 +195,8 @@ export async function handBack(
     }
     const at = deps.now()
     const iso = at.toISOString()
-    const { facts, route } = await redecide(deps, current, at, actor, {})
+    // handing back is the owner giving the case up: routing decides as if no person owned it
+    const { facts, route } = await redecide(deps, current, at, actor, { human_owned: false })
     if (route.handler.kind !== 'agent' || route.handler.agentId !== agentId) {
       await deps.store.appendAudit([
         {
@@ -305,14 +317,17 @@ export async function onSlaDue(deps: WorkDeps, timer: TimerRecord): Promise<void
         },
       })
     }
-    const next: CaseRecord = {
-      ...current,
-      handler: changed ? route.handler : current.handler,
-      handoffs: current.handoffs + (crosses ? 1 : 0),
-      version: current.version + 1,
-      updatedAt: iso,
-      stateSince: changed ? iso : current.stateSince,
-    }
+    const next: CaseRecord = withOwnership(
+      {
+        ...current,
+        handler: changed ? route.handler : current.handler,
+        handoffs: current.handoffs + (crosses ? 1 : 0),
+        version: current.version + 1,
+        updatedAt: iso,
+        stateSince: changed ? iso : current.stateSince,
+      },
+      ownedAfter(current, route.handler),
+    )
     try {
       await commit(deps, current, next, events, [decision], SYSTEM, iso)
       return
@@ -445,15 +460,18 @@ async function commitRoutedHandoff(
     reason: o.reason,
     secrets: o.secrets,
   })
-  const next: CaseRecord = {
-    ...current,
-    handler: route.handler,
-    handoffs: current.handoffs + (o.crosses ? 1 : 0),
-    version: current.version + 1,
-    updatedAt: iso,
-    stateSince: iso,
-    aiTurns: 0,
-  }
+  const next: CaseRecord = withOwnership(
+    {
+      ...current,
+      handler: route.handler,
+      handoffs: current.handoffs + (o.crosses ? 1 : 0),
+      version: current.version + 1,
+      updatedAt: iso,
+      stateSince: iso,
+      aiTurns: 0,
+    },
+    ownedAfter(current, route.handler),
+  )
   const events: EventDraft[] = [
     { type: 'case.decided', data: decision.data },
     {
@@ -476,7 +494,7 @@ async function redecide(
   current: CaseRecord,
   at: Date,
   actor: Actor,
-  extra: { readonly sla_breached?: boolean; readonly human_request?: boolean },
+  extra: { readonly sla_breached?: boolean; readonly human_request?: boolean; readonly human_owned?: boolean },
 ): Promise<{ facts: Facts; route: RouteResult }> {
   const active = deps.policy()
   const [decisions, stats, agents] = await Promise.all([
@@ -492,7 +510,8 @@ async function redecide(
       id: current.id,
       channel: current.channel,
       state: current.state,
-      handler: current.handler.kind,
+      ...holderFacts(current),
+      ...(extra.human_owned === undefined ? {} : { human_owned: extra.human_owned }),
       handoffs: current.handoffs,
       messages: current.messages,
       age_s: seconds(at, current.createdAt),

@@ -21,6 +21,7 @@ export function fromCase(c: CaseRecord): Database['cases'] {
     updated_at: c.updatedAt,
     state_since: c.stateSince,
     ai_turns: c.aiTurns ?? 0,
+    human_owned: c.humanOwned === true ? 1 : 0,
   }
 }
 
@@ -44,6 +45,7 @@ export function toCase(r: Database['cases']): CaseRecord {
     authorityEpoch: Number(r.authority_epoch ?? 0),
     // Omitted while 0 (the usual case: no agent answering): records stay equal to what their writers built.
     ...(Number(r.ai_turns ?? 0) > 0 ? { aiTurns: Number(r.ai_turns) } : {}),
+    ...(Number(r.human_owned ?? 0) === 1 ? { humanOwned: true } : {}),
   }
 }
 

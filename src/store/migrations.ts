@@ -383,6 +383,16 @@ end $$`,
     },
     '0008_delegation': delegationMigration(),
     '0009_decision_columns': decisionColumnsMigration(engine),
+    // Whether a person holds the case because they took it (takeover, claim, assignment): routing reads it as
+    // `case.human_owned`. 0 for every existing case, as their decisions read it (absent facts read false).
+    '0010_human_owned': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('cases')
+          .addColumn('human_owned', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute()
+      },
+    },
   }
 }
 

@@ -47,6 +47,8 @@ export interface Database extends WorkTables, DelegationTables {
     authority_epoch?: number | undefined
     /** AI turns since the current agent took the case (migration 0004); the no-progress trigger reads it. */
     ai_turns?: number | undefined
+    /** 1 while a person who took the case holds it (migration 0010); routing reads it as `case.human_owned`. */
+    human_owned?: number | undefined
   }
   case_events: {
     case_id: string

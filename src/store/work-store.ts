@@ -106,7 +106,10 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
     return free !== undefined
   }
 
-  /** Names the operator in an open case's handler and bumps its event counter; returns the event's case seq. */
+  /**
+   * Names the operator in an open case's handler, marks it owned by a person (`human_owned`) and bumps its event
+   * counter; returns the event's case seq.
+   */
   async function handCase(trx: Transaction<Database>, caseId: string, operatorId: string, at: string): Promise<number> {
     const handler = pg
       ? sql`(handler::jsonb || jsonb_build_object('operatorId', ${operatorId}::text))::text`
@@ -115,6 +118,8 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
       .updateTable('cases')
       .set({
         handler: sql`case when handler_kind = 'operator' then ${handler} else handler end`,
+        // the operator now holds it because they took it: routing reads case.human_owned
+        human_owned: sql`case when handler_kind = 'operator' then 1 else human_owned end`,
         last_event: sql`last_event + 1`,
         version: sql`version + 1`,
         updated_at: at,
@@ -453,6 +458,7 @@ export function workStore(parts: StoreParts): WorkStore & WorkStoreInternals {
                    set handler = case when handler_kind = 'operator'
                          then (handler::jsonb || jsonb_build_object('operatorId', wi.operator_id))::text
                          else handler end,
+                       human_owned = case when handler_kind = 'operator' then 1 else human_owned end,
                        last_event = last_event + 1, version = version + 1, updated_at = ${input.at}
                   from wi where cases.id = wi.case_id and cases.state = 'open'
                 returning cases.last_event)

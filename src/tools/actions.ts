@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { type ApprovalRecord, approvalDigest, canonicalDigest } from '../approvals/approval.js'
 import type { AuditActor, AuditEntryBody } from '../audit/entry.js'
 import type { Handler } from '../cases/case.js'
-import { actorFacts } from '../cases/intake.js'
+import { actorFacts, holderFacts } from '../cases/intake.js'
 import type { CaseEvent, CaseRecord, DecisionRecord } from '../cases/records.js'
 import { type AuthorityDeps, type McpToolResult, who } from '../credentials/deps.js'
 import type { AgentAuth } from '../credentials/oauth.js'
@@ -840,7 +840,7 @@ export function actionFacts(
       id: c.id,
       channel: c.channel,
       state: c.state,
-      handler: c.handler.kind,
+      ...holderFacts(c),
       handoffs: c.handoffs,
       messages: c.messages,
       age_s: seconds(at, c.createdAt),

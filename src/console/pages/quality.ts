@@ -65,6 +65,11 @@ export function qualityPage(
     ],
     ['Reopened', pct(own.reopen.rate), `${own.reopen.reopened} of ${own.reopen.closedEscalated} closed escalations`],
     ['At the ping-pong cap', String(r.pingPong.atOrOverCap), `cap ${r.pingPong.cap} bounces`],
+    [
+      'Bounced from a human owner',
+      String(r.pingPong.fromHumanOwned),
+      `back to AI from a case a person owned, in ${r.pingPong.fromHumanOwnedCaseIds.length} cases`,
+    ],
   ]
   const body = html`
 <form class="card filters" method="get" action="/console/quality">
