@@ -59,10 +59,11 @@ export function timePerCall(fn: (i: number) => unknown, ms = 1500): number {
 export function startProcess(
   args: readonly string[],
   env: Record<string, string> = {},
+  cwd: string = ROOT,
 ): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
   return new Promise((done, fail) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', ...args], {
-      cwd: ROOT,
+      cwd,
       env: { ...process.env, BATON_LOG_LEVEL: 'warn', BATON_WATCH_POLICY: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

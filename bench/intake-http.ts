@@ -13,6 +13,12 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const WARMUP_S = 2
 const PG_URL = process.env.BATON_BENCH_DATABASE_URL
+/**
+ * A checkout of an earlier Baton (its own node_modules, and bench/pg-round-trips.ts as of this one): when set, its
+ * intake on PostgreSQL takes the load in turn with this one's, and intake_pg_vs_before compares the two (a change
+ * measured before/after in the same run, on the same machine's mood).
+ */
+const BEFORE = process.env.BENCH_BEFORE_CHECKOUT
 
 const MESSAGES = [
   'Hi, where is my order #<id>? It was supposed to arrive yesterday.',
@@ -72,7 +78,12 @@ interface Server {
   readonly roundTripsFile?: string
 }
 
-async function start(args: readonly string[], baton: boolean, extra: Record<string, string> = {}): Promise<Server> {
+async function start(
+  args: readonly string[],
+  baton: boolean,
+  extra: Record<string, string> = {},
+  cwd?: string,
+): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-bench-'))
   const key = baton ? formatKey('admin', randomBytes(32)) : undefined
   const env: Record<string, string> = key === undefined ? {} : { BATON_DATA_DIR: dataDir, BATON_ADMIN_KEY: key }
@@ -80,6 +91,7 @@ async function start(args: readonly string[], baton: boolean, extra: Record<stri
   const p = await startProcess(
     roundTripsFile === undefined ? args : ['--import', './bench/pg-round-trips.ts', ...args],
     { ...env, ...extra, ...(roundTripsFile === undefined ? {} : { BENCH_ROUND_TRIPS_FILE: roundTripsFile }) },
+    cwd,
   )
   return {
     key,
@@ -114,13 +126,14 @@ async function startOnPostgres(
   args: readonly string[],
   baton: boolean,
   urlVar: 'BATON_DATABASE_URL' | 'BARE_PG_URL',
+  cwd?: string,
 ): Promise<Server> {
   const name = `baton_bench_${randomBytes(5).toString('hex')}`
   await admin(adminUrl, `create database ${name}`)
   const url = new URL(adminUrl)
   url.pathname = `/${name}`
   try {
-    const server = await start(args, baton, { [urlVar]: url.toString() })
+    const server = await start(args, baton, { [urlVar]: url.toString() }, cwd)
     return {
       ...server,
       stop: async () => {
@@ -290,11 +303,15 @@ export async function intakePgVsBarePgInsert(): Promise<Figure[]> {
     servers.push(await startOnPostgres(PG_URL, ['bench/bare-pg-insert-server.ts'], false, 'BARE_PG_URL'))
     servers.push(await startOnPostgres(PG_URL, ['src/cli/main.ts', 'serve', '--port', '0'], true, 'BATON_DATABASE_URL'))
     servers.push(await startOnPostgres(PG_URL, ['bench/intake-ceiling-server.ts'], true, 'BATON_DATABASE_URL'))
+    if (BEFORE !== undefined) {
+      const args = ['src/cli/main.ts', 'serve', '--port', '0']
+      servers.push(await startOnPostgres(PG_URL, args, true, 'BATON_DATABASE_URL', BEFORE))
+    }
     machine = await runInTurn(servers)
   } finally {
     for (const s of servers) await s.stop()
   }
-  const [insert, baton, ceiling] = servers as [Server, Server, Server]
+  const [insert, baton, ceiling, before] = servers as [Server, Server, Server, Server | undefined]
   const shared = {
     connections: CONNECTIONS,
     slice_s: DURATION_S,
@@ -334,5 +351,18 @@ export async function intakePgVsBarePgInsert(): Promise<Figure[]> {
         without_writes: summary(ceiling),
       },
     ),
+    ...(before === undefined
+      ? []
+      : [
+          figure(
+            'intake_pg_vs_before',
+            median(baton.slices.map((x) => x.rps)),
+            'req/s',
+            median(before.slices.map((x) => x.rps)),
+            ratioOf(baton, before),
+            null,
+            { ...shared, before: BEFORE, intake_pg: summary(baton), before_pg: summary(before) },
+          ),
+        ]),
   ]
 }
