@@ -16,6 +16,7 @@ import type { WebhookTargets } from './events/targets.js'
 import { createServer } from './http/server.js'
 import type { PolicyActivated, PolicyTrigger, Services } from './http/services.js'
 import { cachedAgentStates } from './identity/agent-states.js'
+import { cachedKeys } from './identity/key-cache.js'
 import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
 import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
@@ -377,6 +378,9 @@ export async function createApp(
       )
     : undefined
 
+  // API keys are read at most 1 s old, and forgotten at every revocation on any node (see key-cache.ts)
+  const apiKeys = cachedKeys(store, () => Date.now(), 1000)
+  const offKeys = store.changes.subscribe('keys', () => apiKeys.invalidate())
   // routing reads the agents' states at most 1 s old; the commit checks them again (see agent-states.ts)
   const agentStates = cachedAgentStates(store, () => Date.now(), 1000)
   const intake: IntakeDeps = { store, policy: current, now, newId, secretHashKey, intents, agentStates }
@@ -430,6 +434,7 @@ export async function createApp(
     workspace,
     policy,
     keys: {
+      active: (hash) => apiKeys.active(hash),
       async create(role, given, actor, principalId) {
         if (principalId !== undefined) {
           if (role !== 'operator') {
@@ -469,12 +474,15 @@ export async function createApp(
       },
       async revoke(id, actor) {
         const at = now().toISOString()
-        return store.revokeKey(id, at, {
+        const revoked = await store.revokeKey(id, at, {
           type: 'key.revoked',
           at,
           actor: { kind: actor.kind, id: actor.id },
           data: { keyId: id },
         })
+        // this node at once, not when its own NOTIFY comes back
+        if (revoked) apiKeys.invalidate()
+        return revoked
       },
     },
     customers: {
@@ -552,6 +560,7 @@ export async function createApp(
     async close() {
       watcher?.close()
       offPolicy?.()
+      offKeys()
       await policySync?.stop()
       await http.close()
       await work.stop()

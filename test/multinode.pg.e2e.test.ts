@@ -29,6 +29,11 @@ const SEQUENCER_TAKEOVER_MS = 3000
 const TIMER_LATENESS_MS = 3000
 /** Longest lateness of a timer while its node lives: the NOTIFY arms every node's wake-up for its due time. */
 const TIMER_PROMPT_MS = 1000
+/**
+ * Longest time for an API key revoked on one node to be refused on the others, which had it cached: the revocation's
+ * NOTIFY clears their caches. Under the cache's own 1 s, so that this passes only through the NOTIFY.
+ */
+const KEY_REVOKED_EVERYWHERE_MS = 500
 
 type Node = { proc: ChildProcess; url: string; output: () => string; pid: number; alive: boolean }
 
@@ -231,6 +236,28 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     })
     expect(act.status).toBe(401)
     expect(((await act.json()) as { code: string }).code).toBe('CREDENTIAL_REVOKED')
+  })
+
+  it('an API key revoked on node A is refused on B and C within the stated time, though they had it cached', async () => {
+    const [a, b, c] = nodes as [Node, Node, Node]
+    const made = await call(a, 'POST', '/v1/keys', { role: 'service', name: 'helpdesk' })
+    expect(made.status, JSON.stringify(made.body)).toBe(201)
+    const { id, key } = made.body as { id: string; key: string }
+    // each node has it in its cache now
+    for (const n of [a, b, c]) expect((await call(n, 'GET', '/v1/policy', undefined, key)).status).toBe(200)
+    expect((await call(a, 'DELETE', `/v1/keys/${id}`)).status).toBe(204)
+    expect((await call(a, 'GET', '/v1/policy', undefined, key)).status).toBe(401)
+    const revokedAt = Date.now()
+    for (const n of [b, c]) {
+      for (;;) {
+        const r = await call(n, 'GET', '/v1/policy', undefined, key)
+        if (r.status === 401) break
+        expect(r.status).toBe(200)
+        expect(Date.now() - revokedAt).toBeLessThan(KEY_REVOKED_EVERYWHERE_MS)
+        await new Promise((done) => setTimeout(done, 10))
+      }
+    }
+    expect(Date.now() - revokedAt).toBeLessThan(KEY_REVOKED_EVERYWHERE_MS)
   })
 
   it('a policy activated on one node is in force on every node within the stated time', async () => {

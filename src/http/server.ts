@@ -14,7 +14,7 @@ import { authenticateDelegate, type DelegateAuth, isDelegateToken, withScope } f
 import { BatonError } from '../errors.js'
 import { hashKey, looksLikeKey } from '../identity/keys.js'
 import { registerMcp } from '../mcp/routes.js'
-import type { Role, Store } from '../store/ports.js'
+import type { Role } from '../store/ports.js'
 import { registerAgentRoutes } from './agent-routes.js'
 import { registerApprovalRoutes } from './approval-routes.js'
 import { registerAuditRoutes } from './audit-routes.js'
@@ -156,7 +156,7 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
       req.actor = await authenticateAgentRequest(services, req, token, agent === true)
       return
     }
-    req.actor = (await consoleSession(req)) ?? (await authenticate(services.store, req))
+    req.actor = (await consoleSession(req)) ?? (await authenticate(services.keys, req))
     if (!(roles ?? []).includes(req.actor.roles[0] as Role)) {
       const e = new BatonError(
         'FORBIDDEN',
@@ -330,7 +330,7 @@ export async function refusal(
   })
 }
 
-async function authenticate(store: Store, req: FastifyRequest): Promise<Actor> {
+async function authenticate(keys: Services['keys'], req: FastifyRequest): Promise<Actor> {
   const header = req.headers.authorization
   const key =
     typeof header === 'string' && header.toLowerCase().startsWith('bearer ')
@@ -340,8 +340,8 @@ async function authenticate(store: Store, req: FastifyRequest): Promise<Actor> {
         : undefined
   if (key === undefined) throw new BatonError('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>"')
   if (!looksLikeKey(key)) throw new BatonError('UNAUTHENTICATED', 'the API key is malformed')
-  const record = await store.findKeyByHash(hashKey(key))
-  if (record === undefined || record.revokedAt !== null) {
+  const record = await keys.active(hashKey(key))
+  if (record === undefined) {
     throw new BatonError('UNAUTHENTICATED', 'the API key is unknown or revoked')
   }
   const kind = record.role

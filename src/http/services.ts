@@ -33,6 +33,11 @@ export interface Services {
     reload(actor: Actor): Promise<PolicyActivated>
   }
   readonly keys: {
+    /**
+     * The key with SHA-256 `hash` when it exists and is not revoked (what authentication asks); read through a cache
+     * of at most 1 s that every revocation clears on every node listening for changes (`identity/key-cache.ts`).
+     */
+    active(hash: string): Promise<ApiKeyRecord | undefined>
     /** `principalId`: for an operator key, the operator principal it belongs to (checked to exist). */
     create(role: Role, name: string, actor: Actor, principalId?: string): Promise<{ record: ApiKeyRecord; key: string }>
     revoke(id: string, actor: Actor): Promise<boolean>

@@ -1,15 +1,15 @@
 /**
  * Change notification between the nodes sharing a store, so that work waiting on a change is woken instead of
  * polling for it: new audit entries (SSE streams, webhooks, the MCP list watcher, the sequencer) and a newly activated
- * policy version, and a timer written due soon (the scheduler arms a wake-up for its due time; see
- * `TIMER_WAKE_HORIZON_MS`).
+ * policy version, a timer written due soon (the scheduler arms a wake-up for its due time; see
+ * `TIMER_WAKE_HORIZON_MS`), and a revoked API key (every node's key cache forgets its keys, `identity/key-cache.ts`).
  *
  * PostgreSQL sends each as `NOTIFY` inside the transaction that makes the change, so it is delivered at commit, to
  * every node (`postgres/listen.ts`); SQLite has one process and wakes it in process after the commit. A notification
  * can be missed (a node's listening connection was cut): subscribers get `undefined` once the feed listens again, and
  * must catch up from the store then; they also keep a slower poll as the fallback.
  */
-export const CHANGE_CHANNELS = ['audit', 'policy', 'timers'] as const
+export const CHANGE_CHANNELS = ['audit', 'policy', 'timers', 'keys'] as const
 export type ChangeChannel = (typeof CHANGE_CHANNELS)[number]
 
 /** PostgreSQL channel names (LISTEN/NOTIFY identifiers), one per change channel. */
@@ -17,6 +17,7 @@ export const PG_CHANNEL: Readonly<Record<ChangeChannel, string>> = {
   audit: 'baton_audit',
   policy: 'baton_policy',
   timers: 'baton_timers',
+  keys: 'baton_keys',
 }
 
 /**
@@ -36,7 +37,8 @@ export interface ChangeFeed {
   /**
    * Calls `fn` with the payload of every change on `channel`, whatever node made it, and with `undefined` after the
    * feed was cut and listens again (catch up then). Never throws into the caller; returns the unsubscribe function.
-   * (Payloads: `audit` the newest seq appended, `policy` the version activated, `timers` a timer's due time.)
+   * (Payloads: `audit` the newest seq appended, `policy` the version activated, `timers` a timer's due time, `keys`
+   * the id of an API key just revoked.)
    */
   subscribe(channel: ChangeChannel, fn: (payload: string | undefined) => void): () => void
   /** Whether changes made by other nodes arrive through this feed (PostgreSQL), not only this process's (SQLite). */

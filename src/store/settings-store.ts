@@ -5,7 +5,7 @@ import { appendAuditIn, type StoreParts, spendOnceIn, statementCache } from './s
 const PRUNE_EVERY_MS = 60_000
 
 /** API keys, settings (`kv`) and one-time ids. */
-export function settingsStore({ db, tx }: StoreParts): SettingsStore {
+export function settingsStore({ db, tx, notifyIn }: StoreParts): SettingsStore {
   const statement = statementCache()
   // expired one-time ids are deleted at most once a minute per store, by the next spendOnce
   let lastPrune = 0
@@ -37,6 +37,8 @@ export function settingsStore({ db, tx }: StoreParts): SettingsStore {
           .executeTakeFirst()
         if (Number(r.numUpdatedRows) === 0) return false
         await appendAuditIn(trx, [audit])
+        // every node's key cache forgets the key once this commits (identity/key-cache.ts)
+        await notifyIn(trx, 'keys', id)
         return true
       })
     },
