@@ -151,9 +151,9 @@ export async function openCase(deps: IntakeDeps, actor: Actor, given: OpenCaseIn
   }
 
   async function openOnce(): Promise<IntakeResult> {
-    const [stored, open, queues, agents] = await Promise.all([
-      deps.store.getCustomer(input.customerId),
-      deps.store.listOpenCasesOfCustomer(input.customerId, DUPLICATE_CANDIDATES),
+    // the customer record and its open cases (the duplicate candidates) in one read
+    const [{ customer: stored, open }, queues, agents] = await Promise.all([
+      deps.store.customerWithOpenCases(input.customerId, DUPLICATE_CANDIDATES),
       queueStatsFor(deps, active.policy),
       readAgentStates(deps),
     ])

@@ -1,16 +1,53 @@
-import { type Insertable, sql, type Transaction } from 'kysely'
+import { CompiledQuery, type Insertable, sql, type Transaction } from 'kysely'
 import type { CaseEvent } from '../cases/records.js'
 import { BatonError } from '../errors.js'
 import { type AuditQueueDrainer, queueRows } from './audit-queue.js'
 import { batchCommits } from './batch-commits.js'
 import { fromCase, toCase, toDecision } from './case-rows.js'
 import { decisionColumns } from './decision-columns.js'
-import type { CaseCommit, CaseStore } from './ports.js'
-import type { Database } from './schema.js'
+import type { CaseCommit, CaseStore, CustomerRecord } from './ports.js'
+import type { Database, Engine } from './schema.js'
 import { appendAuditIn, type StoreParts, statementCache, translate } from './store-parts.js'
 import type { WorkStoreInternals } from './work-store.js'
 
 const DECISION_REF = '$decision'
+
+function toCustomer(r: Database['customers']): CustomerRecord {
+  return {
+    id: r.id,
+    tier: r.tier,
+    verified: Number(r.verified) === 1,
+    attributes: JSON.parse(r.attributes) as Record<string, unknown>,
+    updatedAt: r.updated_at,
+  }
+}
+
+/** A row of `customerWithOpenCases`: an open case's columns (all null when there is none) and the customer's. */
+type CustomerWithCaseRow = { [K in keyof Database['cases']]: Database['cases'][K] | null } & {
+  readonly cu_id: string | null
+  readonly cu_tier: string | null
+  readonly cu_verified: number | null
+  readonly cu_attributes: string | null
+  readonly cu_updated_at: string | null
+}
+
+/** The SQL of `customerWithOpenCases` by engine and limit (parameters: the customer id, twice). */
+const customerWithOpenCasesTexts = new Map<string, string>()
+function customerWithOpenCasesText(engine: Engine, limit: number): string {
+  const shape = `${engine} ${limit}`
+  let text = customerWithOpenCasesTexts.get(shape)
+  if (text === undefined) {
+    const [p1, p2] = engine === 'postgres' ? ['$1', '$2'] : ['?', '?']
+    text =
+      'select c.*, cu.id as cu_id, cu.tier as cu_tier, cu.verified as cu_verified, cu.attributes as cu_attributes, ' +
+      `cu.updated_at as cu_updated_at from (select ${p1} as customer_id) k ` +
+      'left join customers cu on cu.id = k.customer_id ' +
+      `left join (select * from cases where customer_id = ${p2} and state = 'open' order by created_at desc limit ${limit}) c ` +
+      'on c.customer_id = k.customer_id order by c.created_at desc'
+    customerWithOpenCasesTexts.set(shape, text)
+  }
+  return text
+}
 
 /**
  * Cases, their events and decisions, and customers. `commitCase` is the intake's write path: on SQLite concurrent
@@ -254,15 +291,31 @@ export function caseStore(
         statement('customer by id', () => db.selectFrom('customers').selectAll().where('id', '=', id), [id]),
       )
       const r = rows[0]
-      return r
-        ? {
-            id: r.id,
-            tier: r.tier,
-            verified: Number(r.verified) === 1,
-            attributes: JSON.parse(r.attributes) as Record<string, unknown>,
-            updatedAt: r.updated_at,
-          }
-        : undefined
+      return r ? toCustomer(r) : undefined
+    },
+    async customerWithOpenCases(customerId, limit) {
+      if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError(`limit must be an integer ≥ 0, got ${limit}`)
+      // One row per open case (at least one row: the customer's columns, null where there is no such customer, and
+      // the case's, null where there is no open case). The limit is in the text, as in listOpenCasesOfCustomer.
+      const { rows } = await db.executeQuery(
+        CompiledQuery.raw(customerWithOpenCasesText(engine, limit), [
+          customerId,
+          customerId,
+        ]) as CompiledQuery<CustomerWithCaseRow>,
+      )
+      const first = rows[0]
+      const customer =
+        first?.cu_id === null || first?.cu_id === undefined
+          ? undefined
+          : toCustomer({
+              id: first.cu_id,
+              tier: first.cu_tier!,
+              verified: first.cu_verified!,
+              attributes: first.cu_attributes!,
+              updated_at: first.cu_updated_at!,
+            })
+      const open = rows.filter((r) => r.id !== null).map((r) => toCase(r as Database['cases']))
+      return { customer, open }
     },
 
     commitCase: (commit) => {

@@ -257,6 +257,24 @@ export function runStoreContract(engine: string, harness: ContractHarness): void
         expect(await ids(2)).toEqual(['cs_o1', 'cs_o4'])
         expect(await ids(0)).toEqual([])
         expect(await s.listOpenCasesOfCustomer('nobody', 5)).toEqual([])
+        // the same cases, with the customer record, in one read
+        for (const limit of [5, 2, 0]) {
+          expect(await s.customerWithOpenCases('cu_o', limit)).toEqual({
+            customer: undefined,
+            open: await s.listOpenCasesOfCustomer('cu_o', limit),
+          })
+        }
+        const customer = { id: 'cu_o', tier: 'gold', verified: true, attributes: { plan: 'x' }, updatedAt: at(5) }
+        await s.putCustomer(customer, audit('customer.updated', 5))
+        expect(await s.customerWithOpenCases('cu_o', 5)).toEqual({
+          customer,
+          open: await s.listOpenCasesOfCustomer('cu_o', 5),
+        })
+        expect(await s.customerWithOpenCases('cu_o', 0)).toEqual({ customer, open: [] })
+        const alone = { ...customer, id: 'cu_alone' }
+        await s.putCustomer(alone, audit('customer.updated', 6))
+        expect(await s.customerWithOpenCases('cu_alone', 5)).toEqual({ customer: alone, open: [] })
+        expect(await s.customerWithOpenCases('nobody', 5)).toEqual({ customer: undefined, open: [] })
       }),
     )
 

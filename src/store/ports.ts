@@ -184,6 +184,14 @@ export interface CaseStore {
   getDecision(id: string): Promise<DecisionRecord | undefined>
   /** Open cases of one customer, newest first, at most `limit`. */
   listOpenCasesOfCustomer(customerId: string, limit: number): Promise<CaseRecord[]>
+  /**
+   * What a case open reads before it decides, in one statement (one round trip on PostgreSQL): the customer's record
+   * (`getCustomer`) and its open cases, newest first, at most `limit` (`listOpenCasesOfCustomer`).
+   */
+  customerWithOpenCases(
+    customerId: string,
+    limit: number,
+  ): Promise<{ readonly customer: CustomerRecord | undefined; readonly open: CaseRecord[] }>
   /** Open cases waiting in each queue with the oldest `state_since`. */
   queueStats(): Promise<Record<string, { depth: number; oldestSince: string | null }>>
   listCases(filter: {
