@@ -505,7 +505,7 @@ export async function createApp(
         return record
       },
     },
-    quality: { store, queues: workspace.queues, policy: () => current().policy, known, now },
+    quality: { store, queues: workspace.queues, policy: () => current().policy, known, now, keepFolds: true },
     live: new LiveHistory(store),
     ready: () => store.health(),
     publicUrl,

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { QualityReport } from '../src/quality/figures.js'
+import { FOLD_VERSION } from '../src/quality/fold-codec.js'
 import { bearer, SHOP, startTestApp, type TestApp } from './support/app.js'
 import { agentToken, registerAgentKey, signAssertion } from './support/assertion.js'
 import { runCli } from './support/audit.js'
@@ -441,6 +442,43 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
     }, 60_000)
 
+    it("keeps each case's fold while it is current, and folds a case again once it changes", async () => {
+      const window = { since: iso(-60), until: iso(120) }
+      const stored = async () => {
+        const out = new Map<string, { lastEvent: number; state: string | null }>()
+        for await (const b of t.app.store.scanCaseFolds(window, FOLD_VERSION, 3))
+          for (const r of b) out.set(r.caseId, r)
+        return out
+      }
+      const before = (await ok('GET', query, analyst)) as unknown as QualityReport
+      const kept = await stored()
+      expect(kept.size).toBe(8)
+      expect([...kept.values()].filter((r) => r.state === null)).toEqual([])
+      // folds of another fold version are not read: every case folded again from its events, the same figures
+      await t.app.store.putCaseFolds(
+        [...kept].map(([caseId, r]) => ({ caseId, through: r.lastEvent, fold: FOLD_VERSION + 1, state: '{}' })),
+      )
+      expect([...(await stored()).values()].every((r) => r.state === null)).toBe(true)
+      expect(await ok('GET', query, analyst)).toEqual(before)
+      expect([...(await stored()).values()].every((r) => r.state !== null)).toBe(true)
+      // a new message on c7 (the AI's) asks for a person: its fold is stale until read again, the others stay
+      await ok('POST', `/v1/cases/${ids.c7}/messages`, t.keys.service, {
+        message: { text: 'let me talk to a real person' },
+      })
+      const changed = await stored()
+      expect([...changed].filter(([, r]) => r.state === null).map(([id]) => id)).toEqual([ids.c7])
+      const after = (await ok('GET', query, analyst)) as unknown as QualityReport
+      expect(after.escalations.total).toBe(before.escalations.total + 1)
+      expect(after.escalations.byTrigger.human_request).toBe((before.escalations.byTrigger.human_request ?? 0) + 1)
+      expect((await stored()).get(ids.c7!)?.state).not.toBeNull()
+      // the read-only CLI reads the kept folds and folds nothing it keeps: the same report
+      const r = await runCli(['quality', '--json', '--since', iso(-60), '--until', iso(120)], cliEnv())
+      expect(r.code, r.stderr).toBe(0)
+      const cli = JSON.parse(r.stdout) as QualityReport
+      expect(cli.escalations).toEqual(after.escalations)
+      expect(cli.pingPong).toEqual(after.pingPong)
+    }, 30_000)
+
     it('a stored decision that does not replay to its record is named, and `baton replay` exits 1', async () => {
       if (engine !== 'sqlite') return
       // a decision whose recorded outcome its own facts do not give (what a bug in Baton would leave)
@@ -462,7 +500,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const r = await runCli(['replay'], cliEnv())
       expect(r.code).toBe(1)
       expect(r.stdout).toContain(`DIFF dec_bad (case ${ids.c1}): outcome, handler: recorded operator general`)
-      expect(r.stdout).toContain('replayed 17, differing 1')
+      // 14 in the window, c9's two, c7's re-decision on its message (the test before) and dec_bad
+      expect(r.stdout).toContain('replayed 18, differing 1')
     }, 30_000)
   })
 }

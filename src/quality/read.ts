@@ -3,11 +3,12 @@ import { BatonError } from '../errors.js'
 import { activeOwner, privilegeReport } from '../identity/registry.js'
 import type { RiskClass } from '../intents/routing-eval.js'
 import type { CompiledPolicy, KnownNames } from '../policy/compile.js'
-import type { HistoryWindow } from '../store/history-store.js'
+import type { HistoryWindow, StoredCaseFold } from '../store/history-store.js'
 import type { Store } from '../store/ports.js'
 import type { QueueSpec } from '../workspace/workspace.js'
 import { privilegeUse, QualityAccumulator, type QualityOptions, type QualityReport } from './figures.js'
 import { type CaseState, emptyCase, evolve } from './fold.js'
+import { decodeFold, encodeFold, FOLD_VERSION } from './fold-codec.js'
 import { type HistoryEvent, historyEventOf } from './history.js'
 import type { LiveHistory } from './live.js'
 import { type OverviewSnapshot, overviewSnapshot } from './overview.js'
@@ -32,6 +33,8 @@ export interface QualityDeps {
   /** Names a stored policy version is compiled against. */
   readonly known: KnownNames
   readonly now: () => Date
+  /** Store the case folds the reads make (`FoldOptions.keep`): the server does; the read-only CLI does not. */
+  readonly keepFolds?: boolean
 }
 
 export interface QualityQuery {
@@ -91,11 +94,26 @@ export async function qualityOptions(
 /** The SLA of a queue the workspace no longer has (30 min, the workspace default). */
 const DEFAULT_SLA_S = 1800
 
+/** How `foldWindow` uses the stored folds (`case_folds`). */
+export interface FoldOptions {
+  /**
+   * Keep the folds it had to make (of cases with no current stored fold) for the next read: the server's reads do,
+   * the read-only CLI commands do not.
+   */
+  readonly keep?: boolean
+}
+
 /**
- * Folds the cases of a window from the store, one case at a time (the scan is in case order, so each case is
- * complete when the next begins), into `add`. Approvals and agent actions join their case.
+ * Folds the cases of a window from the store into `add`, in case id order. A case whose stored fold is through its
+ * last event is read from it; the others are folded from their case events (and, with `keep`, their folds stored).
+ * Approvals and agent actions join their case at read time.
  */
-export async function foldWindow(store: Store, window: HistoryWindow, add: (c: CaseState) => void): Promise<void> {
+export async function foldWindow(
+  store: Store,
+  window: HistoryWindow,
+  add: (c: CaseState) => void,
+  options: FoldOptions = {},
+): Promise<void> {
   const { gates, actions } = await store.listCaseGates(window)
   const side = new Map<string, HistoryEvent[]>()
   const push = (caseId: string, e: HistoryEvent) => {
@@ -139,24 +157,44 @@ export async function foldWindow(store: Store, window: HistoryWindow, add: (c: C
       outcome: a.outcome,
     })
   }
-  let current: CaseState | undefined
-  const seal = () => {
-    if (current === undefined) return
-    for (const e of side.get(current.id) ?? []) evolve(current, e)
-    add(current)
+  const seal = (c: CaseState) => {
+    for (const e of side.get(c.id) ?? []) evolve(c, e)
+    add(c)
   }
-  for await (const batch of store.scanCaseHistory(window, BATCH)) {
-    for (const row of batch) {
-      if (current?.id !== row.caseId) {
-        seal()
-        current = emptyCase(row.caseId)
+  for await (const batch of store.scanCaseFolds(window, FOLD_VERSION, BATCH)) {
+    const stale = batch.filter((r) => r.state === null).map((r) => r.caseId)
+    const folded = new Map<string, CaseState>()
+    const kept: StoredCaseFold[] = []
+    for (let i = 0; i < stale.length; i += STALE_BATCH) {
+      let current: CaseState | undefined
+      let through = 0
+      const done = () => {
+        if (current === undefined) return
+        folded.set(current.id, current)
+        if (options.keep) kept.push({ caseId: current.id, through, fold: FOLD_VERSION, state: encodeFold(current) })
       }
-      const e = historyEventOf(row)
-      if (e !== undefined) evolve(current, e)
+      for (const row of await store.caseHistoryOf(stale.slice(i, i + STALE_BATCH))) {
+        if (current?.id !== row.caseId) {
+          done()
+          current = emptyCase(row.caseId)
+          through = row.lastEvent
+        }
+        const e = historyEventOf(row)
+        if (e !== undefined) evolve(current, e)
+      }
+      done()
+    }
+    // before the gates join them: a stored fold holds the case's events alone
+    if (kept.length > 0) await store.putCaseFolds(kept)
+    for (const r of batch) {
+      const c = r.state === null ? folded.get(r.caseId) : decodeFold(r.caseId, r.state)
+      if (c !== undefined) seal(c)
     }
   }
-  seal()
 }
+
+/** Cases folded from their events in one read (each a `case_id in (…)` list). */
+const STALE_BATCH = 500
 
 /** Replays stored decisions with the versions they name. */
 export function replayWith(versions: PolicyVersions, d: DecisionRecord): ReplayResult {
@@ -173,7 +211,7 @@ export async function readQuality(deps: QualityDeps, q: QualityQuery): Promise<Q
   const options = await qualityOptions(deps, q, versions)
   const acc = new QualityAccumulator(options)
   const window = storedWindow(options)
-  await foldWindow(deps.store, window, (c) => acc.add(c))
+  await foldWindow(deps.store, window, (c) => acc.add(c), { keep: deps.keepFolds === true })
   const sample = acc.replaySampleIds()
   const tally = new ReplayTally()
   for (const d of await deps.store.getDecisions(sample.ids)) tally.add(replayWith(versions, d))

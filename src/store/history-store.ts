@@ -16,6 +16,22 @@ export interface CaseHistoryRow extends StoredEvent {
   readonly seq: number
 }
 
+/** A case opened in a window, with its stored fold when that is current. */
+export interface CaseFoldRow {
+  readonly caseId: string
+  readonly lastEvent: number
+  /** The fold's JSON (`src/quality/fold-codec.ts`), or null when none is stored that is current. */
+  readonly state: string | null
+}
+
+/** A case's history folded through its event `through`, by fold version `fold`. */
+export interface StoredCaseFold {
+  readonly caseId: string
+  readonly through: number
+  readonly fold: number
+  readonly state: string
+}
+
 /** An approval (an operator decides) or a confirmation (the customer decides) on a case, as stored. */
 export interface GateRow {
   readonly kind: 'approval' | 'confirmation'
@@ -51,6 +67,22 @@ export interface HistoryStore {
    * (not the facts); `case.opened` also its case's customer and channel. `case.linked` is left out.
    */
   scanCaseHistory(window: HistoryWindow, batchSize: number): AsyncIterable<readonly CaseHistoryRow[]>
+  /**
+   * The cases opened in the window in id order, as batches of at most `batchSize`, each with its last event's seq and
+   * its stored fold (`case_folds`, migration 0011) when that fold is of this `fold` version and through that event;
+   * `state` is null otherwise (none stored, an older fold version, or events appended since).
+   */
+  scanCaseFolds(window: HistoryWindow, fold: number, batchSize: number): AsyncIterable<readonly CaseFoldRow[]>
+  /**
+   * The events of these cases as `scanCaseHistory` reads them, in (case id, seq) order, read in one statement (one
+   * snapshot): each row carries its case's `lastEvent` as of that read.
+   */
+  caseHistoryOf(caseIds: readonly string[]): Promise<(CaseHistoryRow & { readonly lastEvent: number })[]>
+  /**
+   * Keeps the folds of cases (a derived copy, not history): each replaces the stored one unless that one is through a
+   * later event. One transaction.
+   */
+  putCaseFolds(rows: readonly StoredCaseFold[]): Promise<void>
   /** Approvals, customer confirmations and agent (or delegate) actions on the cases opened in the window. */
   listCaseGates(window: HistoryWindow): Promise<{ readonly gates: GateRow[]; readonly actions: ActionRow[] }>
   /** Stored decisions made in `[since, until)` (by their `at`), with their facts, in id order, in batches. */
@@ -122,7 +154,76 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
     return Object.fromEntries(DECIDED.map((n, i) => [n, values[i]]))
   }
 
+  const historyRow = (r: { case_id: string; seq: number; type: string; at: string; data: string }) => ({
+    caseId: r.case_id,
+    seq: Number(r.seq),
+    type: r.type,
+    at: r.at,
+    data: dataOf(r.type, r.data),
+  })
+
   return {
+    async *scanCaseFolds(window, fold, batchSize) {
+      let after: string | undefined
+      for (;;) {
+        const from = after === undefined ? sql`` : sql`and c.id > ${after}`
+        const { rows } = await sql<{ id: string; last_event: number; state: string | null }>`
+          select c.id, c.last_event,
+            case when f.fold = ${fold} and f.through = c.last_event then f.state end as state
+          from cases c left join case_folds f on f.case_id = c.id
+          where c.created_at >= ${window.since} and c.created_at < ${window.until} ${from}
+          order by c.id
+          limit ${batchSize}`.execute(db)
+        if (rows.length === 0) return
+        yield rows.map((r) => ({ caseId: r.id, lastEvent: Number(r.last_event), state: r.state }))
+        after = rows.at(-1)!.id
+        if (rows.length < batchSize) return
+      }
+    },
+
+    async caseHistoryOf(caseIds) {
+      if (caseIds.length === 0) return []
+      const { rows } = await sql<{
+        case_id: string
+        seq: number
+        type: string
+        at: string
+        data: string
+        last_event: number
+      }>`
+        select e.case_id, e.seq, e.type, e.at, ${lean} as data, c.last_event
+        from case_events e join cases c on c.id = e.case_id
+        where e.case_id in (${sql.join(caseIds)}) and e.type in (${sql.join(NEEDED)})
+        order by e.case_id, e.seq`.execute(db)
+      return rows.map((r) => ({ ...historyRow(r), lastEvent: Number(r.last_event) }))
+    },
+
+    async putCaseFolds(rows) {
+      if (rows.length === 0) return
+      await db.transaction().execute(async (trx) => {
+        for (let i = 0; i < rows.length; i += 500) {
+          await trx
+            .insertInto('case_folds')
+            .values(
+              rows
+                .slice(i, i + 500)
+                .map((r) => ({ case_id: r.caseId, through: r.through, fold: r.fold, state: r.state })),
+            )
+            .onConflict((oc) =>
+              oc
+                .column('case_id')
+                .doUpdateSet((eb) => ({
+                  through: eb.ref('excluded.through'),
+                  fold: eb.ref('excluded.fold'),
+                  state: eb.ref('excluded.state'),
+                }))
+                .where('case_folds.through', '<=', (eb) => eb.ref('excluded.through')),
+            )
+            .execute()
+        }
+      })
+    },
+
     async *scanCaseHistory(window, batchSize) {
       let after: { caseId: string; seq: number } | undefined
       for (;;) {
@@ -135,13 +236,7 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
           order by e.case_id, e.seq
           limit ${batchSize}`.execute(db)
         if (rows.length === 0) return
-        yield rows.map((r) => ({
-          caseId: r.case_id,
-          seq: Number(r.seq),
-          type: r.type,
-          at: r.at,
-          data: dataOf(r.type, r.data),
-        }))
+        yield rows.map(historyRow)
         const last = rows.at(-1)!
         after = { caseId: last.case_id, seq: Number(last.seq) }
         if (rows.length < batchSize) return

@@ -393,6 +393,19 @@ end $$`,
           .execute()
       },
     },
+    '0011_case_folds': {
+      // Each case's history folded for the quality figures (src/quality/fold-codec.ts): a derived copy, rewritten as
+      // the case changes and read only when it is through the case's last event, so never a source of truth.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('case_folds')
+          .addColumn('case_id', 'text', (c) => c.primaryKey())
+          .addColumn('through', 'integer', (c) => c.notNull())
+          .addColumn('fold', 'integer', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .execute()
+      },
+    },
   }
 }
 

@@ -50,6 +50,13 @@ export interface Database extends WorkTables, DelegationTables {
     /** 1 while a person who took the case holds it (migration 0010); routing reads it as `case.human_owned`. */
     human_owned?: number | undefined
   }
+  /** A case's history folded for the quality figures (migration 0011): derived, rewritten as the case changes. */
+  case_folds: {
+    case_id: string
+    through: number
+    fold: number
+    state: string
+  }
   case_events: {
     case_id: string
     seq: number
