@@ -3,7 +3,7 @@ import { BatonError } from '../errors.js'
 import { activeOwner, privilegeReport } from '../identity/registry.js'
 import type { RiskClass } from '../intents/routing-eval.js'
 import type { CompiledPolicy, KnownNames } from '../policy/compile.js'
-import type { HistoryWindow, StoredCaseFold } from '../store/history-store.js'
+import type { CaseHistoryRow, HistoryWindow, StoredCaseFold } from '../store/history-store.js'
 import type { Store } from '../store/ports.js'
 import type { QueueSpec } from '../workspace/workspace.js'
 import { privilegeUse, QualityAccumulator, type QualityOptions, type QualityReport } from './figures.js'
@@ -163,17 +163,18 @@ export async function foldWindow(
   }
   for await (const batch of store.scanCaseFolds(window, FOLD_VERSION, BATCH)) {
     const stale = batch.filter((r) => r.state === null).map((r) => r.caseId)
+    const wanted = new Set(stale)
     const folded = new Map<string, CaseState>()
     const kept: StoredCaseFold[] = []
-    for (let i = 0; i < stale.length; i += STALE_BATCH) {
+    const fold = (rows: readonly (CaseHistoryRow & { readonly lastEvent: number })[]) => {
       let current: CaseState | undefined
       let through = 0
       const done = () => {
-        if (current === undefined) return
+        if (current === undefined || !wanted.has(current.id)) return
         folded.set(current.id, current)
         if (options.keep) kept.push({ caseId: current.id, through, fold: FOLD_VERSION, state: encodeFold(current) })
       }
-      for (const row of await store.caseHistoryOf(stale.slice(i, i + STALE_BATCH))) {
+      for (const row of rows) {
         if (current?.id !== row.caseId) {
           done()
           current = emptyCase(row.caseId)
@@ -183,6 +184,14 @@ export async function foldWindow(
         if (e !== undefined) evolve(current, e)
       }
       done()
+    }
+    if (stale.length > batch.length / 4) {
+      // mostly stale (a first read): the events of the batch's id range in one ordered read beat lists of ids
+      fold(await store.caseHistoryOf({ from: batch[0]!.caseId, to: batch.at(-1)!.caseId }))
+    } else {
+      for (let i = 0; i < stale.length; i += STALE_BATCH) {
+        fold(await store.caseHistoryOf({ ids: stale.slice(i, i + STALE_BATCH) }))
+      }
     }
     // before the gates join them: a stored fold holds the case's events alone
     if (kept.length > 0) await store.putCaseFolds(kept)

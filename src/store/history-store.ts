@@ -74,10 +74,13 @@ export interface HistoryStore {
    */
   scanCaseFolds(window: HistoryWindow, fold: number, batchSize: number): AsyncIterable<readonly CaseFoldRow[]>
   /**
-   * The events of these cases as `scanCaseHistory` reads them, in (case id, seq) order, read in one statement (one
-   * snapshot): each row carries its case's `lastEvent` as of that read.
+   * The events of these cases (`ids`), or of every case whose id is in `[from, to]`, as `scanCaseHistory` reads them,
+   * in (case id, seq) order, read in one statement (one snapshot): each row carries its case's `lastEvent` as of
+   * that read.
    */
-  caseHistoryOf(caseIds: readonly string[]): Promise<(CaseHistoryRow & { readonly lastEvent: number })[]>
+  caseHistoryOf(
+    cases: { readonly ids: readonly string[] } | { readonly from: string; readonly to: string },
+  ): Promise<(CaseHistoryRow & { readonly lastEvent: number })[]>
   /**
    * Keeps the folds of cases (a derived copy, not history): each replaces the stored one unless that one is through a
    * later event. One transaction.
@@ -181,8 +184,12 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
       }
     },
 
-    async caseHistoryOf(caseIds) {
-      if (caseIds.length === 0) return []
+    async caseHistoryOf(cases) {
+      if ('ids' in cases && cases.ids.length === 0) return []
+      const which =
+        'ids' in cases
+          ? sql`e.case_id in (${sql.join(cases.ids)})`
+          : sql`e.case_id >= ${cases.from} and e.case_id <= ${cases.to}`
       const { rows } = await sql<{
         case_id: string
         seq: number
@@ -193,7 +200,7 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
       }>`
         select e.case_id, e.seq, e.type, e.at, ${lean} as data, c.last_event
         from case_events e join cases c on c.id = e.case_id
-        where e.case_id in (${sql.join(caseIds)}) and e.type in (${sql.join(NEEDED)})
+        where ${which} and e.type in (${sql.join(NEEDED)})
         order by e.case_id, e.seq`.execute(db)
       return rows.map((r) => ({ ...historyRow(r), lastEvent: Number(r.last_event) }))
     },
