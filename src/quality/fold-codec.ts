@@ -24,6 +24,8 @@ type FoldJson = [
   human: 0 | 1,
   bounces: number,
   capHit: 0 | 1,
+  humanOwned: 0 | 1,
+  bouncesFromHumanOwned: number,
   queues: string[],
   agents: string[],
   closedAt: number | null,
@@ -68,6 +70,8 @@ export function encodeFold(s: CaseState): string {
     s.human ? 1 : 0,
     s.bounces,
     s.capHit ? 1 : 0,
+    s.humanOwned ? 1 : 0,
+    s.bouncesFromHumanOwned,
     [...s.queues],
     [...s.agents],
     orNull(s.closedAt),
@@ -103,6 +107,8 @@ export function decodeFold(id: string, text: string): CaseState {
     human,
     bounces,
     capHit,
+    humanOwned,
+    bouncesFromHumanOwned,
     queues,
     agents,
     closedAt,
@@ -140,6 +146,8 @@ export function decodeFold(id: string, text: string): CaseState {
   s.human = human === 1
   s.bounces = bounces
   s.capHit = capHit === 1
+  s.humanOwned = humanOwned === 1
+  s.bouncesFromHumanOwned = bouncesFromHumanOwned
   s.closedAt = orUndefined(closedAt)
   s.lastPolicyHash = hashes[lastPolicyHash] ?? ''
   return s
