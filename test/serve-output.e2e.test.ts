@@ -18,6 +18,8 @@ function serveOnce(dataDir: string): Promise<{ stdout: string; stderr: string; s
         BATON_ADMIN_KEY: '',
         BATON_LOG_LEVEL: 'info',
         BATON_WATCH_POLICY: '0',
+        // warnings must show, so that the test below sees any the server prints
+        NODE_NO_WARNINGS: undefined,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -66,11 +68,14 @@ describe('baton serve output', () => {
     expect(lines.length).toBeGreaterThanOrEqual(3)
     for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow()
     expect(lines.map((l) => JSON.parse(l).msg)).toContain('policy activated')
+    // no deprecation or other process warning at start (fastify's FSTDEP022 was printed on every start)
+    expect(first.stderr).not.toMatch(/FSTDEP|Warning/)
 
     // A second start on the same store prints no key at all.
     const second = await serveOnce(dir)
     expect(second.stdout + second.stderr).not.toContain('bk_admin_')
     expect(second.stderr).toMatch(/^Admin key: created at first start and shown then/m)
     for (const l of second.stdout.split('\n').filter((x) => x !== '')) expect(() => JSON.parse(l), l).not.toThrow()
+    expect(second.stderr).not.toMatch(/FSTDEP|Warning/)
   }, 90_000)
 })

@@ -90,7 +90,8 @@ export async function createServer(services: Services, opts: ServerOptions): Pro
     schemaController: { compilersFactory: { buildValidator: queryCoercingValidator() } },
     return503OnClosing: true,
     clientErrorHandler,
-    maxParamLength: MAX_PARAM_LENGTH,
+    // fastify 5 reads router settings from `routerOptions`; at the top level they print FSTDEP022 at every start
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors,
   })
   if (opts.requestTimeoutMs !== undefined) answerBy(app, opts.requestTimeoutMs)
