@@ -7,6 +7,7 @@ import type { Store } from '../ports.js'
 import type { Database } from '../schema.js'
 import { acquireAdvisoryLease } from './lease.js'
 import { createPgChangeFeed } from './listen.js'
+import { prepareHotStatements } from './prepared.js'
 
 const INT8 = 20
 
@@ -60,6 +61,8 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions =
   pool.on('error', onError)
   // A checked-out client has no pool listener; this one stays for the client's life (the pool drops broken clients).
   pool.on('connect', (c) => c.on('error', onError))
+  // the statements intake runs at every message are parsed and planned once per connection (prepared.ts)
+  prepareHotStatements(pool)
   const db = new Kysely<Database>({ dialect: withStoreErrors(new PostgresDialect({ pool })) })
   return createKyselyStore(db, 'postgres', {
     ...(options.onDrainError === undefined ? {} : { onDrainError: options.onDrainError }),
