@@ -259,6 +259,38 @@ function runAuthorityContract(engine: string, open: () => Promise<{ store: Store
       expect(await s.auditSize()).toBe(size + 1)
     })
 
+    it('opens concurrent cases to several agents together, and one to an agent that is not active fails alone', async () => {
+      await s.registerAgent(agent('bot'), audit('agent.registered'))
+      await s.registerAgent(agent('bot2'), audit('agent.registered'))
+      await s.registerAgent(agent('off', { state: 'suspended' }), audit('agent.registered'))
+      const size = await s.auditSize()
+      const opening = (id: string, agentId: string) => ({
+        case: caseRecord(id, { handler: { kind: 'agent' as const, agentId } }),
+        expectedVersion: null,
+        events: [],
+        decisions: [],
+        audit: [audit('case.opened', id)],
+        customerTier: '',
+        requireActiveAgent: agentId,
+      })
+      // submitted in one tick: on PostgreSQL one grouped statement, refused as a whole, then each open alone
+      const results = await Promise.allSettled([
+        s.commitCase(opening('cs_g1', 'bot')),
+        s.commitCase(opening('cs_g2', 'off')),
+        s.commitCase(opening('cs_g3', 'bot2')),
+        s.commitCase(opening('cs_g4', 'ghost')),
+        s.commitCase(opening('cs_g5', 'bot')),
+      ])
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'])
+      for (const i of [1, 3]) expect(results[i]).toMatchObject({ reason: { code: 'CONFLICT' } })
+      for (const id of ['cs_g2', 'cs_g4']) expect(await s.getCase(id)).toBeUndefined()
+      for (const id of ['cs_g1', 'cs_g3', 'cs_g5']) expect((await s.getCase(id))?.version).toBe(1)
+      expect(await s.auditSize()).toBe(size + 3)
+      // all good: one group, all written
+      await Promise.all(['cs_g6', 'cs_g7'].map((id, i) => s.commitCase(opening(id, i === 0 ? 'bot' : 'bot2'))))
+      expect(await s.auditSize()).toBe(size + 5)
+    })
+
     it('commits an action only at the epoch it was decided at, and executes it once', async () => {
       await openCase('cs_1')
       await s.commitAction({

@@ -6,8 +6,9 @@ import { batchCommits } from './batch-commits.js'
 import { fromCase, toCase, toDecision } from './case-rows.js'
 import { decisionColumns } from './decision-columns.js'
 import type { CaseCommit, CaseStore, CustomerRecord } from './ports.js'
+import { groupOpens, type OpenRows, openCasesAtOnce } from './postgres/open-cases.js'
 import type { Database, Engine } from './schema.js'
-import { appendAuditIn, type StoreParts, statementCache, translate } from './store-parts.js'
+import { appendAuditIn, type StoreParts, statementCache } from './store-parts.js'
 import type { WorkStoreInternals } from './work-store.js'
 
 const DECISION_REF = '$decision'
@@ -208,45 +209,33 @@ export function caseStore(
   const commitCaseIn = (trx: Transaction<Database>, commit: CaseCommit) => commitCasesIn(trx, [commit])
 
   /**
-   * PostgreSQL, a case opened with nothing to read first: the case, its events and decision, its work item and SLA
-   * timer and its queued audit bodies in one statement of data-modifying CTEs, atomic on its own. Nine round trips
-   * (BEGIN, six INSERTs, a tier lookup, COMMIT) become one; the drainer sequences the queued bodies right after, as
-   * after any commit. Undefined when the general path must write it (reads in the transaction, or SQLite).
+   * PostgreSQL, a case opened with nothing to read first: the rows of its case, events and decision, its work item and
+   * SLA timer and its queued audit bodies, which `openCasesAtOnce` writes in one statement, atomic on its own, grouped
+   * with the opens of concurrent requests (`groupOpens`). Nine round trips (BEGIN, six INSERTs, a tier lookup, COMMIT)
+   * become one statement per group; the drainer sequences the queued bodies right after, as after any commit.
+   * Undefined when the general path must write it (reads in the transaction, or SQLite).
    */
-  function openCaseAtOnce(commit: CaseCommit): (() => Promise<void>) | undefined {
+  function openCaseRows(commit: CaseCommit): OpenRows | undefined {
     if (drainer === undefined || commit.expectedVersion !== null) return undefined
     const newWork = work.newCaseWork(commit)
     if (newWork === 'in-transaction') return undefined
-    return async () => {
-      const { events, decisions } = historyRows([commit])
-      const audit = queueRows(commit.audit)
-      const inserts = [
-        db.insertInto('cases').values(fromCase(commit.case)),
-        ...(events.length > 0 ? [db.insertInto('case_events').values(events)] : []),
-        ...(decisions.length > 0 ? [db.insertInto('decisions').values(decisions)] : []),
-        ...(newWork === 'none'
-          ? []
-          : [
-              db.insertInto('work_items').values(newWork.workItem),
-              db
-                .insertInto('timers')
-                .values(newWork.timer)
-                .onConflict((oc) => oc.columns(['kind', 'key']).doNothing()),
-            ]),
-        ...(audit.length > 0 ? [db.insertInto('audit_queue').values(audit)] : []),
-      ]
-      // Opened to an agent: baton_require_active_agent (migration 0007) locks its row FOR SHARE and raises when it
-      // is not active, which undoes the whole statement (see CaseCommit.requireActiveAgent).
-      const agent = commit.requireActiveAgent
-      const guard = agent === undefined ? sql`select 1` : sql`select baton_require_active_agent(${agent})`
-      try {
-        await sql`with ${sql.join(inserts.map((q, i) => sql`${sql.raw(`w${i}`)} as (${q})`))} ${guard}`.execute(db)
-      } catch (e) {
-        throw translate(e)
-      }
-      if (audit.length > 0) drainer.kick()
+    const { events, decisions } = historyRows([commit])
+    return {
+      case: fromCase(commit.case),
+      events,
+      decisions,
+      work: newWork === 'none' ? undefined : newWork,
+      audit: queueRows(commit.audit),
+      agent: commit.requireActiveAgent,
     }
   }
+  const openCase =
+    drainer === undefined
+      ? undefined
+      : groupOpens(async (opens) => {
+          await openCasesAtOnce(db, opens)
+          if (opens.some((o) => o.audit.length > 0)) drainer.kick()
+        })
 
   // SQLite has one writer connection, so concurrent case commits queue for it anyway: they are written together, one
   // transaction, one statement per table and one WAL sync for all that arrived while the previous one ran (and one
@@ -318,9 +307,10 @@ export function caseStore(
       return { customer, open }
     },
 
-    commitCase: (commit) => {
+    commitCase: async (commit) => {
       if (commitBatch !== undefined) return commitBatch(commit)
-      return (openCaseAtOnce(commit) ?? (() => tx((trx) => commitCaseIn(trx, commit))))()
+      const rows = openCaseRows(commit)
+      return rows !== undefined && openCase !== undefined ? openCase(rows) : tx((trx) => commitCaseIn(trx, commit))
     },
     async getCase(id) {
       const { rows } = await db.executeQuery(
