@@ -21,6 +21,7 @@ import { formatKey, hashKey, looksLikeKey } from './identity/keys.js'
 import { loadIntentDetector } from './intents/load.js'
 import { type CompiledPolicy, compilePolicy, type KnownNames } from './policy/compile.js'
 import { versionConflict } from './policy/versions.js'
+import { startFoldKeeper } from './quality/keeper.js'
 import { LiveHistory } from './quality/live.js'
 import { redactedText, redactFreeText, redactStrings, refuseSecretIn } from './signals/sensitive.js'
 import { compileTerms, DEFAULT_RISK_TERMS, mergeTerms } from './signals/terms.js'
@@ -530,6 +531,10 @@ export async function createApp(
   })
   server = http
   work.start()
+  const folds =
+    config.qualityFoldsIntervalMs > 0
+      ? startFoldKeeper({ store, now, intervalMs: config.qualityFoldsIntervalMs, log: logger })
+      : undefined
   const offPolicy = policySync
     ? store.changes.subscribe('policy', (version) => {
         if (version === undefined || Number(version) > (active?.policy.ref.version ?? 0))
@@ -563,6 +568,7 @@ export async function createApp(
       offKeys()
       await policySync?.stop()
       await http.close()
+      await folds?.stop()
       await work.stop()
       await authority.refusals.stop().catch((e) => logger.error({ err: e }, 'refusal summary not written at stop'))
       await authority.upstreams?.close()

@@ -31,6 +31,8 @@ export interface Config {
   readonly auditHeadIntervalMs: number
   /** Longest time a request may take before it is answered 503 `SERVER_TIMEOUT`, ms (streams excepted). */
   readonly requestTimeoutMs: number
+  /** How often the case folds of the last 30 days are brought up to date for the quality figures, ms (0: never). */
+  readonly qualityFoldsIntervalMs: number
   /** PostgreSQL: longest wait for a connection (new or from the pool), ms; past it `STORE_UNAVAILABLE`. */
   readonly databaseConnectTimeoutMs: number
   /** PostgreSQL: `statement_timeout` of Baton's sessions, ms (0: none). */
@@ -71,6 +73,7 @@ export const DEFAULTS = {
   bodyLimit: 64 * 1024,
   auditHeadIntervalMs: 1000,
   requestTimeoutMs: 10_000,
+  qualityFoldsIntervalMs: 300_000,
   databaseConnectTimeoutMs: 5000,
   databaseStatementTimeoutMs: 30_000,
 } as const
@@ -117,6 +120,13 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     )
   }
   const requestTimeoutMs = msFrom(env, flags.requestTimeoutMs, 'BATON_REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, 1)
+  const qualityFoldsIntervalMs = msFrom(
+    env,
+    flags.qualityFoldsIntervalMs,
+    'BATON_QUALITY_FOLDS_INTERVAL_MS',
+    DEFAULTS.qualityFoldsIntervalMs,
+    0,
+  )
   const databaseConnectTimeoutMs = msFrom(
     env,
     flags.databaseConnectTimeoutMs,
@@ -143,6 +153,7 @@ export function configFrom(env: NodeJS.ProcessEnv, flags: Partial<Config> = {}):
     port,
     sqliteSync,
     requestTimeoutMs,
+    qualityFoldsIntervalMs,
     databaseConnectTimeoutMs,
     databaseStatementTimeoutMs,
     host: flags.host ?? env.BATON_HOST ?? DEFAULTS.host,

@@ -3,7 +3,7 @@ import { BatonError } from '../errors.js'
 import { activeOwner, privilegeReport } from '../identity/registry.js'
 import type { RiskClass } from '../intents/routing-eval.js'
 import type { CompiledPolicy, KnownNames } from '../policy/compile.js'
-import type { CaseHistoryRow, HistoryWindow, StoredCaseFold } from '../store/history-store.js'
+import type { HistoryWindow, StoredCaseFold } from '../store/history-store.js'
 import type { Store } from '../store/ports.js'
 import type { QueueSpec } from '../workspace/workspace.js'
 import { privilegeUse, QualityAccumulator, type QualityOptions, type QualityReport } from './figures.js'
@@ -162,44 +162,65 @@ export async function foldWindow(
     add(c)
   }
   for await (const batch of store.scanCaseFolds(window, FOLD_VERSION, BATCH)) {
-    const stale = batch.filter((r) => r.state === null).map((r) => r.caseId)
-    const wanted = new Set(stale)
-    const folded = new Map<string, CaseState>()
-    const kept: StoredCaseFold[] = []
-    const fold = (rows: readonly (CaseHistoryRow & { readonly lastEvent: number })[]) => {
-      let current: CaseState | undefined
-      let through = 0
-      const done = () => {
-        if (current === undefined || !wanted.has(current.id)) return
-        folded.set(current.id, current)
-        if (options.keep) kept.push({ caseId: current.id, through, fold: FOLD_VERSION, state: encodeFold(current) })
-      }
-      for (const row of rows) {
-        if (current?.id !== row.caseId) {
-          done()
-          current = emptyCase(row.caseId)
-          through = row.lastEvent
-        }
-        const e = historyEventOf(row)
-        if (e !== undefined) evolve(current, e)
-      }
-      done()
-    }
-    if (stale.length > batch.length / 4) {
-      // mostly stale (a first read): the events of the batch's id range in one ordered read beat lists of ids
-      fold(await store.caseHistoryOf({ from: batch[0]!.caseId, to: batch.at(-1)!.caseId }))
-    } else {
-      for (let i = 0; i < stale.length; i += STALE_BATCH) {
-        fold(await store.caseHistoryOf({ ids: stale.slice(i, i + STALE_BATCH) }))
-      }
-    }
-    // before the gates join them: a stored fold holds the case's events alone
-    if (kept.length > 0) await store.putCaseFolds(kept)
+    const folded = await foldCases(
+      store,
+      batch.filter((r) => r.state === null).map((r) => r.caseId),
+      options.keep === true,
+    )
     for (const r of batch) {
       const c = r.state === null ? folded.get(r.caseId) : decodeFold(r.caseId, r.state)
       if (c !== undefined) seal(c)
     }
   }
+}
+
+/**
+ * Folds these cases from their stored events (lists of ids cost no more than reading a batch's id range in order,
+ * measured, and read no events of cases outside the window); with `keep`, stores the folds, before any gate joins
+ * them: a stored fold holds the case's events alone.
+ */
+async function foldCases(store: Store, ids: readonly string[], keep: boolean): Promise<Map<string, CaseState>> {
+  const folded = new Map<string, CaseState>()
+  const kept: StoredCaseFold[] = []
+  for (let i = 0; i < ids.length; i += STALE_BATCH) {
+    let current: CaseState | undefined
+    let through = 0
+    const done = () => {
+      if (current === undefined) return
+      folded.set(current.id, current)
+      if (keep) kept.push({ caseId: current.id, through, fold: FOLD_VERSION, state: encodeFold(current) })
+    }
+    for (const row of await store.caseHistoryOf(ids.slice(i, i + STALE_BATCH))) {
+      if (current?.id !== row.caseId) {
+        done()
+        current = emptyCase(row.caseId)
+        through = row.lastEvent
+      }
+      const e = historyEventOf(row)
+      if (e !== undefined) evolve(current, e)
+    }
+    done()
+  }
+  if (kept.length > 0) await store.putCaseFolds(kept)
+  return folded
+}
+
+/**
+ * Brings the stored folds of the cases opened in the window up to date (the server's fold keeper): every case with
+ * no current fold is folded from its events and its fold kept. Returns how many were folded.
+ */
+export async function keepCaseFolds(store: Store, window: HistoryWindow): Promise<number> {
+  let n = 0
+  for await (const batch of store.scanCaseFolds(window, FOLD_VERSION, BATCH, { staleOnly: true })) {
+    n += (
+      await foldCases(
+        store,
+        batch.map((r) => r.caseId),
+        true,
+      )
+    ).size
+  }
+  return n
 }
 
 /** Cases folded from their events in one read (each a `case_id in (…)` list). */

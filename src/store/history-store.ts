@@ -70,17 +70,20 @@ export interface HistoryStore {
   /**
    * The cases opened in the window in id order, as batches of at most `batchSize`, each with its last event's seq and
    * its stored fold (`case_folds`, migration 0011) when that fold is of this `fold` version and through that event;
-   * `state` is null otherwise (none stored, an older fold version, or events appended since).
+   * `state` is null otherwise (none stored, an older fold version, or events appended since). `staleOnly`: only the
+   * cases whose `state` is null.
    */
-  scanCaseFolds(window: HistoryWindow, fold: number, batchSize: number): AsyncIterable<readonly CaseFoldRow[]>
+  scanCaseFolds(
+    window: HistoryWindow,
+    fold: number,
+    batchSize: number,
+    options?: { readonly staleOnly?: boolean },
+  ): AsyncIterable<readonly CaseFoldRow[]>
   /**
-   * The events of these cases (`ids`), or of every case whose id is in `[from, to]`, as `scanCaseHistory` reads them,
-   * in (case id, seq) order, read in one statement (one snapshot): each row carries its case's `lastEvent` as of
-   * that read.
+   * The events of these cases as `scanCaseHistory` reads them, in (case id, seq) order, read in one statement (one
+   * snapshot): each row carries its case's `lastEvent` as of that read.
    */
-  caseHistoryOf(
-    cases: { readonly ids: readonly string[] } | { readonly from: string; readonly to: string },
-  ): Promise<(CaseHistoryRow & { readonly lastEvent: number })[]>
+  caseHistoryOf(caseIds: readonly string[]): Promise<(CaseHistoryRow & { readonly lastEvent: number })[]>
   /**
    * Keeps the folds of cases (a derived copy, not history): each replaces the stored one unless that one is through a
    * later event. One transaction.
@@ -166,15 +169,18 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
   })
 
   return {
-    async *scanCaseFolds(window, fold, batchSize) {
+    async *scanCaseFolds(window, fold, batchSize, options) {
       let after: string | undefined
+      const stale = options?.staleOnly
+        ? sql`and (f.case_id is null or f.fold <> ${fold} or f.through <> c.last_event)`
+        : sql``
       for (;;) {
         const from = after === undefined ? sql`` : sql`and c.id > ${after}`
         const { rows } = await sql<{ id: string; last_event: number; state: string | null }>`
           select c.id, c.last_event,
             case when f.fold = ${fold} and f.through = c.last_event then f.state end as state
           from cases c left join case_folds f on f.case_id = c.id
-          where c.created_at >= ${window.since} and c.created_at < ${window.until} ${from}
+          where c.created_at >= ${window.since} and c.created_at < ${window.until} ${from} ${stale}
           order by c.id
           limit ${batchSize}`.execute(db)
         if (rows.length === 0) return
@@ -184,12 +190,8 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
       }
     },
 
-    async caseHistoryOf(cases) {
-      if ('ids' in cases && cases.ids.length === 0) return []
-      const which =
-        'ids' in cases
-          ? sql`e.case_id in (${sql.join(cases.ids)})`
-          : sql`e.case_id >= ${cases.from} and e.case_id <= ${cases.to}`
+    async caseHistoryOf(caseIds) {
+      if (caseIds.length === 0) return []
       const { rows } = await sql<{
         case_id: string
         seq: number
@@ -200,7 +202,7 @@ export function historyStore({ db, engine }: StoreParts): HistoryStore {
       }>`
         select e.case_id, e.seq, e.type, e.at, ${lean} as data, c.last_event
         from case_events e join cases c on c.id = e.case_id
-        where ${which} and e.type in (${sql.join(NEEDED)})
+        where e.case_id in (${sql.join(caseIds)}) and e.type in (${sql.join(NEEDED)})
         order by e.case_id, e.seq`.execute(db)
       return rows.map((r) => ({ ...historyRow(r), lastEvent: Number(r.last_event) }))
     },

@@ -31,6 +31,8 @@ export async function startTestApp(
     now?: () => Date
     /** Webhooks may go to loopback and private addresses (BATON_WEBHOOK_ALLOW_PRIVATE). */
     webhookAllowPrivate?: boolean
+    /** How often the server keeps the case folds current (BATON_QUALITY_FOLDS_INTERVAL_MS; default 5 min). */
+    qualityFoldsIntervalMs?: number
     /** Loop intervals and the webhook poster (a test's fake receiver). */
     work?: NonNullable<Parameters<typeof createApp>[1]>['work']
   } = {},
@@ -47,6 +49,9 @@ export async function startTestApp(
       logLevel: 'silent',
       ...(options.auditHeadIntervalMs === undefined ? {} : { auditHeadIntervalMs: options.auditHeadIntervalMs }),
       ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
+      ...(options.qualityFoldsIntervalMs === undefined
+        ? {}
+        : { qualityFoldsIntervalMs: options.qualityFoldsIntervalMs }),
       ...(options.webhookAllowPrivate === undefined ? {} : { webhookAllowPrivate: options.webhookAllowPrivate }),
     },
   )
