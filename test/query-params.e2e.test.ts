@@ -92,6 +92,21 @@ const ROWS: readonly Row[] = [
   ['cases ?limit=2.5', () => '/v1/cases?limit=2.5', 400],
   ['cases ?limit= (empty)', () => '/v1/cases?limit=', 400],
   ['cases ?limit=2&limit=3', () => '/v1/cases?limit=2&limit=3', 400],
+  // an integer is decimal digits: not what Number() also reads (exponent, hex, binary, sign, spaces)
+  ['cases ?limit=1e2', () => '/v1/cases?limit=1e2', 400],
+  ['cases ?limit=0x10', () => '/v1/cases?limit=0x10', 400],
+  ['cases ?limit=0b11', () => '/v1/cases?limit=0b11', 400],
+  ['cases ?limit=+5', () => '/v1/cases?limit=%2B5', 400],
+  ['cases ?limit=%205', () => '/v1/cases?limit=%205', 400],
+  [
+    'cases ?limit= (a full last page has no next)',
+    (c) => `/v1/cases?limit=${c.all.length}`,
+    200,
+    (b, c) => {
+      expect(ids(b.items)).toEqual(ids(c.all))
+      expect(b.next).toBeNull()
+    },
+  ],
   ['cases ?state=pending', () => '/v1/cases?state=pending', 400],
   ['cases ?handler=robot', () => '/v1/cases?handler=robot', 400],
   ['cases ?page=2 (unknown)', () => '/v1/cases?page=2', 400],
@@ -135,6 +150,8 @@ const ROWS: readonly Row[] = [
   ['queue cases ?assigned=yes', (c) => `/v1/queues/${c.queue}/cases?assigned=yes`, 400],
   ['queue cases ?limit=0', (c) => `/v1/queues/${c.queue}/cases?limit=0`, 400],
   ['queue cases ?limit=many', (c) => `/v1/queues/${c.queue}/cases?limit=many`, 400],
+  ['queue cases ?limit=1e1', (c) => `/v1/queues/${c.queue}/cases?limit=1e1`, 400],
+  ['queue cases ?limit=0x2', (c) => `/v1/queues/${c.queue}/cases?limit=0x2`, 400],
 
   // GET /v1/approvals?state=&limit=
   [
@@ -150,6 +167,7 @@ const ROWS: readonly Row[] = [
   ['approvals ?limit=1', () => '/v1/approvals?limit=1', 200, (b) => expect(b.items).toHaveLength(1)],
   ['approvals ?state=maybe', () => '/v1/approvals?state=maybe', 400],
   ['approvals ?limit=0', () => '/v1/approvals?limit=0', 400],
+  ['approvals ?limit=1e1', () => '/v1/approvals?limit=1e1', 400],
 
   // GET /v1/reports/privileges?days=&from=&to=
   [
@@ -181,6 +199,7 @@ const ROWS: readonly Row[] = [
     (b) => expect(b).toMatchObject({ seq: 0, treeSize: 2 }),
   ],
   ['inclusion ?seq=one', () => '/v1/audit/proofs/inclusion?seq=one', 400],
+  ['inclusion ?seq=0x1', () => '/v1/audit/proofs/inclusion?seq=0x1', 400],
   ['consistency ?from=', () => '/v1/audit/proofs/consistency?from=1', 200, (b) => expect(b).toMatchObject({ from: 1 })],
   [
     'consistency ?from=&to=',
@@ -281,22 +300,27 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       check?.(r.body as never, ctx)
     })
 
-    it('pages through every case with limit and after, each once, in id order', async () => {
-      const seen: string[] = []
-      let next: string | null = null
-      let pages = 0
-      do {
-        const r = await get(`/v1/cases?limit=2${next === null ? '' : `&after=${encodeURIComponent(next)}`}`)
-        expect(r.status).toBe(200)
-        const items = r.body.items as Item[]
-        expect(items.length).toBeLessThanOrEqual(2)
-        seen.push(...items.map((i) => i.id))
-        next = r.body.next as string | null
-        pages++
-      } while (next !== null && pages < 20)
-      expect(seen).toEqual(ctx.all.map((i) => i.id))
-      expect(pages).toBe(Math.floor(ctx.all.length / 2) + 1)
-    })
+    it.each([1, 2, 7, 8])(
+      'pages through every case with limit=%i and after, each once, in id order, with no empty last page',
+      async (limit) => {
+        const seen: string[] = []
+        let next: string | null = null
+        let pages = 0
+        do {
+          const r = await get(`/v1/cases?limit=${limit}${next === null ? '' : `&after=${encodeURIComponent(next)}`}`)
+          expect(r.status).toBe(200)
+          const items = r.body.items as Item[]
+          expect(items.length).toBeLessThanOrEqual(limit)
+          expect(items.length).toBeGreaterThan(0)
+          seen.push(...items.map((i) => i.id))
+          next = r.body.next as string | null
+          pages++
+        } while (next !== null && pages < 20)
+        expect(seen).toEqual(ctx.all.map((i) => i.id))
+        // `next` only when a page follows: 7 cases are 7 pages of 1, 4 of 2, 1 of 7 or of 8
+        expect(pages).toBe(Math.ceil(ctx.all.length / limit))
+      },
+    )
 
     it('still refuses a JSON body with a wrong type (bodies are not coerced)', async () => {
       const r = await post('/v1/cases', t.keys.service, {

@@ -273,14 +273,16 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
     },
     async (req) => {
       const q = req.query as { state?: string; queue?: string; handler?: string; limit: number; after?: string }
+      // one more than the page, to know whether a page follows: `next` only when it does
       const cases = await s.store.listCases({
-        limit: q.limit,
+        limit: q.limit + 1,
         ...(q.state === undefined ? {} : { state: q.state }),
         ...(q.queue === undefined ? {} : { queue: q.queue }),
         ...(q.handler === undefined ? {} : { handlerKind: q.handler }),
         ...(q.after === undefined ? {} : { after: q.after }),
       })
-      const items = cases.map((c) => ({
+      const more = cases.length > q.limit
+      const items = cases.slice(0, q.limit).map((c) => ({
         id: c.id,
         customerId: c.customerId,
         channel: c.channel,
@@ -291,7 +293,7 @@ export function registerRoutes(app: FastifyInstance, s: Services): void {
         handoffs: c.handoffs,
         updatedAt: c.updatedAt,
       }))
-      return { items, next: items.length === q.limit ? items.at(-1)?.id : null }
+      return { items, next: more ? (items.at(-1)?.id ?? null) : null }
     },
   )
 

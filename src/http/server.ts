@@ -1,5 +1,6 @@
 import AjvCompiler from '@fastify/ajv-compiler'
 import swagger from '@fastify/swagger'
+import type { AnyValidateFunction } from 'ajv/dist/core.js'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { decodeJwt } from 'jose'
 import type { Logger } from 'pino'
@@ -67,7 +68,8 @@ export interface ServerOptions {
 /**
  * Fastify's own ajv compiler, twice: query strings are text, so they are coerced by their schema (`?limit=2` is the
  * integer 2, `?assigned=true` the boolean; `?limit=two` and repeated names are still refused); bodies, params and
- * headers are not coerced, so a JSON body with a wrong type is refused rather than converted.
+ * headers are not coerced, so a JSON body with a wrong type is refused rather than converted. An integer parameter
+ * takes decimal digits only (`decimalIntegers`): ajv's coercion is `Number()`, which reads `1e2` and `0x10` too.
  */
 function queryCoercingValidator(): AjvCompiler.BuildCompilerFromPool {
   const pool = AjvCompiler()
@@ -75,8 +77,46 @@ function queryCoercingValidator(): AjvCompiler.BuildCompilerFromPool {
     const strict = pool(externalSchemas, options)
     const customOptions = { ...options?.customOptions, coerceTypes: true }
     const coercing = pool(externalSchemas, { ...options, customOptions } as typeof options)
-    return (route) => (route.httpPart === 'querystring' ? coercing : strict)(route)
+    return (route) =>
+      route.httpPart === 'querystring' ? decimalIntegers(route.schema, coercing(route)) : strict(route)
   }
+}
+
+/** A query string's integer, as text: decimal digits, with an optional minus sign. */
+const DECIMAL_INTEGER = /^-?[0-9]+$/
+
+/**
+ * Wraps a query string validator so that each property the schema types `integer` is refused, naming it, unless its
+ * text is a decimal integer; the range and the rest are then checked by the schema as before.
+ */
+function decimalIntegers(schema: unknown, validate: AnyValidateFunction): AnyValidateFunction {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties ?? {}
+  const integers = Object.entries(properties)
+    .filter(([, p]) => p.type === 'integer' || (Array.isArray(p.type) && p.type.includes('integer')))
+    .map(([name]) => name)
+  if (integers.length === 0) return validate
+  const run = validate as (...args: unknown[]) => unknown
+  const guarded = Object.assign(
+    (data: unknown, ...rest: unknown[]) => {
+      const query = (data ?? {}) as Record<string, unknown>
+      const bad = integers.filter((name) => typeof query[name] === 'string' && !DECIMAL_INTEGER.test(query[name]))
+      if (bad.length > 0) {
+        guarded.errors = bad.map((name) => ({
+          instancePath: `/${name}`,
+          schemaPath: `#/properties/${name}/type`,
+          keyword: 'type',
+          params: { type: 'integer' },
+          message: 'must be a decimal integer',
+        }))
+        return false
+      }
+      const ok = run(data, ...rest)
+      guarded.errors = validate.errors
+      return ok
+    },
+    { schema: validate.schema, schemaEnv: validate.schemaEnv, errors: null as AnyValidateFunction['errors'] },
+  )
+  return guarded as unknown as AnyValidateFunction
 }
 
 /** Builds the HTTP face: authentication, role checks, problem+json errors, OpenAPI, and the routes. */
