@@ -4,27 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { type CryptoKey, exportJWK, generateKeyPair } from 'jose'
-import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type App, createApp } from '../src/app.js'
-import { configFrom } from '../src/config.js'
+import type { App } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
-import { SHOP } from './support/app.js'
+import { startNode } from './support/app.js'
 import { signAssertion } from './support/assertion.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
-
-/** One Baton node listening on a real port, on the given store. */
-async function node(dataDir: string, databaseUrl: string | undefined, adminKey: string) {
-  const config = configFrom(
-    {},
-    { dataDir, workspace: SHOP, databaseUrl, watchPolicy: false, logLevel: 'silent', adminKey, port: 0 },
-  )
-  const app: App = await createApp(config, { logger: pino({ level: 'silent' }) })
-  const url = await app.server.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url }
-}
 
 async function call(
   url: string,
@@ -124,10 +111,10 @@ describe.skipIf(!pgAvailable)('delegate revocation across two PostgreSQL nodes',
     const adminKey = formatKey('admin', randomBytes(32))
     const db = await freshDatabase()
     drop = db.drop
-    const a = await node(dataDir, db.url, adminKey)
+    const a = await startNode({ dataDir, databaseUrl: db.url, adminKey })
     opened.push(a.app)
     // the same data directory: one secrets key file, as every node of a deployment shares
-    const b = await node(dataDir, db.url, adminKey)
+    const b = await startNode({ dataDir, databaseUrl: db.url, adminKey })
     opened.push(b.app)
     const d = await setUp(a.url, adminKey)
     const read = (url: string) => call(url, 'GET', `/v1/cases/${d.caseId}`, d.token)
@@ -177,7 +164,7 @@ describe('delegate revocation from another process on SQLite (baton delegates)',
 
   it('the CLI lists, suspends and revokes; the running server refuses the token at its next request', async () => {
     const adminKey = formatKey('admin', randomBytes(32))
-    const n = await node(dataDir, undefined, adminKey)
+    const n = await startNode({ dataDir, databaseUrl: undefined, adminKey })
     app = n.app
     const d = await setUp(n.url, adminKey)
     const read = () => call(n.url, 'GET', `/v1/cases/${d.caseId}`, d.token)

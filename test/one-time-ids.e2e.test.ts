@@ -3,28 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { exportJWK, generateKeyPair } from 'jose'
-import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type App, createApp } from '../src/app.js'
-import { configFrom } from '../src/config.js'
+import type { App } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
-import { SHOP } from './support/app.js'
+import { startNode } from './support/app.js'
 import { signAssertion } from './support/assertion.js'
 import { signIn } from './support/console-session.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
-
-/** One Baton node listening on a real port, on the given store. */
-async function node(dataDir: string, databaseUrl: string | undefined, adminKey: string) {
-  const config = configFrom(
-    {},
-    { dataDir, workspace: SHOP, databaseUrl, watchPolicy: false, logLevel: 'silent', adminKey, port: 0 },
-  )
-  const app: App = await createApp(config, { logger: pino({ level: 'silent' }) })
-  const url = await app.server.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url }
-}
 
 /** The console's answer to a signed-in page request with `cookie`: 200 when the session holds. */
 const queuePage = (url: string, cookie: string) =>
@@ -49,7 +36,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         drop = db.drop
         databaseUrl = db.url
       }
-      const a = await node(dataDir, databaseUrl, adminKey)
+      const a = await startNode({ dataDir, databaseUrl, adminKey })
       opened.push(a.app)
       const admin = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }
 
@@ -112,7 +99,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       // Another node: on PostgreSQL a second server beside the first; on SQLite (one process per file) the same
       // file after a restart. Either way the memory of the first process is gone from the picture.
       if (engine === 'sqlite') await a.app.close()
-      const b = await node(dataDir, databaseUrl, adminKey)
+      const b = await startNode({ dataDir, databaseUrl, adminKey })
       opened.push(b.app)
       const replayedThere = await tokenRequest(b.url, assertion)
       expect(replayedThere.status).toBe(401)

@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type App, createApp } from '../src/app.js'
-import { configFrom } from '../src/config.js'
+import type { App } from '../src/app.js'
 import { formatKey } from '../src/identity/keys.js'
-import { SHOP } from './support/app.js'
+import { SHOP, startNode } from './support/app.js'
 import { freshDatabase, pgAvailable } from './support/pg.js'
 
 // The shop's policy as its version 1 (whatever version the example is at now): the workspaces start from it.
@@ -21,9 +20,7 @@ const atVersion = (v: number, note = '') =>
 async function node(dataDir: string, workspace: string, databaseUrl: string | undefined, adminKey: string) {
   const lines: Record<string, unknown>[] = []
   const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) })
-  const config = configFrom({}, { dataDir, workspace, databaseUrl, watchPolicy: false, adminKey, port: 0 })
-  const app: App = await createApp(config, { logger })
-  const url = await app.server.listen({ port: 0, host: '127.0.0.1' })
+  const { app, url } = await startNode({ dataDir, workspace, databaseUrl, adminKey, logger })
   const auth = { authorization: `Bearer ${adminKey}` }
   const put = async (yaml: string) => {
     const r = await fetch(`${url}/v1/policy`, {

@@ -1,15 +1,14 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { exportJWK, generateKeyPair } from 'jose'
 import pg from 'pg'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApp } from '../src/app.js'
-import { configFrom } from '../src/config.js'
+import { formatKey } from '../src/identity/keys.js'
 import { runStoreContract } from '../src/store/contract.js'
 import { createPostgresStore } from '../src/store/postgres/database.js'
-import { SHOP } from './support/app.js'
+import { startNode } from './support/app.js'
 import { type PrivateCluster, privateClusterUnavailable, startPrivateCluster } from './support/pg-cluster.js'
 
 /*
@@ -68,13 +67,9 @@ describe.skipIf(privateClusterUnavailable !== undefined)('the README grants, as 
   it('starts and serves every capability as baton_app', async () => {
     const { app: url } = await granted()
     const dataDir = mkdtempSync(join(tmpdir(), 'baton-grants-'))
-    const config = configFrom(
-      {},
-      { dataDir, workspace: SHOP, databaseUrl: url, watchPolicy: false, logLevel: 'silent' },
-    )
-    const app = await createApp(config, { logger: pino({ level: 'silent' }) })
+    const admin = formatKey('admin', randomBytes(32))
+    const { app } = await startNode({ dataDir, databaseUrl: url, adminKey: admin })
     try {
-      const admin = app.generatedAdminKey ?? ''
       const call = async (method: string, path: string, key: string, body?: unknown, form = false) => {
         const r = await app.server.inject({
           method: method as 'GET',

@@ -92,7 +92,8 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   const f = (n: string) => join(dir, n)
   const MAP = join(DATA, 'risk-maps/banking77.json')
-  const shopCopy = (name: string) => {
+  /** A copy of the bank workspace under `dir`, for a command that rewrites its policy. */
+  const bankCopy = (name: string) => {
     const ws = f(name)
     cpSync(BANK, ws, { recursive: true })
     return ws
@@ -138,7 +139,7 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
         '--seed',
         '5',
       )
-    const [a, b] = [shopCopy('a'), shopCopy('b')]
+    const [a, b] = [bankCopy('a'), bankCopy('b')]
     const before = readFileSync(join(a, 'policy.yaml'), 'utf8')
     const [ra, rb] = [await calibrate(a), await calibrate(b)]
     expect(ra.code).toBe(0)
@@ -172,7 +173,7 @@ describe.skipIf(missing !== undefined)('baton intents calibrate and baton eval r
   }, 180_000)
 
   it('says what is wrong and exits 1 on a map with unknown intents, too few human messages, a rate outside (0, 1)', async () => {
-    const ws = shopCopy('bad')
+    const ws = bankCopy('bad')
     const badMap = f('bad-map.json')
     writeFileSync(badMap, JSON.stringify({ intents: { lost_or_stolen_card: 'human', card_arival: 'ai' } }))
     const args = (map: string, rate: string) => [

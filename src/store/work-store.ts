@@ -1,21 +1,13 @@
 import { assignmentStore } from './assignment-store.js'
-import type { WorkStore } from './ports.js'
 import { queueStore, type WorkStoreInternals } from './queue-store.js'
 import type { StoreParts } from './store-parts.js'
 import { timerStore } from './timer-store.js'
 import { webhookStore } from './webhook-store.js'
+import type { WorkStore } from './work-port.js'
 
-export type {
-  Assignment,
-  OperatorLoad,
-  TimerRecord,
-  WebhookProgress,
-  WebhookRecord,
-  WorkItem,
-  WorkStore,
-} from './ports.js'
 export type { WorkStoreInternals } from './queue-store.js'
 export { SLA_TIMER, slaTimerKey } from './work-items.js'
+export type * from './work-port.js'
 
 /**
  * The `WorkStore` port, one capability a file: queues and the case commits that feed them (`queue-store.ts`),

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import pino from 'pino'
+import pino, { type Logger } from 'pino'
 import { type App, createApp } from '../../src/app.js'
 import { configFrom } from '../../src/config.js'
 import { freshDatabase } from './pg.js'
@@ -79,3 +79,34 @@ export async function startTestApp(
 }
 
 export const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
+
+/**
+ * One Baton node listening on a free loopback port, on the given store: nodes given the same `dataDir` (so the same
+ * secrets key) and `databaseUrl` are the nodes of one deployment. Its policy file is not watched; it logs nothing
+ * unless given a `logger`.
+ */
+export async function startNode(options: {
+  readonly dataDir: string
+  readonly databaseUrl: string | undefined
+  readonly adminKey: string
+  /** Default: the shop example. */
+  readonly workspace?: string
+  readonly logger?: Logger
+}): Promise<{ readonly app: App; readonly url: string }> {
+  const { dataDir, databaseUrl, adminKey } = options
+  const config = configFrom(
+    {},
+    {
+      dataDir,
+      workspace: options.workspace ?? SHOP,
+      databaseUrl,
+      watchPolicy: false,
+      logLevel: 'silent',
+      adminKey,
+      port: 0,
+    },
+  )
+  const app = await createApp(config, { logger: options.logger ?? pino({ level: 'silent' }) })
+  const url = await app.server.listen({ port: 0, host: '127.0.0.1' })
+  return { app, url }
+}
