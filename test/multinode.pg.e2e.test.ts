@@ -316,7 +316,8 @@ describe.skipIf(!pgAvailable)('several nodes on one PostgreSQL database', () => 
     const holderPid = async (): Promise<number | undefined> => {
       const r = await admin.query<{ app: string }>(
         `select a.application_name as app from pg_locks l join pg_stat_activity a on a.pid = l.pid
-          where l.locktype = 'advisory' and l.granted and ((l.classid::bigint << 32) | l.objid::bigint) = $1`,
+          where l.locktype = 'advisory' and l.granted and ((l.classid::bigint << 32) | l.objid::bigint) = $1
+            and l.database = (select oid from pg_database where datname = current_database())`,
         [SEQUENCER_LOCK.toString()],
       )
       const app = r.rows[0]?.app
