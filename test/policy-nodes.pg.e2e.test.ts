@@ -62,30 +62,34 @@ describe.skipIf(!pgAvailable)('policy versions across nodes', () => {
     const v = (n: number, text = source) => text.replace(/^(\s*version:\s*)\d+/m, `$1${n}`)
     const admin = { kind: 'admin' as const, id: 'test', roles: ['admin'] as const }
     const inForce = (app: App) => app.services.policy.current().policy.ref.version
+    // the versions after the one the shop's file holds (both nodes start with it)
+    const base = Number(/^\s*version:\s*(\d+)/m.exec(source)?.[1])
+    expect(inForce(a)).toBe(base)
+    const [next, third] = [base + 1, base + 2]
 
     // With the fallback at 60 s, only the notification can bring it over this fast.
-    await a.services.policy.activate(v(2), 'policy.yaml (PUT /v1/policy)', { ...admin, roles: [...admin.roles] })
+    await a.services.policy.activate(v(next), 'policy.yaml (PUT /v1/policy)', { ...admin, roles: [...admin.roles] })
     const t0 = Date.now()
-    while (inForce(b) !== 2 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
-    expect(inForce(b)).toBe(2)
+    while (inForce(b) !== next && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
+    expect(inForce(b)).toBe(next)
     expect(logs).toContainEqual(expect.objectContaining({ node: 'b', msg: 'policy activated by another node' }))
 
-    // Version 3 names a tool only node a has: a keeps it in force, b keeps 2 and logs why, once.
+    // The third version names a tool only node a has: a keeps it in force, b keeps the second and logs why, once.
     const withGift = v(
-      3,
+      third,
       source.replace(
         '    - id: reply\n      tool: reply\n',
         '    - id: gift\n      tool: gift_card\n      outcome: allow\n      reason: Gift cards are harmless\n\n    - id: reply\n      tool: reply\n',
       ),
     )
     await a.services.policy.activate(withGift, 'policy.yaml (PUT /v1/policy)', { ...admin, roles: [...admin.roles] })
-    expect(inForce(a)).toBe(3)
+    expect(inForce(a)).toBe(third)
     const t1 = Date.now()
     const refused = () =>
       logs.filter((l) => l.node === 'b' && String(l.msg).startsWith("another node's policy does not compile"))
     while (refused().length === 0 && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 10))
     expect(refused()).toHaveLength(1)
     expect(String(refused()[0]!.err)).toContain('gift_card')
-    expect(inForce(b)).toBe(2)
+    expect(inForce(b)).toBe(next)
   })
 })
