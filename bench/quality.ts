@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { knownNames } from '../src/app.js'
@@ -249,8 +249,12 @@ export async function qualityFigures(): Promise<Figure[]> {
       const cold = await readQuality(deps, { since: '29d' })
       const coldS = (performance.now() - t) / 1000
       t = performance.now()
+      const cpu = process.cpuUsage()
       const q = await readQuality(deps, { since: '29d' })
       const qualityS = (performance.now() - t) / 1000
+      const used = process.cpuUsage(cpu)
+      // CPU of this process (all its threads: the collector's too), less sensitive than wall time to a shared machine
+      const qualityCpuS = (used.user + used.system) / 1e6
       if (JSON.stringify(q) !== JSON.stringify(cold)) throw new Error('quality_1m: the kept folds gave another report')
       const { size: foldBytes } = foldSize(join(dir, 'baton.db'))
 
@@ -312,6 +316,8 @@ export async function qualityFigures(): Promise<Figure[]> {
           ...common,
           opened: q.cases.opened,
           coldS: Math.round(coldS * 10) / 10,
+          cpuS: Math.round(qualityCpuS * 10) / 10,
+          loadAverage: loadavg().map((x) => Math.round(x * 10) / 10),
           foldMB: Math.round(foldBytes / 1e6),
           baseline: `the ${events} lean case-history rows read through the same cursor, not folded`,
           escalations: q.escalations.total,
