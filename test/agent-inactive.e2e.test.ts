@@ -140,7 +140,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         trigger: 'agent_inactive',
         reason: `agent '${AGENT}' suspended: incident 17`,
       })
-      expect(general.get(drafted.id)?.reason).toMatchObject({ rules: ['account-change', 'agent-inactive'] })
+      expect(general.get(drafted.id)?.reason).toMatchObject({ rules: ['account-change-intent', 'agent-inactive'] })
       expect((await queued('accounts')).map((i) => i.caseId)).not.toContain(drafted.id)
 
       const got = (await inject('GET', `/v1/cases/${alone.id}`, t.keys.operator)).json()

@@ -398,7 +398,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)('operator
       // the candidate sends order questions to a person: the backlog's order questions would change
       const source = await (await inject('GET', '/v1/policy/source', t.keys.admin)).body
       const candidate = source
-        .replace('version: 2', 'version: 3')
+        .replace('version: 3', 'version: 4')
         .replace(
           "route: { handler: agent, agent: shop-assistant }\n      reason: Order status questions are the assistant's job",
           'route: { handler: operator, queue: general }\n      reason: Order status questions go to a person',

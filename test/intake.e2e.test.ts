@@ -71,7 +71,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const next = m.json()
       expect(next.handler).toMatchObject({ kind: 'hybrid', queue: 'accounts', agentId: 'shop-assistant' })
       expect(next.handoff).toBe(true)
-      expect(next.decision.trigger).toBe('account_change')
+      expect(next.decision.trigger).toBe('approval_intent')
 
       const got = (await t.app.server.inject({ url: `/v1/cases/${opened.id}`, headers: bearer(t.keys.service) })).json()
       expect(got.messages).toHaveLength(2)

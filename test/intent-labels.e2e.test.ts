@@ -97,7 +97,10 @@ describe('caller intents through HTTP', () => {
       expect(refund.json().signals.intent).toBe('refund')
       const unknown = await open(t, { intent: 'unknown', intent_confidence: 0.95 })
       expect(unknown.statusCode).toBe(201)
-      expect(unknown.json().decision.rules).toEqual(['unknown-intent'])
+      // a caller's `unknown` puts all the class mass against the AI (intent-classes.json): a person, by that rule
+      expect(unknown.json().signals.intent_class).toEqual({ ai: 0, approval: 1, human: 1 })
+      expect(unknown.json().handler).toMatchObject({ kind: 'operator', queue: 'general' })
+      expect(unknown.json().decision.rules).toEqual(['human-class-mass'])
     })
 
     it('refuses a confidence sent without its intent', async () => {

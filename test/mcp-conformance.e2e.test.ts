@@ -62,7 +62,7 @@ describe('MCP conformance suite (@modelcontextprotocol/conformance, server mode)
     const opened = await post('/v1/cases', t.keys.service, {
       customer: 'cu_conformance',
       channel: 'chat',
-      message: { text: 'Hi, where is my order #12345? It is late.' },
+      message: { text: 'Hi, where is my order? It is late.' },
     })
     token = await caseToken(proxy.target.url, key, ((await opened.json()) as { id: string }).id)
   }, 60_000)

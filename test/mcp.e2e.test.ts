@@ -104,7 +104,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const r = await post('/v1/cases', t.keys.service, {
         customer: o.customer ?? `cu_${randomUUID().slice(0, 8)}`,
         channel: 'chat',
-        message: { text: o.text ?? 'Hi, where is my order #12345? It is late.' },
+        message: { text: o.text ?? 'Hi, where is my order? It is late.' },
         ...(o.intent === undefined ? {} : { signals: { intent: o.intent, intent_confidence: 0.95 } }),
       })
       const body = (await r.json()) as { id: string; handler: unknown }

@@ -19,7 +19,7 @@ import { pgAvailable } from './support/pg.js'
 const SOURCE = readFileSync(join(SHOP, 'policy.yaml'), 'utf8')
 const ORDER_STATUS =
   "route: { handler: agent, agent: shop-assistant }\n      reason: Order status questions are the assistant's job"
-const CANDIDATE = SOURCE.replace('version: 2', 'version: 3').replace(
+const CANDIDATE = SOURCE.replace('version: 3', 'version: 4').replace(
   ORDER_STATUS,
   'route: { handler: operator, queue: general }\n      reason: Order status questions go to a person',
 )
@@ -329,9 +329,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(Object.keys(p.byRule)).toEqual(['order-status'])
       expect(p.byRule['order-status']).toMatchObject({ changed: 5, aiToHuman: 5, from: { 'order-status': 5 } })
       expect(new Set(p.byRule['order-status'].sampleCaseIds)).toEqual(new Set([ids.c1, ids.c3, ids.c4, ids.c8]))
-      expect(p.candidate.version).toBe(3)
+      expect(p.candidate.version).toBe(4)
       // nothing was activated
-      expect((await ok('GET', '/v1/policy', analyst)).version).toBe(2)
+      expect((await ok('GET', '/v1/policy', analyst)).version).toBe(3)
       // three decisions of the window (by id: the take-over may be one of them, counted apart)
       const limited = (await preview(analyst, CANDIDATE, '?limit=3')).json()
       expect(limited.sampled).toBe(true)

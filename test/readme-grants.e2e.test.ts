@@ -96,7 +96,10 @@ describe.skipIf(privateClusterUnavailable !== undefined)('the README grants, as 
       const service = (await ok(201, 'POST', '/v1/keys', admin, { role: 'service', name: 'helpdesk' })).key as string
       const linus = (await ok(201, 'POST', '/v1/keys', admin, { role: 'operator', name: 'l', operatorId: 'linus' }))
         .key as string
-      for (const [i, text] of ['Where is my order #12345?', 'I want to speak to a human right now please'].entries()) {
+      for (const [i, text] of [
+        'Where is my order? It should have arrived by now.',
+        'I want to speak to a human right now please',
+      ].entries()) {
         await ok(201, 'POST', '/v1/cases', service, { customer: `cu_${i}`, channel: 'chat', message: { text } })
       }
       const cases = (await ok(200, 'GET', '/v1/cases', admin)).items as { id: string; handler: { kind: string } }[]

@@ -110,7 +110,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             body: JSON.stringify({
               customer: 'cu_appr',
               channel: 'chat',
-              message: { text: 'Hi, where is my order #12345? It is late.' },
+              message: { text: 'Hi, where is my order? It is late.' },
             }),
           })
           const agentCase = (await opened.json()) as { id: string; handler: { kind: string } }

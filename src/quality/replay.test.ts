@@ -23,7 +23,7 @@ const ORDER_STATUS =
 expect(source).toContain(ORDER_STATUS)
 const candidate = compilePolicy(
   source
-    .replace('version: 2', 'version: 3')
+    .replace('version: 3', 'version: 4')
     .replace(
       ORDER_STATUS,
       'route: { handler: operator, queue: general }\n      reason: Order status questions go to a person',
@@ -142,7 +142,7 @@ describe('policy preview', () => {
   it('counts, per rule of the candidate, the decisions that change, with samples and the labelled rates', () => {
     const order = routeRecord(mergeFacts(neutralFacts(policy), { signals: { topics: { order_status: true } } }))
     const human = routeRecord(mergeFacts(neutralFacts(policy), { signals: { risk: { human_request: true } } }))
-    const tally = new PreviewTally({ name: 'shop', version: 3, hash: candidate.ref.hash })
+    const tally = new PreviewTally({ name: 'shop', version: 4, hash: candidate.ref.hash })
     tally.add(replayDecision(candidate, order), 'ai')
     tally.add(replayDecision(candidate, { ...order, id: 'o2', caseId: 'c2' }), 'ai')
     tally.add(replayDecision(candidate, human), 'human')
