@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs'
@@ -5,6 +6,7 @@ import type { Handler } from '../src/cases/case.js'
 import { type CompiledPolicy, type CompiledRoutingRule, compilePolicy } from '../src/policy/compile.js'
 import { decideRoute } from '../src/policy/evaluate.js'
 import { mergeFacts, neutralFacts } from '../src/policy/policy-test.js'
+import { classThresholds } from '../src/policy/thresholds.js'
 import type { Facts } from '../src/policy/types.js'
 import { loadWorkspace } from '../src/workspace/workspace.js'
 import { type Figure, figure, ROOT } from './harness.js'
@@ -12,6 +14,15 @@ import { type Figure, figure, ROOT } from './harness.js'
 const SHOP = join(ROOT, 'examples/shop')
 /** Facts beyond the policy's own tests: a deterministic mix of what intake sees (see `mixedFacts`). */
 const MIXED = 512
+/** The shop policy's calibrated class thresholds (`baton intents calibrate` rewrites them), read from its file. */
+const SHOP_SOURCE = readFileSync(join(SHOP, 'policy.yaml'), 'utf8')
+const threshold = (c: string): number => {
+  const t = classThresholds(SHOP_SOURCE, 'policy.yaml').get(c)?.[0]
+  if (t === undefined) throw new Error(`${SHOP}/policy.yaml compares no signals.intent_class.${c}`)
+  return t
+}
+const HUMAN_MASS = threshold('human')
+const APPROVAL_MASS = threshold('approval')
 const WARMUP_MS = 1000
 const ROUNDS = 7
 const SLICE_MS = 400
@@ -89,6 +100,7 @@ const CEDAR_RULES: readonly (readonly [id: string, when: string])[] = [
     'runner-up-is-human',
     `context.signals.custom.intent_alt_confidence >= 2500 && ${cedarSet(HUMAN_INTENTS)}.contains(context.signals.custom.intent_alt)`,
   ],
+  ['human-class-mass', `context.signals.intent_class.human >= ${toScaled(HUMAN_MASS)}`],
   ['order-change-intent', `${cedarSet(ORDER_CHANGE_INTENTS)}.contains(context.signals.intent)`],
   ['account-change-intent', `${cedarSet(ACCOUNT_CHANGE_INTENTS)}.contains(context.signals.intent)`],
   ['account-change', 'context.signals.topics.account_change'],
@@ -96,11 +108,12 @@ const CEDAR_RULES: readonly (readonly [id: string, when: string])[] = [
     'payment',
     'context.signals.topics.payment || ["refund", "get_refund"].contains(context.signals.intent) || context.signals.sensitivity.contains("payment")',
   ],
+  ['unknown-intent', 'context.signals.intent == "unknown" && !context.signals.topics.order_status'],
+  ['approval-class-mass', `context.signals.intent_class.approval >= ${toScaled(APPROVAL_MASS)}`],
   [
     'order-status',
     'context.signals.topics.order_status || (["order_status", "track_order"].contains(context.signals.intent) && context.signals.intent_confidence >= 6000)',
   ],
-  ['unknown-intent', 'context.signals.intent == "unknown"'],
   [
     'assistant-intent',
     `context.signals.intent_confidence >= 6000 && context.signals.sensitivity.isEmpty() && context.signals.custom.order_value < 20000000 && ${cedarSet(ASSISTANT_INTENTS)}.contains(context.signals.intent)`,
@@ -165,6 +178,10 @@ function cedarRouter(policy: CompiledPolicy): CedarRouter {
           sensitivity: [...f.signals.sensitivity],
           risk: { ...f.signals.risk },
           topics: { ...f.signals.topics },
+          intent_class: {
+            human: toScaled(f.signals.intent_class['human'] ?? 0),
+            approval: toScaled(f.signals.intent_class['approval'] ?? 0),
+          },
           custom: {
             order_value: toScaled(Number(f.signals.custom['order_value'] ?? 0)),
             intent_alt: String(f.signals.custom['intent_alt'] ?? ''),
@@ -265,6 +282,7 @@ function handwritten(f: Facts): Routed {
   else if (s.intent === 'delete_account') [id, handler] = ['account-deletion-intent', H.accountsOperator]
   else if ((s.custom['intent_alt_confidence'] as number) >= 0.25 && HUMAN.has(s.custom['intent_alt'] as string))
     [id, handler] = ['runner-up-is-human', H.general]
+  else if ((s.intent_class['human'] ?? 0) >= HUMAN_MASS) [id, handler] = ['human-class-mass', H.general]
   else if (ORDER_CHANGE.has(s.intent)) [id, handler] = ['order-change-intent', H.hybridGeneral]
   else if (ACCOUNT_CHANGE.has(s.intent)) [id, handler] = ['account-change-intent', H.accounts]
   else if (s.topics['account_change']) [id, handler] = ['account-change', H.accounts]
@@ -275,12 +293,13 @@ function handwritten(f: Facts): Routed {
     s.sensitivity.includes('payment')
   )
     [id, handler] = ['payment', H.billing]
+  else if (s.intent === 'unknown' && !s.topics['order_status']) [id, handler] = ['unknown-intent', H.general]
+  else if ((s.intent_class['approval'] ?? 0) >= APPROVAL_MASS) [id, handler] = ['approval-class-mass', H.hybridGeneral]
   else if (
     s.topics['order_status'] ||
     ((s.intent === 'order_status' || s.intent === 'track_order') && s.intent_confidence >= 0.6)
   )
     [id, handler] = ['order-status', H.agent]
-  else if (s.intent === 'unknown') [id, handler] = ['unknown-intent', H.general]
   else if (
     s.intent_confidence >= 0.6 &&
     s.sensitivity.length === 0 &&
@@ -376,6 +395,8 @@ function mixedFacts(base: Facts, n: number): Facts[] {
           sensitivity: [...(pii.length > 0 ? ['pii'] : []), ...(payment ? ['payment'] : [])],
           risk: { fraud: (h & 0x1f) === 1, legal: (h & 0xff) === 2, human_request: (h & 0x3f) === 3 },
           topics: { order_status: bit(7), payment: (h & 0x1f) === 5, account_change: (h & 0x1f) === 6 },
+          // class masses in hundredths, so that both class-mass rules match some inputs and miss others
+          intent_class: { ai: 0, human: ((h >>> 2) % 61) / 100, approval: ((h >>> 10) % 51) / 100 },
           custom: {
             order_value: ((h >>> 11) % 40) * 100,
             intent_alt: pick(['', 'review', ...HUMAN_INTENTS], h >>> 5),
