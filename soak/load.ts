@@ -59,6 +59,11 @@ const OPENING = [
   'Has my order {n} shipped yet? Tracking number please.',
   'The parcel {n} arrived damaged, what can I do?',
 ] as const
+/**
+ * An opening the shop gives its assistant (rule order-status). No number in it: the shop's model reads a number in a
+ * short message as an order change, and the calibrated approval rule then makes the case a hybrid draft.
+ */
+const AGENT_OPENING = 'Hi, where is my order? It is late.'
 const FOLLOW_UP = [
   'Any news on this? It has been {n} days.',
   'Thanks, that helps.',
@@ -132,7 +137,7 @@ export async function runLoad(o: LoadOptions): Promise<void> {
 
   /** The agent's case (an order-status question), a token bound to it, and a refund that needs a billing approver. */
   const requestApproval = async () => {
-    const opened = await openCase(text([OPENING[0]]))
+    const opened = await openCase(text([AGENT_OPENING]))
     if (opened === undefined || opened.handler.kind !== 'agent') return
     const tok = await call<{ access_token: string }>(undefined, 200, '/v1/oauth/token', {
       method: 'POST',

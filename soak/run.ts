@@ -233,6 +233,11 @@ async function soakEngine(engine: 'sqlite' | 'postgres', index: number, deadline
     `${engine}: sent ${Object.values(s).reduce((a, b) => a + b, 0)} requests (case opens ${s['case.open']}, ` +
       `messages ${s['message.add']}, approval requests ${s['approval.request']}, decisions ${s['approval.decide']})`,
   )
+  // a soak that never got an approval acknowledged checked none: the load lost its way (the agent got no case)
+  const approvals = ledger.acks.filter((a) => a.kind === 'approval.request').length
+  if (kills > 0 && approvals === 0) {
+    failures.push('no approval request was acknowledged: the load never reached the approval path (see soak/load.ts)')
+  }
   return { engine, kills, acknowledged: ledger.acks.length, lost, failures, sabotaged }
 }
 
