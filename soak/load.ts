@@ -16,18 +16,6 @@ export interface Principals {
   readonly agentSecret: string
 }
 
-/** A small seeded generator (mulberry32): the same seed, the same run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const json = (key: string) => ({ authorization: `Bearer ${key}`, 'content-type': 'application/json' })
 
 /** Creates ada's operator key and the agent's client secret on a fresh store. */

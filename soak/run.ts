@@ -7,10 +7,11 @@ import { parseArgs } from 'node:util'
 import SQLite from 'better-sqlite3'
 import pg from 'pg'
 import { formatKey } from '../src/identity/keys.js'
+import { prng } from '../src/intents/train.js'
 import { startConnector } from '../test/support/connector.js'
 import { startServer } from '../test/support/server.js'
 import { type Ack, describeLost, findLost, Ledger, type Lost } from './ledger.js'
-import { provision, runLoad, seededRandom } from './load.js'
+import { provision, runLoad } from './load.js'
 import { auditVerify, headCoversLog, readHttp, readStore, type StoreLocation } from './readers.js'
 
 /*
@@ -135,8 +136,8 @@ async function soakEngine(engine: 'sqlite' | 'postgres', index: number, deadline
     ...(db === undefined ? {} : { BATON_DATABASE_URL: db.url }),
   }
   const ledger = new Ledger()
-  const killAt = seededRandom(SEED + index)
-  const loadRandom = seededRandom(SEED + 1000 + index)
+  const killAt = prng(SEED + index)
+  const loadRandom = prng(SEED + 1000 + index)
   const lost: Lost[] = []
   const failures: string[] = []
   let kills = 0
